@@ -1,0 +1,52 @@
+# nerveseg: set-up, build, test, demo. `make test` and `make demo` work on a fresh
+# machine: the first run creates .venv/ with PyTorch 2.11.0 (its libtorch is what tch
+# 0.24 links) and cmake (for the bundled HDF5 build), then cargo does the rest.
+# Tests and demo share the release profile so the slow build scripts run once.
+
+PYTHON ?= python3
+VENV := .venv
+TORCH_VERSION := 2.11.0
+STAMP := $(VENV)/.nerveseg-setup-torch-$(TORCH_VERSION)
+CARGO ?= cargo
+
+.PHONY: all setup build test demo fixtures-npy clean-venv
+
+all: build
+
+setup: $(STAMP)
+
+# The venv: torch==2.11.0 and cmake, plus `.venv/libtorch`, a stable link to the wheel's
+# torch/ folder (its path names the Python version) that .cargo/config.toml points
+# LIBTORCH at.
+$(STAMP):
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs)"; exit 1; }
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10 or newer is needed"' 
+	@if ! $(PYTHON) -m venv $(VENV) 2>/dev/null; then \
+		echo "python3 -m venv failed; installing python3-venv"; \
+		(apt-get update -q && apt-get install -y -q python3-venv) >/dev/null && $(PYTHON) -m venv $(VENV); \
+	fi
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q torch==$(TORCH_VERSION) cmake
+	ln -sfn "$$($(VENV)/bin/python -c 'import os, importlib.util as u; print(os.path.dirname(u.find_spec("torch").origin))')" $(VENV)/libtorch
+	@test -f $(VENV)/libtorch/lib/libtorch_cpu.so || { echo "no libtorch in $(VENV)/libtorch/lib"; exit 1; }
+	touch $@
+
+build: setup
+	$(CARGO) build --release
+
+test: setup
+	$(CARGO) test --release
+
+demo: build
+	./target/release/nerveseg synth --out demo-out/raw --subjects 8 --per-subject 120 --test 200 --test-masks --overwrite
+	./target/release/nerveseg prepare --raw demo-out/raw --out demo-out
+
+# Regenerates the NumPy-written .npy fixtures (not needed for `make test`).
+NPY_FIX := tests/fixtures/npy
+fixtures-npy:
+	test -x $(NPY_FIX)/.venv/bin/python || $(PYTHON) -m venv $(NPY_FIX)/.venv
+	$(NPY_FIX)/.venv/bin/pip install -q numpy
+	$(NPY_FIX)/.venv/bin/python $(NPY_FIX)/make_fixtures.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,141 @@
+//! Stage 1 of the pipeline, the original `data.py`: read the Kaggle TIFFs and write the
+//! `.npy` intermediates (`imgs_train.npy`, `imgs_mask_train.npy`, `imgs_test.npy`,
+//! `imgs_id_test.npy`) with the original's dtypes and shapes.
+//!
+//! TIFFs are decoded in parallel, a chunk at a time, and each chunk is streamed into the
+//! output files, so memory stays flat whatever the data size. Every output goes to a
+//! temporary file first and all are renamed into place only when everything succeeded.
+
+pub mod npy;
+pub mod tiff;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use rayon::prelude::*;
+
+use self::npy::NpyWriter;
+use self::tiff::{HEIGHT, PIXELS, WIDTH};
+
+/// Output file names, as in the original `data.py`.
+pub const IMGS_TRAIN: &str = "imgs_train.npy";
+pub const IMGS_MASK_TRAIN: &str = "imgs_mask_train.npy";
+pub const IMGS_TEST: &str = "imgs_test.npy";
+pub const IMGS_ID_TEST: &str = "imgs_id_test.npy";
+
+/// Frames decoded in parallel before they are written out.
+const CHUNK: usize = 64;
+
+/// What `prepare` reads and writes.
+#[derive(Clone, Debug)]
+pub struct PrepareConfig {
+    /// Folder with `train/` and `test/` in the Kaggle layout.
+    pub raw: PathBuf,
+    /// Folder for the `.npy` files (created if missing).
+    pub out: PathBuf,
+    pub train: bool,
+    pub test: bool,
+    pub quiet: bool,
+}
+
+/// What `prepare` did.
+#[derive(Clone, Debug, Default)]
+pub struct PrepareReport {
+    pub train_images: usize,
+    pub test_images: usize,
+    pub written: Vec<PathBuf>,
+    pub seconds: f64,
+}
+
+/// Runs the data stage. Either every requested output is written, or none is changed.
+pub fn prepare(cfg: &PrepareConfig) -> Result<PrepareReport> {
+    let start = Instant::now();
+    // List and check every name before reading any pixel.
+    let train = if cfg.train {
+        Some(tiff::scan_train(&cfg.raw.join("train"))?)
+    } else {
+        None
+    };
+    let test = if cfg.test {
+        Some(tiff::scan_test(&cfg.raw.join("test"))?)
+    } else {
+        None
+    };
+    if train.is_none() && test.is_none() {
+        bail!("nothing to prepare: both the train and the test part were left out");
+    }
+    std::fs::create_dir_all(&cfg.out)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", cfg.out.display()))?;
+
+    let mut report = PrepareReport::default();
+    let mut finished: Vec<NpyWriter<u8>> = Vec::new();
+    let mut ids_writer = None;
+    if let Some(pairs) = &train {
+        let n = pairs.len() as u64;
+        let mut imgs = NpyWriter::<u8>::create(&cfg.out.join(IMGS_TRAIN), &frame_shape(n))?;
+        let mut masks = NpyWriter::<u8>::create(&cfg.out.join(IMGS_MASK_TRAIN), &frame_shape(n))?;
+        let pb = crate::progress::bar(n, "train", cfg.quiet);
+        for chunk in pairs.chunks(CHUNK) {
+            let frames: Vec<(Vec<u8>, Vec<u8>)> = chunk
+                .par_iter()
+                .map(|p| {
+                    let mut img = vec![0u8; PIXELS];
+                    let mut mask = vec![0u8; PIXELS];
+                    tiff::read_frame(&p.image, &mut img)?;
+                    tiff::read_mask(&p.mask, &mut mask)?;
+                    Ok((img, mask))
+                })
+                .collect::<Result<_>>()?;
+            for (img, mask) in &frames {
+                imgs.push_row(img)?;
+                masks.push_row(mask)?;
+            }
+            pb.inc(chunk.len() as u64);
+        }
+        pb.finish_and_clear();
+        report.train_images = pairs.len();
+        finished.extend([imgs, masks]);
+    }
+    if let Some(images) = &test {
+        let n = images.len() as u64;
+        let mut imgs = NpyWriter::<u8>::create(&cfg.out.join(IMGS_TEST), &frame_shape(n))?;
+        let pb = crate::progress::bar(n, "test", cfg.quiet);
+        for chunk in images.chunks(CHUNK) {
+            let frames: Vec<Vec<u8>> = chunk
+                .par_iter()
+                .map(|t| {
+                    let mut img = vec![0u8; PIXELS];
+                    tiff::read_frame(&t.path, &mut img)?;
+                    Ok(img)
+                })
+                .collect::<Result<_>>()?;
+            for img in &frames {
+                imgs.push_row(img)?;
+            }
+            pb.inc(chunk.len() as u64);
+        }
+        pb.finish_and_clear();
+        let ids: Vec<i32> = images.iter().map(|t| t.id as i32).collect();
+        let mut w = NpyWriter::<i32>::create(&cfg.out.join(IMGS_ID_TEST), &[n])?;
+        for id in &ids {
+            w.push_row(std::slice::from_ref(id))?;
+        }
+        report.test_images = images.len();
+        finished.push(imgs);
+        ids_writer = Some(w);
+    }
+    // Everything was read without error: only now replace the outputs.
+    for w in finished {
+        report.written.push(w.finish()?);
+    }
+    if let Some(w) = ids_writer {
+        report.written.push(w.finish()?);
+    }
+    report.seconds = start.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+fn frame_shape(n: u64) -> [u64; 3] {
+    [n, HEIGHT as u64, WIDTH as u64]
+}

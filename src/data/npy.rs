@@ -1,0 +1,381 @@
+//! The `.npy` intermediates of the original `data.py` (`imgs_train.npy`, `imgs_mask_train.npy`,
+//! `imgs_test.npy`, `imgs_id_test.npy`): a streaming, atomic writer and checked readers.
+//!
+//! Reading parses the header with `npyz`. Writing builds the header here, because the
+//! files must equal NumPy's byte for byte and npyz's header differs from NumPy's (it writes
+//! `(3, 4, )` for a shape and leaves out the spare room NumPy keeps for growing the first
+//! axis). The header follows NumPy's `format._write_array_header` (format version 1.0):
+//! <https://github.com/numpy/numpy/blob/v2.1.0/numpy/lib/format.py#L420>.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use npyz::{DType, NpyHeader, Order};
+use tempfile::NamedTempFile;
+
+/// The element types nerveseg stores, with NumPy's `descr` for each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dtype {
+    U8,
+    I32,
+    F32,
+}
+
+impl Dtype {
+    /// NumPy's `descr` string, as `np.save` writes it on a little-endian machine.
+    pub fn descr(self) -> &'static str {
+        match self {
+            Dtype::U8 => "|u1",
+            Dtype::I32 => "<i4",
+            Dtype::F32 => "<f4",
+        }
+    }
+
+    /// NumPy's name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::U8 => "uint8",
+            Dtype::I32 => "int32",
+            Dtype::F32 => "float32",
+        }
+    }
+
+    pub fn size(self) -> usize {
+        match self {
+            Dtype::U8 => 1,
+            Dtype::I32 | Dtype::F32 => 4,
+        }
+    }
+
+    fn from_descr(descr: &str) -> Option<Dtype> {
+        match descr {
+            "|u1" | "<u1" | ">u1" => Some(Dtype::U8),
+            "<i4" => Some(Dtype::I32),
+            "<f4" => Some(Dtype::F32),
+            _ => None,
+        }
+    }
+}
+
+/// A Rust element type that maps to one [`Dtype`].
+pub trait Element: Copy + Default + 'static {
+    const DTYPE: Dtype;
+    fn to_le(self, out: &mut Vec<u8>);
+    fn from_le(bytes: &[u8]) -> Self;
+}
+
+macro_rules! element {
+    ($t:ty, $d:expr) => {
+        impl Element for $t {
+            const DTYPE: Dtype = $d;
+            fn to_le(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+            fn from_le(bytes: &[u8]) -> Self {
+                let mut b = [0u8; std::mem::size_of::<$t>()];
+                b.copy_from_slice(bytes);
+                <$t>::from_le_bytes(b)
+            }
+        }
+    };
+}
+element!(u8, Dtype::U8);
+element!(i32, Dtype::I32);
+element!(f32, Dtype::F32);
+
+/// NumPy's header (magic, version 1.0, length, dict, padding) for a C-order array.
+pub fn header_bytes(dtype: Dtype, shape: &[u64]) -> Vec<u8> {
+    // NumPy prints the shape with repr(tuple): "(5,)" for one axis, "(2, 3)" for more.
+    let shape_repr = match shape {
+        [] => "()".to_owned(),
+        [n] => format!("({n},)"),
+        _ => {
+            let dims: Vec<String> = shape.iter().map(u64::to_string).collect();
+            format!("({})", dims.join(", "))
+        }
+    };
+    let mut dict = format!(
+        "{{'descr': '{}', 'fortran_order': False, 'shape': {shape_repr}, }}",
+        dtype.descr()
+    );
+    // Spare room so the first axis can grow in place (numpy's GROWTH_AXIS_MAX_DIGITS).
+    if let Some(first) = shape.first() {
+        dict.push_str(&" ".repeat(21 - first.to_string().len()));
+    }
+    // Pad with spaces and end with a newline so that magic (6) + version (2) + length (2)
+    // + dict is a multiple of 64.
+    let unpadded = 10 + dict.len() + 1;
+    dict.push_str(&" ".repeat((64 - unpadded % 64) % 64));
+    dict.push('\n');
+    let mut out = Vec::with_capacity(10 + dict.len());
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+    out.extend_from_slice(dict.as_bytes());
+    out
+}
+
+/// Writes one `.npy` file row by row (a row is one item of the first axis) to a temporary
+/// file beside the target; [`NpyWriter::finish`] renames it into place once every row is
+/// written. Dropped unfinished, it removes the temporary file and the target is untouched.
+pub struct NpyWriter<T: Element> {
+    path: PathBuf,
+    file: BufWriter<NamedTempFile>,
+    row_len: usize,
+    rows_expected: u64,
+    rows_written: u64,
+    scratch: Vec<u8>,
+    _marker: std::marker::PhantomData<T>,
+}
+
+impl<T: Element> NpyWriter<T> {
+    pub fn create(path: &Path, shape: &[u64]) -> Result<Self> {
+        ensure!(
+            !shape.is_empty(),
+            "writing {}: a 0-d array is not supported",
+            path.display()
+        );
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(".nerveseg-")
+            .suffix(".npy.tmp")
+            .tempfile_in(dir)
+            .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+        let mut file = BufWriter::with_capacity(1 << 20, tmp);
+        file.write_all(&header_bytes(T::DTYPE, shape))
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(NpyWriter {
+            path: path.to_owned(),
+            file,
+            row_len: shape[1..].iter().product::<u64>() as usize,
+            rows_expected: shape[0],
+            rows_written: 0,
+            scratch: Vec::new(),
+            _marker: std::marker::PhantomData,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn push_row(&mut self, row: &[T]) -> Result<()> {
+        ensure!(
+            row.len() == self.row_len,
+            "writing {}: a row has {} values, expected {}",
+            self.path.display(),
+            row.len(),
+            self.row_len
+        );
+        ensure!(
+            self.rows_written < self.rows_expected,
+            "writing {}: more than the {} rows declared",
+            self.path.display(),
+            self.rows_expected
+        );
+        self.scratch.clear();
+        for &v in row {
+            v.to_le(&mut self.scratch);
+        }
+        self.file
+            .write_all(&self.scratch)
+            .with_context(|| format!("writing {}", self.path.display()))?;
+        self.rows_written += 1;
+        Ok(())
+    }
+
+    /// Flushes, syncs and renames the temporary file to the target path.
+    pub fn finish(self) -> Result<PathBuf> {
+        ensure!(
+            self.rows_written == self.rows_expected,
+            "writing {}: {} rows written, {} declared",
+            self.path.display(),
+            self.rows_written,
+            self.rows_expected
+        );
+        let tmp = self
+            .file
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("writing {}", self.path.display()))?;
+        tmp.as_file()
+            .sync_all()
+            .with_context(|| format!("writing {}", self.path.display()))?;
+        tmp.persist(&self.path)
+            .with_context(|| format!("renaming the finished file to {}", self.path.display()))?;
+        Ok(self.path)
+    }
+}
+
+/// Writes a whole array at once (atomically, as [`NpyWriter`]).
+pub fn write<T: Element>(path: &Path, shape: &[u64], data: &[T]) -> Result<PathBuf> {
+    let mut w = NpyWriter::<T>::create(path, shape)?;
+    let row_len = w.row_len.max(1);
+    ensure!(
+        data.len() as u64 == shape.iter().product::<u64>(),
+        "writing {}: {} values for shape {shape:?}",
+        path.display(),
+        data.len()
+    );
+    if w.row_len == 0 {
+        for _ in 0..shape[0] {
+            w.push_row(&[])?;
+        }
+    } else {
+        for row in data.chunks(row_len) {
+            w.push_row(row)?;
+        }
+    }
+    w.finish()
+}
+
+/// An opened `.npy` file: its checked header, and a reader at the first data byte.
+pub struct NpyReader {
+    path: PathBuf,
+    pub dtype: Dtype,
+    pub shape: Vec<u64>,
+    reader: BufReader<File>,
+}
+
+impl NpyReader {
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let header = NpyHeader::from_reader(&mut reader)
+            .with_context(|| format!("reading {}: not a valid .npy file", path.display()))?;
+        let descr = match header.dtype() {
+            DType::Plain(ts) => ts.to_string(),
+            other => bail!("reading {}: unsupported dtype {:?}", path.display(), other),
+        };
+        let Some(dtype) = Dtype::from_descr(&descr) else {
+            bail!(
+                "reading {}: dtype {descr} is not supported (expected uint8, int32 or float32)",
+                path.display()
+            );
+        };
+        if header.order() == Order::Fortran && header.shape().len() > 1 {
+            bail!(
+                "reading {}: Fortran-order arrays are not supported; save it with \
+                 np.ascontiguousarray",
+                path.display()
+            );
+        }
+        Ok(NpyReader {
+            path: path.to_owned(),
+            dtype,
+            shape: header.shape().to_vec(),
+            reader,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Fails unless the dtype is `dtype` and the shape matches `shape`, where `None`
+    /// stands for any length on that axis.
+    pub fn expect(&self, dtype: Dtype, shape: &[Option<u64>]) -> Result<()> {
+        let fits = self.shape.len() == shape.len()
+            && self
+                .shape
+                .iter()
+                .zip(shape)
+                .all(|(&n, want)| want.is_none_or(|w| w == n));
+        if self.dtype != dtype || !fits {
+            let want: Vec<String> = shape
+                .iter()
+                .map(|d| d.map_or_else(|| "N".to_owned(), |n| n.to_string()))
+                .collect();
+            bail!(
+                "{}: expected a {} array of shape ({}), found {} of shape {:?}",
+                self.path.display(),
+                dtype.name(),
+                want.join(", "),
+                self.dtype.name(),
+                self.shape
+            );
+        }
+        Ok(())
+    }
+
+    /// Number of values in one row (one item of the first axis).
+    pub fn row_len(&self) -> usize {
+        self.shape.iter().skip(1).product::<u64>() as usize
+    }
+
+    /// Reads the next row into `out` (which must hold [`Self::row_len`] values).
+    pub fn read_row<T: Element>(&mut self, out: &mut [T]) -> Result<()> {
+        ensure!(
+            T::DTYPE == self.dtype,
+            "{}: read as the wrong dtype",
+            self.path.display()
+        );
+        let mut bytes = vec![0u8; out.len() * T::DTYPE.size()];
+        self.reader.read_exact(&mut bytes).with_context(|| {
+            format!(
+                "reading {}: the file is shorter than its header says",
+                self.path.display()
+            )
+        })?;
+        for (v, b) in out.iter_mut().zip(bytes.chunks_exact(T::DTYPE.size())) {
+            *v = T::from_le(b);
+        }
+        Ok(())
+    }
+
+    /// Reads the whole array.
+    pub fn read_all<T: Element>(mut self) -> Result<Vec<T>> {
+        let total = self.shape.iter().product::<u64>() as usize;
+        let mut out = vec![T::default(); total];
+        self.read_row(&mut out)?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_is_64_aligned_and_numpy_shaped() {
+        let h = header_bytes(Dtype::U8, &[3, 420, 580]);
+        assert_eq!(h.len() % 64, 0);
+        let text = std::str::from_utf8(&h[10..]).unwrap();
+        assert!(
+            text.starts_with("{'descr': '|u1', 'fortran_order': False, 'shape': (3, 420, 580), }")
+        );
+        assert!(text.ends_with('\n'));
+        let h1 = header_bytes(Dtype::I32, &[7]);
+        assert!(std::str::from_utf8(&h1[10..])
+            .unwrap()
+            .contains("'shape': (7,), }"));
+    }
+
+    #[test]
+    fn write_then_read_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.npy");
+        let data: Vec<f32> = (0..24).map(|i| i as f32 * 0.5 - 3.0).collect();
+        write(&p, &[2, 3, 4], &data).unwrap();
+        let r = NpyReader::open(&p).unwrap();
+        r.expect(Dtype::F32, &[None, Some(3), Some(4)]).unwrap();
+        assert!(r.expect(Dtype::U8, &[None, Some(3), Some(4)]).is_err());
+        assert_eq!(r.read_all::<f32>().unwrap(), data);
+    }
+
+    #[test]
+    fn unfinished_writer_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("b.npy");
+        {
+            let mut w = NpyWriter::<u8>::create(&p, &[2, 2]).unwrap();
+            w.push_row(&[1, 2]).unwrap();
+            assert!(w.finish().is_err());
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}

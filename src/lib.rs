@@ -1,0 +1,8 @@
+//! nerveseg: the Keras U-Net tutorial for Kaggle's Ultrasound Nerve Segmentation,
+//! reproduced in Rust on libtorch. Each stage of the tutorial has a module of its own:
+//! `data` is the original `data.py`; `synth` makes Kaggle-layout data to run it on.
+
+pub mod data;
+pub mod info;
+pub mod progress;
+pub mod synth;

@@ -1,0 +1,52 @@
+//! The `nerveseg` binary: parse the command line, run, print the error chain on failure.
+
+mod cli;
+
+use anyhow::Result;
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    if let Err(err) = run(cli) {
+        eprintln!("nerveseg: error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Synth(args) => {
+            let cfg = args.into_config(quiet);
+            let r = nerveseg::synth::synth(&cfg)?;
+            if !quiet {
+                println!(
+                    "wrote {} training pairs ({} with a nerve) and {} test images to {} in {:.1} s",
+                    r.train_pairs,
+                    r.train_with_nerve,
+                    r.test_images,
+                    cfg.out.display(),
+                    r.seconds
+                );
+            }
+        }
+        Command::Prepare(args) => {
+            let cfg = args.into_config(quiet);
+            let r = nerveseg::data::prepare(&cfg)?;
+            if !quiet {
+                for p in &r.written {
+                    println!("wrote {}", p.display());
+                }
+                println!(
+                    "{} training and {} test images in {:.1} s",
+                    r.train_images, r.test_images, r.seconds
+                );
+            }
+        }
+        Command::Info => println!("{}", nerveseg::info::Info::collect()),
+    }
+    Ok(())
+}
