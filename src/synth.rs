@@ -272,13 +272,13 @@ impl Subject {
                 if r > 1.2 {
                     continue;
                 }
-                let mut f = 1.0 + 0.75 * (-((r - 0.97) / 0.07).powi(2)).exp();
+                let mut f = 1.0 + 0.5 * (-((r - 0.97) / 0.07).powi(2)).exp();
                 if r < 0.92 {
                     let dark = self
                         .fascicles
                         .iter()
                         .any(|&(fu, fw, fr)| (u - fu).powi(2) + (w - fw).powi(2) < fr * fr);
-                    f *= if dark { 0.45 } else { 1.2 };
+                    f *= if dark { 0.55 } else { 1.15 };
                 }
                 v[y * WIDTH + x] *= f;
                 if r <= 1.0 {
