@@ -9,7 +9,7 @@ TORCH_VERSION := 2.11.0
 STAMP := $(VENV)/.nerveseg-setup-torch-$(TORCH_VERSION)
 CARGO ?= cargo
 
-.PHONY: all setup build test demo fixtures-npy clean-venv
+.PHONY: all setup build test demo fixtures-npy fixtures-keras clean-venv
 
 all: build
 
@@ -47,6 +47,14 @@ fixtures-npy:
 	test -x $(NPY_FIX)/.venv/bin/python || $(PYTHON) -m venv $(NPY_FIX)/.venv
 	$(NPY_FIX)/.venv/bin/pip install -q numpy
 	$(NPY_FIX)/.venv/bin/python $(NPY_FIX)/make_fixtures.py
+
+# Regenerates the tf-keras / Keras 3 weight fixtures (tensorflow-cpu, tf-keras, keras,
+# h5py in a venv of their own, about 2 GB; not needed for `make test`).
+KERAS_FIX := tests/fixtures/keras
+fixtures-keras:
+	test -x $(KERAS_FIX)/.venv/bin/python || $(PYTHON) -m venv $(KERAS_FIX)/.venv
+	$(KERAS_FIX)/.venv/bin/pip install -q -r $(KERAS_FIX)/requirements.txt
+	$(KERAS_FIX)/.venv/bin/python $(KERAS_FIX)/make_fixtures.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use nerveseg::data::PrepareConfig;
+use nerveseg::keras::Format;
+use nerveseg::predict::PredictConfig;
 use nerveseg::synth::SynthConfig;
+use tch::Device;
 
 const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -34,6 +37,12 @@ pub enum Command {
     Synth(SynthArgs),
     /// Read the Kaggle TIFFs and write the .npy files of the original data.py.
     Prepare(PrepareArgs),
+    /// Predict masks with a checkpoint, writing float32 (N, 96, 96, 1) probabilities.
+    Predict(PredictArgs),
+    /// Rewrite a Keras weight file in another layout (tf-keras model, weights only, Keras 3).
+    Convert(ConvertArgs),
+    /// Show a weight file's format, layers, shapes, parameter count and stored mean/std.
+    Inspect(InspectArgs),
     /// Show the libtorch build, CUDA/cuDNN devices, CPU threads and HDF5 version.
     Info,
 }
@@ -77,6 +86,88 @@ pub struct PrepareArgs {
     /// Only the test part (imgs_test.npy, imgs_id_test.npy).
     #[arg(long)]
     pub test_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// Keras weight file: a nerveseg checkpoint or a Keras model/weights file of the tutorial's U-Net.
+    #[arg(long, value_name = "FILE", default_value = "weights/weights.h5")]
+    pub weights: PathBuf,
+    /// Model-ready images: float32 (N, 96, 96, 1), fed to the network as they are.
+    #[arg(long, value_name = "FILE", default_value = "imgs_test.npy")]
+    pub images: PathBuf,
+    /// Where to write the float32 (N, 96, 96, 1) probabilities.
+    #[arg(long, value_name = "FILE", default_value = "imgs_mask_test.npy")]
+    pub out: PathBuf,
+    /// Images per forward pass.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: u32,
+    /// Where to run: auto (CUDA when available), cpu, cuda or cuda:N.
+    #[arg(long, value_name = "DEVICE", default_value = "auto", value_parser = parse_device)]
+    pub device: Device,
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The weight file to read (any supported layout).
+    #[arg(value_name = "IN")]
+    pub input: PathBuf,
+    /// The file to write.
+    #[arg(value_name = "OUT")]
+    pub output: PathBuf,
+    /// Layout to write: keras2 (tf-keras full-model file, what Keras's load_weights and
+    /// load_model read), keras2-weights (save_weights layout) or keras3 (.weights.h5).
+    /// Default: keras3 when OUT ends in .weights.h5, else keras2.
+    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+    pub format: Option<Format>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The weight file to describe.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+fn parse_device(s: &str) -> Result<Device, String> {
+    nerveseg::model::parse_device(s)
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    match s {
+        "keras2" => Ok(Format::Keras2Model),
+        "keras2-weights" => Ok(Format::Keras2Weights),
+        "keras3" => Ok(Format::Keras3Weights),
+        _ => Err(format!(
+            "unknown format {s:?}: use keras2, keras2-weights or keras3"
+        )),
+    }
+}
+
+impl PredictArgs {
+    pub fn into_config(self, quiet: bool) -> PredictConfig {
+        PredictConfig {
+            weights: self.weights,
+            images: self.images,
+            out: self.out,
+            batch_size: self.batch_size as usize,
+            device: self.device,
+            quiet,
+        }
+    }
+}
+
+impl ConvertArgs {
+    /// The layout to write: `--format`, else from the output name.
+    pub fn format(&self) -> Format {
+        self.format.unwrap_or_else(|| {
+            if self.output.to_string_lossy().ends_with(".weights.h5") {
+                Format::Keras3Weights
+            } else {
+                Format::Keras2Model
+            }
+        })
+    }
 }
 
 impl SynthArgs {
@@ -189,6 +280,68 @@ mod tests {
         assert!(
             Cli::try_parse_from(["nerveseg", "prepare", "--train-only", "--test-only"]).is_err()
         );
+    }
+
+    #[test]
+    fn predict_defaults_are_the_original_files() {
+        let Command::Predict(a) = parse(&["predict"]).command else {
+            panic!("not predict")
+        };
+        let c = a.into_config(false);
+        assert_eq!(c.weights, PathBuf::from("weights/weights.h5"));
+        assert_eq!(c.images, PathBuf::from("imgs_test.npy"));
+        assert_eq!(c.out, PathBuf::from("imgs_mask_test.npy"));
+        assert_eq!(c.batch_size, 32);
+        let Command::Predict(a) = parse(&[
+            "predict",
+            "--device",
+            "cpu",
+            "--batch-size",
+            "4",
+            "--weights",
+            "w.h5",
+        ])
+        .command
+        else {
+            panic!("not predict")
+        };
+        let c = a.into_config(false);
+        assert_eq!(
+            (c.device, c.batch_size, c.weights),
+            (Device::Cpu, 4, PathBuf::from("w.h5"))
+        );
+        assert!(Cli::try_parse_from(["nerveseg", "predict", "--device", "tpu"]).is_err());
+        assert!(Cli::try_parse_from(["nerveseg", "predict", "--batch-size", "0"]).is_err());
+    }
+
+    #[test]
+    fn convert_picks_the_format_from_the_name() {
+        let Command::Convert(a) = parse(&["convert", "a.h5", "b.weights.h5"]).command else {
+            panic!()
+        };
+        assert_eq!(a.format(), Format::Keras3Weights);
+        let Command::Convert(a) = parse(&["convert", "a.weights.h5", "b.h5"]).command else {
+            panic!()
+        };
+        assert_eq!(a.format(), Format::Keras2Model);
+        let Command::Convert(a) =
+            parse(&["convert", "a.h5", "b.h5", "--format", "keras2-weights"]).command
+        else {
+            panic!()
+        };
+        assert_eq!(a.format(), Format::Keras2Weights);
+        assert!(
+            Cli::try_parse_from(["nerveseg", "convert", "a.h5", "b.h5", "--format", "x"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["nerveseg", "convert", "a.h5"]).is_err());
+    }
+
+    #[test]
+    fn inspect_takes_a_file() {
+        let Command::Inspect(a) = parse(&["inspect", "w.h5"]).command else {
+            panic!()
+        };
+        assert_eq!(a.file, PathBuf::from("w.h5"));
     }
 
     #[test]

@@ -4,5 +4,9 @@
 
 pub mod data;
 pub mod info;
+pub mod keras;
+pub mod keras_config;
+pub mod model;
+pub mod predict;
 pub mod progress;
 pub mod synth;

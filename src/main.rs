@@ -46,6 +46,33 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
+        Command::Predict(args) => {
+            let cfg = args.into_config(quiet);
+            let n = nerveseg::predict::predict(&cfg)?;
+            if !quiet {
+                println!(
+                    "predicted {n} images with {} -> {}",
+                    cfg.weights.display(),
+                    cfg.out.display()
+                );
+            }
+        }
+        Command::Convert(args) => {
+            let format = args.format();
+            let report = nerveseg::keras::convert(&args.input, &args.output, format)?;
+            if !quiet {
+                println!(
+                    "wrote {} ({format}, {} layers) from {}",
+                    args.output.display(),
+                    report.applied.len(),
+                    args.input.display()
+                );
+            }
+        }
+        Command::Inspect(args) => {
+            let file = nerveseg::keras::read(&args.file)?;
+            println!("{}", nerveseg::keras::describe(&file));
+        }
         Command::Info => println!("{}", nerveseg::info::Info::collect()),
     }
     Ok(())

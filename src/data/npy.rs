@@ -307,8 +307,8 @@ impl NpyReader {
         self.shape.iter().skip(1).product::<u64>() as usize
     }
 
-    /// Reads the next row into `out` (which must hold [`Self::row_len`] values).
-    pub fn read_row<T: Element>(&mut self, out: &mut [T]) -> Result<()> {
+    /// Reads the next `out.len()` values (a whole number of rows, each [`Self::row_len`]).
+    pub fn read_rows<T: Element>(&mut self, out: &mut [T]) -> Result<()> {
         ensure!(
             T::DTYPE == self.dtype,
             "{}: read as the wrong dtype",
@@ -331,7 +331,7 @@ impl NpyReader {
     pub fn read_all<T: Element>(mut self) -> Result<Vec<T>> {
         let total = self.shape.iter().product::<u64>() as usize;
         let mut out = vec![T::default(); total];
-        self.read_row(&mut out)?;
+        self.read_rows(&mut out)?;
         Ok(out)
     }
 }

@@ -1,0 +1,97 @@
+//! `nerveseg inspect`, and the reader's errors for files that are not Keras weights.
+
+use crate::keras_fixtures::keras_fixture;
+use crate::testenv::TestEnv;
+
+#[test]
+fn inspect_describes_each_layout() {
+    let env = TestEnv::new();
+    for (name, format) in [
+        ("unet_w4_full.h5", "tf-keras full model"),
+        ("unet_w4_weights.h5", "weights only"),
+        ("unet_w4_keras2.h5", "tf-keras full model"),
+        ("unet_w4.weights.h5", "Keras 3 .weights.h5"),
+    ] {
+        let out = env
+            .run(&["inspect", keras_fixture(name).to_str().unwrap()])
+            .ok();
+        assert!(out.contains(format), "{name}:\n{out}");
+        assert!(out.contains("layers (23 with weights"), "{name}:\n{out}");
+        assert!(out.contains("parameters: 121653"), "{name}:\n{out}");
+        assert!(out.contains("base width: 4"), "{name}:\n{out}");
+        assert!(out.contains("mean: not stored"), "{name}:\n{out}");
+    }
+    let out = env
+        .run(&[
+            "inspect",
+            keras_fixture("unet_w4_keras2.h5").to_str().unwrap(),
+        ])
+        .ok();
+    assert!(
+        out.contains("conv2d_transpose_4     Conv2DTranspose  kernel (2, 2, 4, 8)"),
+        "{out}"
+    );
+    assert!(out.contains("keras_version: 2.0.8"), "{out}");
+}
+
+#[test]
+fn inspect_shows_stored_statistics() {
+    let env = TestEnv::new();
+    let cfg = nerveseg::model::UNetConfig { base_width: 1 };
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let _net = nerveseg::model::unet(&vs.root(), &cfg);
+    let meta = nerveseg::keras::Meta {
+        mean: Some(100.5),
+        std: Some(50.25),
+        epoch: Some(3),
+    };
+    nerveseg::keras::write(
+        &env.path("w.h5"),
+        &vs,
+        &cfg,
+        &meta,
+        nerveseg::keras::Format::Keras2Model,
+    )
+    .unwrap();
+    let out = env.run(&["inspect", "w.h5"]).ok();
+    for needle in [
+        "mean: 100.5",
+        "std: 50.25",
+        "epoch: 3",
+        "base width: 1",
+        "keras_version: 2.",
+    ] {
+        assert!(out.contains(needle), "{needle}:\n{out}");
+    }
+}
+
+#[test]
+fn not_an_hdf5_file() {
+    let env = TestEnv::new();
+    std::fs::write(env.path("w.h5"), b"this is text, not HDF5").unwrap();
+    env.run(&["inspect", "w.h5"])
+        .fails_with(&["reading Keras weights w.h5: not an HDF5 file"]);
+}
+
+#[test]
+fn a_truncated_file() {
+    let env = TestEnv::new();
+    let bytes = std::fs::read(keras_fixture("unet_w4_weights.h5")).unwrap();
+    std::fs::write(env.path("cut.h5"), &bytes[..bytes.len() / 3]).unwrap();
+    env.run(&["inspect", "cut.h5"])
+        .fails_with(&["reading Keras weights cut.h5"]);
+}
+
+#[test]
+fn hdf5_without_keras_weights() {
+    let env = TestEnv::new();
+    env.run(&["inspect", keras_fixture("not_keras.h5").to_str().unwrap()])
+        .fails_with(&["not_keras.h5: an HDF5 file without Keras weights"]);
+}
+
+#[test]
+fn a_missing_file() {
+    TestEnv::new()
+        .run(&["inspect", "nowhere.h5"])
+        .fails_with(&["nowhere.h5: file not found"]);
+}
