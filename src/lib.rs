@@ -5,7 +5,6 @@
 pub mod data;
 pub mod info;
 pub mod keras;
-pub mod keras_config;
 pub mod model;
 pub mod predict;
 pub mod progress;

@@ -147,7 +147,7 @@ pub fn model_config(cfg: &UNetConfig) -> String {
             "input_layers": [["input_1", 0, 0]],
             "output_layers": [[out, 0, 0]],
         },
-        "keras_version": crate::keras::WRITTEN_KERAS_VERSION,
+        "keras_version": super::WRITTEN_KERAS_VERSION,
         "backend": "tensorflow",
     })
     .to_string()

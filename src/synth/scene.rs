@@ -1,49 +1,12 @@
-//! Synthetic data in the exact Kaggle layout, since the real frames cannot be shipped.
-//!
-//! Each frame is an ultrasound-like picture: layered tissue bands with wavy boundaries,
-//! depth attenuation, multiplicative speckle, dark (hypoechoic) distractor blobs such as
-//! vessels, and, in about 40% of frames, the nerve: an ellipse with a honeycomb of dark
-//! fascicles in a bright matrix and a bright rim. Its mean brightness is close to the
-//! tissue around it, so no intensity threshold finds it; its shape and texture do.
-//! A subject fixes the anatomy (bands, nerve and vessel places); its frames move a little,
-//! as a hand-held probe does.
-//!
-//! Every frame has its own random stream derived from (seed, subject, frame), so output
-//! is the same for a seed whatever the thread count.
+//! One synthetic frame: the anatomy of a subject and the rendering of its frames
+//! (tissue bands, vessels, the nerve, speckle). See the parent module for the picture.
 
 use std::f32::consts::PI;
-use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
-use rayon::prelude::*;
 
-use crate::data::tiff::{self, RawName, HEIGHT, PIXELS, WIDTH};
-
-/// What `synth` writes.
-#[derive(Clone, Debug)]
-pub struct SynthConfig {
-    pub out: PathBuf,
-    pub subjects: u32,
-    pub per_subject: u32,
-    pub test: u32,
-    pub seed: u64,
-    /// Also write the test ground truth to `test_masks/{id}_mask.tif`.
-    pub test_masks: bool,
-    /// Replace Kaggle-named files already in the output folders.
-    pub overwrite: bool,
-    pub quiet: bool,
-}
-
-/// What `synth` wrote.
-#[derive(Clone, Debug, Default)]
-pub struct SynthReport {
-    pub train_pairs: usize,
-    pub train_with_nerve: usize,
-    pub test_images: usize,
-    pub seconds: f64,
-}
+use crate::data::tiff::{HEIGHT, PIXELS, WIDTH};
 
 /// Share of frames that show the nerve, over subjects (each subject has its own rate).
 const MEAN_PRESENCE: f32 = 0.4;
@@ -102,7 +65,7 @@ impl Ellipse {
 }
 
 /// SplitMix64: independent seeds from (seed, stream) pairs.
-fn mix(seed: u64, stream: u64) -> u64 {
+pub fn mix(seed: u64, stream: u64) -> u64 {
     let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -338,139 +301,6 @@ fn speckle(v: &mut [f32], rng: &mut Pcg64Mcg) {
             *o *= (0.55 + 0.45 * coarse) * (0.7 + g as f32 * (0.6 / 255.0));
         }
     }
-}
-
-/// One file to write.
-#[derive(Clone, Copy)]
-enum Job {
-    Train { subject: u32, n: u32 },
-    Test { id: u32 },
-}
-
-/// Writes the whole synthetic data set.
-pub fn synth(cfg: &SynthConfig) -> Result<SynthReport> {
-    let start = std::time::Instant::now();
-    if cfg.subjects == 0 || cfg.per_subject == 0 {
-        bail!("--subjects and --per-subject must be at least 1");
-    }
-    let train_dir = cfg.out.join("train");
-    let test_dir = cfg.out.join("test");
-    let truth_dir = cfg.out.join("test_masks");
-    let mut dirs = vec![&train_dir, &test_dir];
-    if cfg.test_masks {
-        dirs.push(&truth_dir);
-    }
-    for d in &dirs {
-        prepare_dir(d, cfg.overwrite)?;
-    }
-
-    let subjects: Vec<Subject> = (1..=cfg.subjects)
-        .map(|s| Subject::new(cfg.seed, 0, s as u64))
-        .collect();
-    // Test frames come from subjects of their own, about as many frames each as in train.
-    let n_test_subjects = cfg.test.div_ceil(cfg.per_subject).max(1);
-    let test_subjects: Vec<Subject> = (1..=n_test_subjects)
-        .map(|s| Subject::new(cfg.seed, 1, s as u64))
-        .collect();
-
-    let mut jobs = Vec::with_capacity((cfg.subjects * cfg.per_subject + cfg.test) as usize);
-    for subject in 1..=cfg.subjects {
-        jobs.extend((1..=cfg.per_subject).map(|n| Job::Train { subject, n }));
-    }
-    jobs.extend((1..=cfg.test).map(|id| Job::Test { id }));
-
-    let pb = crate::progress::bar(jobs.len() as u64, "synth", cfg.quiet);
-    let with_nerve = jobs
-        .par_iter()
-        .map_init(
-            || (vec![0u8; PIXELS], vec![0u8; PIXELS]),
-            |(img, mask), job| -> Result<usize> {
-                let present = match *job {
-                    Job::Train { subject, n } => {
-                        let s = &subjects[subject as usize - 1];
-                        let present = s.frame(
-                            mix(mix(cfg.seed, 2), mix(subject as u64, n as u64)),
-                            img,
-                            mask,
-                        );
-                        tiff::write_gray8(
-                            &train_dir.join(format!("{subject}_{n}.tif")),
-                            WIDTH,
-                            HEIGHT,
-                            img,
-                        )?;
-                        tiff::write_gray8(
-                            &train_dir.join(format!("{subject}_{n}_mask.tif")),
-                            WIDTH,
-                            HEIGHT,
-                            mask,
-                        )?;
-                        present
-                    }
-                    Job::Test { id } => {
-                        // Scatter ids over the test subjects so id order says nothing.
-                        let k = mix(mix(cfg.seed, 3), id as u64) % n_test_subjects as u64;
-                        test_subjects[k as usize].frame(
-                            mix(mix(cfg.seed, 4), id as u64),
-                            img,
-                            mask,
-                        );
-                        tiff::write_gray8(&test_dir.join(format!("{id}.tif")), WIDTH, HEIGHT, img)?;
-                        if cfg.test_masks {
-                            tiff::write_gray8(
-                                &truth_dir.join(format!("{id}_mask.tif")),
-                                WIDTH,
-                                HEIGHT,
-                                mask,
-                            )?;
-                        }
-                        false
-                    }
-                };
-                pb.inc(1);
-                Ok(present as usize)
-            },
-        )
-        .try_reduce(|| 0, |a, b| Ok(a + b))?;
-    pb.finish_and_clear();
-    Ok(SynthReport {
-        train_pairs: (cfg.subjects * cfg.per_subject) as usize,
-        train_with_nerve: with_nerve,
-        test_images: cfg.test as usize,
-        seconds: start.elapsed().as_secs_f64(),
-    })
-}
-
-/// Creates `dir`, refusing to mix new frames with Kaggle-named files already there unless
-/// `overwrite`, in which case those files (and only those) are removed first.
-fn prepare_dir(dir: &Path, overwrite: bool) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut existing = Vec::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
-        let path = entry
-            .with_context(|| format!("listing {}", dir.display()))?
-            .path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if RawName::parse(name).is_some() {
-            existing.push(path);
-        }
-    }
-    if existing.is_empty() {
-        return Ok(());
-    }
-    if !overwrite {
-        bail!(
-            "{} already holds {} Kaggle-named files (e.g. {}); pass --overwrite to replace them \
-             or choose another --out",
-            dir.display(),
-            existing.len(),
-            existing[0].display()
-        );
-    }
-    for p in existing {
-        std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

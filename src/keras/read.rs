@@ -1,0 +1,273 @@
+//! Reading Keras weight files: detects the layout (tf-keras model or weights, Keras 2.0
+//! names, Keras 3 `.weights.h5`) and returns the weighted layers in creation order.
+//! h5py and Keras store strings in several HDF5 types (variable-length UTF-8 or ASCII,
+//! fixed-length bytes), so every string is read whichever way it was written.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use hdf5::types::{FixedAscii, FixedUnicode, VarLenAscii, VarLenUnicode};
+
+use super::{
+    shape_str, Array, FileLayer, Format, KerasFile, Meta, ATTR_EPOCH, ATTR_MEAN, ATTR_STD,
+};
+
+/// Reads a string attribute whatever way it was stored (fixed-length bytes as h5py
+/// writes `np.bytes_`, or variable-length as h5py writes `str`).
+fn read_str_attr(loc: &hdf5::Location, name: &str) -> Result<Option<String>> {
+    let Ok(attr) = loc.attr(name) else {
+        return Ok(None);
+    };
+    if let Ok(s) = attr.read_scalar::<VarLenUnicode>() {
+        return Ok(Some(s.as_str().to_owned()));
+    }
+    if let Ok(s) = attr.read_scalar::<VarLenAscii>() {
+        return Ok(Some(s.as_str().to_owned()));
+    }
+    if let Ok(s) = attr.read_scalar::<FixedAscii<1024>>() {
+        return Ok(Some(s.as_str().to_owned()));
+    }
+    Ok(None)
+}
+
+/// Reads a string-list attribute (`layer_names`, `weight_names`).
+fn read_str_list(loc: &hdf5::Location, name: &str) -> Result<Option<Vec<String>>> {
+    let Ok(attr) = loc.attr(name) else {
+        return Ok(None);
+    };
+    if attr.size() == 0 {
+        return Ok(Some(Vec::new()));
+    }
+    if let Ok(v) = attr.read_raw::<VarLenUnicode>() {
+        return Ok(Some(v.iter().map(|s| s.as_str().to_owned()).collect()));
+    }
+    if let Ok(v) = attr.read_raw::<VarLenAscii>() {
+        return Ok(Some(v.iter().map(|s| s.as_str().to_owned()).collect()));
+    }
+    if let Ok(v) = attr.read_raw::<FixedAscii<256>>() {
+        return Ok(Some(v.iter().map(|s| s.as_str().to_owned()).collect()));
+    }
+    if let Ok(v) = attr.read_raw::<FixedUnicode<256>>() {
+        return Ok(Some(v.iter().map(|s| s.as_str().to_owned()).collect()));
+    }
+    let kind = attr
+        .dtype()
+        .and_then(|t| t.to_descriptor())
+        .map(|d| format!("{d}"));
+    bail!(
+        "attribute {name} is not a list of strings ({})",
+        kind.unwrap_or_else(|e| e.to_string())
+    )
+}
+
+fn read_array(ds: &hdf5::Dataset) -> Result<Array> {
+    let shape = ds.shape();
+    let data = ds.read_raw::<f32>()?;
+    Ok(Array { shape, data })
+}
+
+fn read_f64_attr(loc: &hdf5::Location, name: &str) -> Option<f64> {
+    loc.attr(name).ok()?.read_scalar::<f64>().ok()
+}
+
+fn read_i64_attr(loc: &hdf5::Location, name: &str) -> Option<i64> {
+    loc.attr(name).ok()?.read_scalar::<i64>().ok()
+}
+
+/// Classifies a layer by the class in `model_config` when the file has one, else by its
+/// name: Keras names Conv2DTranspose layers `conv2d_transpose*`.
+fn is_transpose(name: &str, classes: &HashMap<String, String>) -> bool {
+    match classes.get(name) {
+        Some(class) => class == "Conv2DTranspose",
+        None => name.contains("transpose"),
+    }
+}
+
+/// The layer classes named in a `model_config` JSON attribute.
+fn layer_classes(root: &hdf5::Group) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let Ok(Some(json)) = read_str_attr(root, "model_config") else {
+        return out;
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&json) else {
+        return out;
+    };
+    if let Some(layers) = v.pointer("/config/layers").and_then(|l| l.as_array()) {
+        for l in layers {
+            let name = l
+                .pointer("/config/name")
+                .or_else(|| l.get("name"))
+                .and_then(|n| n.as_str());
+            let class = l.get("class_name").and_then(|c| c.as_str());
+            if let (Some(n), Some(c)) = (name, class) {
+                out.insert(n.to_owned(), c.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// Reads the weights of a Keras 2 layer group (`weight_names` lists its datasets).
+fn read_keras2_layer(
+    group: &hdf5::Group,
+    name: &str,
+    transpose: bool,
+) -> Result<Option<FileLayer>> {
+    let weight_names = read_str_list(group, "weight_names")?.unwrap_or_default();
+    if weight_names.is_empty() {
+        return Ok(None);
+    }
+    let mut arrays = Vec::new();
+    for w in &weight_names {
+        let ds = group
+            .dataset(w)
+            .with_context(|| format!("layer {name}: weight {w} is listed but missing"))?;
+        arrays.push((
+            w.clone(),
+            read_array(&ds).with_context(|| format!("layer {name}: reading {w}"))?,
+        ));
+    }
+    let pick = |suffix: &str| {
+        arrays
+            .iter()
+            .find(|(w, _)| w.contains(suffix))
+            .map(|(_, a)| a.clone())
+    };
+    let (Some(kernel), Some(bias)) = (pick("kernel"), pick("bias")) else {
+        bail!("layer {name}: expected a kernel and a bias, found weights {weight_names:?}");
+    };
+    Ok(Some(FileLayer {
+        name: name.to_owned(),
+        transpose,
+        kernel,
+        bias,
+    }))
+}
+
+/// The number in a Keras layer name (`conv2d` -> 0, `conv2d_7` -> 7): Keras 3 files list
+/// layer groups alphabetically, so creation order is recovered from it.
+fn name_number(name: &str) -> u64 {
+    name.rsplit_once('_')
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(0)
+}
+
+fn read_keras3(file: &hdf5::File) -> Result<Vec<FileLayer>> {
+    let layers = file.group("layers")?;
+    let mut names = layers.member_names()?;
+    names.sort_by_key(|n| (n.contains("transpose"), name_number(n)));
+    let mut out = Vec::new();
+    for name in names {
+        let g = layers.group(&name)?;
+        let Ok(vars) = g.group("vars") else { continue };
+        let n_vars = vars.member_names()?.len();
+        if n_vars == 0 {
+            continue;
+        }
+        ensure!(
+            n_vars == 2,
+            "layer {name}: expected 2 variables (kernel, bias), found {n_vars}"
+        );
+        let kernel =
+            read_array(&vars.dataset("0")?).with_context(|| format!("layer {name}: kernel"))?;
+        let bias =
+            read_array(&vars.dataset("1")?).with_context(|| format!("layer {name}: bias"))?;
+        out.push(FileLayer {
+            transpose: name.contains("transpose"),
+            name,
+            kernel,
+            bias,
+        });
+    }
+    Ok(out)
+}
+
+/// Reads a Keras weight file of any supported layout.
+pub fn read(path: &Path) -> Result<KerasFile> {
+    read_inner(path).with_context(|| format!("reading Keras weights {}", path.display()))
+}
+
+fn read_inner(path: &Path) -> Result<KerasFile> {
+    if !path.is_file() {
+        bail!("file not found");
+    }
+    let mut magic = [0u8; 8];
+    {
+        use std::io::Read;
+        let mut f = std::fs::File::open(path)?;
+        let n = f.read(&mut magic)?;
+        ensure!(n == 8 && &magic == b"\x89HDF\r\n\x1a\n", "not an HDF5 file");
+    }
+    let file = hdf5::File::open(path)
+        .map_err(|e| anyhow!("not a readable HDF5 file (truncated?): {e}"))?;
+    let root: &hdf5::Group = &file;
+    let keras_version = read_str_attr(root, "keras_version")?;
+    let meta = Meta {
+        mean: read_f64_attr(root, ATTR_MEAN),
+        std: read_f64_attr(root, ATTR_STD),
+        epoch: read_i64_attr(root, ATTR_EPOCH),
+    };
+    let (format, group) = if root.link_exists("model_weights") {
+        (Format::Keras2Model, file.group("model_weights")?)
+    } else if root.attr("layer_names").is_ok() {
+        (Format::Keras2Weights, file.group("/")?)
+    } else if root.link_exists("layers") {
+        let layers = read_keras3(&file)?;
+        return Ok(KerasFile {
+            path: path.to_owned(),
+            format: Format::Keras3Weights,
+            keras_version,
+            layers,
+            meta,
+        });
+    } else {
+        bail!("an HDF5 file without Keras weights (no model_weights group, no layer_names attribute, no layers group)");
+    };
+    let classes = layer_classes(root);
+    let names = read_str_list(&group, "layer_names")?
+        .ok_or_else(|| anyhow!("model_weights has no layer_names attribute"))?;
+    let mut layers = Vec::new();
+    for name in &names {
+        let g = group
+            .group(name)
+            .with_context(|| format!("layer {name} is listed but has no group"))?;
+        if let Some(l) = read_keras2_layer(&g, name, is_transpose(name, &classes))? {
+            layers.push(l);
+        }
+    }
+    Ok(KerasFile {
+        path: path.to_owned(),
+        format,
+        keras_version,
+        layers,
+        meta,
+    })
+}
+
+impl KerasFile {
+    /// The base width, read off the first convolution's kernel (kh, kw, 1, width).
+    pub fn base_width(&self) -> Result<i64> {
+        let first = self
+            .layers
+            .iter()
+            .find(|l| !l.transpose)
+            .ok_or_else(|| anyhow!("{}: no Conv2D layer found", self.path.display()))?;
+        match first.kernel.shape.as_slice() {
+            [3, 3, 1, w] => Ok(*w as i64),
+            s => bail!(
+                "{}: the first Conv2D ({}) has kernel {}, expected (3, 3, 1, width): not the tutorial's U-Net",
+                self.path.display(),
+                first.name,
+                shape_str(s)
+            ),
+        }
+    }
+
+    pub fn parameter_count(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| l.kernel.data.len() + l.bias.data.len())
+            .sum()
+    }
+}

@@ -1,0 +1,172 @@
+//! Writing Keras weight files: the tf-keras full-model layout (what `load_weights` and
+//! `load_model` read), the `save_weights` layout, or Keras 3's `.weights.h5`, with
+//! nerveseg's metadata as extra attributes. Always through a temporary file.
+
+use std::path::Path;
+
+use anyhow::{anyhow, Context, Result};
+use hdf5::types::{FixedAscii, VarLenUnicode};
+use tch::nn::VarStore;
+
+use super::config::{creation_order, keras3_name, model_config};
+use super::{
+    kernel_to_keras, tensor_array, Array, Format, Meta, ATTR_EPOCH, ATTR_MEAN, ATTR_STD,
+    ATTR_VERSION, ATTR_WIDTH, WRITTEN_KERAS_VERSION,
+};
+use crate::model::UNetConfig;
+
+/// Writes `vs` (a U-Net of `cfg`) to `path` in `format`, atomically: a temporary file in
+/// the same folder, renamed into place only once complete, so an interrupted save never
+/// destroys the previous file.
+pub fn write(
+    path: &Path,
+    vs: &VarStore,
+    cfg: &UNetConfig,
+    meta: &Meta,
+    format: Format,
+) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".nerveseg-")
+        .suffix(".h5.tmp")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?
+        .into_temp_path();
+    let layers = export_layers(vs)?;
+    (|| -> Result<()> {
+        let file = hdf5::File::create(&tmp)?;
+        match format {
+            Format::Keras2Model => {
+                write_root_attrs(&file, cfg, meta)?;
+                let json = model_config(cfg);
+                write_str_attr(&file, "model_config", &json)?;
+                let mw = file.create_group("model_weights")?;
+                write_str_attr(&mw, "keras_version", WRITTEN_KERAS_VERSION)?;
+                write_str_attr(&mw, "backend", "tensorflow")?;
+                write_keras2_layers(&mw, &layers)?;
+            }
+            Format::Keras2Weights => {
+                write_root_attrs(&file, cfg, meta)?;
+                write_keras2_layers(&file, &layers)?;
+            }
+            Format::Keras3Weights => {
+                write_meta_attrs(&file, cfg, meta)?;
+                write_keras3_layers(&file, &layers)?;
+            }
+        }
+        file.close()?;
+        Ok(())
+    })()
+    .with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("renaming the finished file to {}", path.display()))?;
+    Ok(())
+}
+
+/// Our weighted layers in Keras creation order (the order `get_unet` builds them:
+/// conv2d_1..10, then each decoder level's transpose before its two convs), with
+/// kernels in Keras layout.
+fn export_layers(vs: &VarStore) -> Result<Vec<(&'static str, Array, Array)>> {
+    let vars = vs.variables();
+    let mut out = Vec::new();
+    for name in creation_order() {
+        let w = vars
+            .get(&format!("{name}.weight"))
+            .ok_or_else(|| anyhow!("the model has no layer {name}"))?;
+        let b = vars
+            .get(&format!("{name}.bias"))
+            .ok_or_else(|| anyhow!("the model has no bias for {name}"))?;
+        out.push((name, kernel_to_keras(w)?, tensor_array(b)?));
+    }
+    Ok(out)
+}
+
+fn write_str_attr(loc: &hdf5::Location, name: &str, value: &str) -> Result<()> {
+    let v: VarLenUnicode = value
+        .parse()
+        .map_err(|e| anyhow!("attribute {name}: {e:?}"))?;
+    loc.new_attr::<VarLenUnicode>()
+        .create(name)?
+        .write_scalar(&v)?;
+    Ok(())
+}
+
+/// A list of names as h5py writes `np.array([b'..'])`: fixed-length ASCII.
+fn write_str_list(loc: &hdf5::Location, name: &str, values: &[String]) -> Result<()> {
+    let v: Vec<FixedAscii<64>> = values
+        .iter()
+        .map(|s| FixedAscii::from_ascii(s.as_bytes()).map_err(|e| anyhow!("name {s}: {e:?}")))
+        .collect::<Result<_>>()?;
+    loc.new_attr::<FixedAscii<64>>()
+        .shape(v.len())
+        .create(name)?
+        .write_raw(&v)?;
+    Ok(())
+}
+
+fn write_meta_attrs(loc: &hdf5::Location, cfg: &UNetConfig, meta: &Meta) -> Result<()> {
+    write_str_attr(loc, ATTR_VERSION, env!("CARGO_PKG_VERSION"))?;
+    loc.new_attr::<i64>()
+        .create(ATTR_WIDTH)?
+        .write_scalar(&cfg.base_width)?;
+    if let Some(m) = meta.mean {
+        loc.new_attr::<f64>().create(ATTR_MEAN)?.write_scalar(&m)?;
+    }
+    if let Some(s) = meta.std {
+        loc.new_attr::<f64>().create(ATTR_STD)?.write_scalar(&s)?;
+    }
+    if let Some(e) = meta.epoch {
+        loc.new_attr::<i64>().create(ATTR_EPOCH)?.write_scalar(&e)?;
+    }
+    Ok(())
+}
+
+fn write_root_attrs(file: &hdf5::File, cfg: &UNetConfig, meta: &Meta) -> Result<()> {
+    write_str_attr(file, "keras_version", WRITTEN_KERAS_VERSION)?;
+    write_str_attr(file, "backend", "tensorflow")?;
+    write_meta_attrs(file, cfg, meta)
+}
+
+fn write_dataset(g: &hdf5::Group, name: &str, a: &Array) -> Result<()> {
+    g.new_dataset::<f32>()
+        .shape(a.shape.as_slice())
+        .create(name)?
+        .write_raw(&a.data)?;
+    Ok(())
+}
+
+/// `layer_names`, then one group per layer with `weight_names` and the two datasets at
+/// `<layer>/<layer>/kernel:0` and `bias:0`, as tf-keras writes them.
+fn write_keras2_layers(g: &hdf5::Group, layers: &[(&str, Array, Array)]) -> Result<()> {
+    let names: Vec<String> = layers.iter().map(|l| l.0.to_owned()).collect();
+    write_str_list(g, "layer_names", &names)?;
+    for (name, kernel, bias) in layers {
+        let lg = g.create_group(name)?;
+        write_str_list(
+            &lg,
+            "weight_names",
+            &[format!("{name}/kernel:0"), format!("{name}/bias:0")],
+        )?;
+        let inner = lg.create_group(name)?;
+        write_dataset(&inner, "kernel:0", kernel)?;
+        write_dataset(&inner, "bias:0", bias)?;
+    }
+    Ok(())
+}
+
+/// `layers/<name>/vars/0` and `/1` with the names Keras 3 gives in a fresh session
+/// (`conv2d`, `conv2d_1`, .., `conv2d_transpose`, ..), which its loader matches.
+fn write_keras3_layers(file: &hdf5::File, layers: &[(&str, Array, Array)]) -> Result<()> {
+    let lg = file.create_group("layers")?;
+    for (name, kernel, bias) in layers {
+        let vars = lg.create_group(&keras3_name(name))?.create_group("vars")?;
+        write_dataset(&vars, "0", kernel)?;
+        write_dataset(&vars, "1", bias)?;
+    }
+    file.create_group("vars")?;
+    Ok(())
+}
