@@ -105,6 +105,10 @@ pub struct PredictArgs {
     /// Where to run: auto (CUDA when available), cpu, cuda or cuda:N.
     #[arg(long, value_name = "DEVICE", default_value = "auto", value_parser = parse_device)]
     pub device: Device,
+    /// Load a weight file whose layers do not all match (missing or extra layers), using
+    /// what matches by order; the rest keeps its fresh initialisation.
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 #[derive(Debug, Args)]
@@ -152,6 +156,7 @@ impl PredictArgs {
             out: self.out,
             batch_size: self.batch_size as usize,
             device: self.device,
+            allow_partial: self.allow_partial,
             quiet,
         }
     }

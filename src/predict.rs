@@ -51,6 +51,8 @@ pub struct PredictConfig {
     pub out: PathBuf,
     pub batch_size: usize,
     pub device: Device,
+    /// Load what matches when the file's layers do not all match ours.
+    pub allow_partial: bool,
     pub quiet: bool,
 }
 
@@ -69,7 +71,17 @@ pub fn predict(cfg: &PredictConfig) -> Result<usize> {
         _ => reader.expect(Dtype::F32, &[None, Some(side), Some(side), Some(1)])?,
     }
     let n = reader.shape[0] as usize;
-    let loaded = load(&cfg.weights, cfg.device, false)?;
+    let loaded = load(&cfg.weights, cfg.device, cfg.allow_partial)?;
+    let r = &loaded.report;
+    if !r.missing.is_empty() || !r.unused.is_empty() {
+        log::warn!(
+            "{}: loaded {} layers; not in the file: [{}]; unused from the file: [{}]",
+            cfg.weights.display(),
+            r.applied.len(),
+            r.missing.join(", "),
+            r.unused.join(", ")
+        );
+    }
     let mut writer = NpyWriter::<f32>::create(&cfg.out, &[n as u64, side, side, 1])?;
     let pixels = (side * side) as usize;
     let batch = cfg.batch_size.max(1);

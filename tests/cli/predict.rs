@@ -109,3 +109,36 @@ fn absent_gpu_is_explained() {
     ])
     .fails_with(&["device cuda:7 requested", "--device cpu"]);
 }
+
+#[test]
+fn allow_partial_loads_what_matches() {
+    let env = TestEnv::new();
+    let p = env.path("missing.h5");
+    std::fs::copy(keras_fixture("unet_w4_full.h5"), &p).unwrap();
+    let mut names = crate::keras_fixtures::layer_names(&p);
+    names.retain(|n| n != "conv2d_18"); // the 1x1 output layer
+    crate::keras_fixtures::set_layer_names(&p, &names);
+    let inputs = keras_fixture("inputs_w4.npy");
+    let args = [
+        "predict",
+        "--weights",
+        "missing.h5",
+        "--images",
+        inputs.to_str().unwrap(),
+        "--out",
+        "p.npy",
+        "--device",
+        "cpu",
+    ];
+    env.run(&args)
+        .fails_with(&["missing.h5", "missing: conv2d_19", "--allow-partial"]);
+    let run = env.run(&[&args[..], &["--allow-partial"]].concat());
+    run.ok();
+    assert!(
+        run.stderr().contains("not in the file: [conv2d_19]"),
+        "{}",
+        run.stderr()
+    );
+    let (shape, _) = read_f32(&env.path("p.npy"));
+    assert_eq!(shape, [3, 96, 96, 1]);
+}
