@@ -2,10 +2,15 @@
 //! reproduced in Rust on libtorch. Each stage of the tutorial has a module of its own:
 //! `data` is the original `data.py`; `synth` makes Kaggle-layout data to run it on.
 
+pub mod adam;
 pub mod data;
+pub mod dataset;
 pub mod info;
 pub mod keras;
+pub mod loss;
 pub mod model;
 pub mod predict;
 pub mod progress;
+pub mod resize;
 pub mod synth;
+pub mod train;

@@ -53,6 +53,33 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
+        Command::Train(args) => {
+            let cfg = args.into_config(quiet);
+            let r = nerveseg::train::train(&cfg)?;
+            let best = cfg.out_dir.join(nerveseg::train::BEST);
+            if r.interrupted {
+                eprintln!(
+                    "interrupted; the best checkpoint {} is intact. Run the same command with \
+                     --resume to continue from epoch {}",
+                    best.display(),
+                    r.history.len() + 1
+                );
+                std::process::exit(130);
+            }
+            if !quiet {
+                if let Some(e) = r.best_epoch {
+                    let row = r.history.iter().find(|l| l.epoch == e);
+                    match row.and_then(|l| l.val_dice_coef) {
+                        Some(d) => println!(
+                            "best epoch {} (val_dice_coef {d:.4}) saved to {}",
+                            e + 1,
+                            best.display()
+                        ),
+                        None => println!("last epoch {} saved to {}", e + 1, best.display()),
+                    }
+                }
+            }
+        }
         Command::Predict(args) => {
             let cfg = args.into_config(quiet);
             let n = nerveseg::predict::predict(&cfg)?;

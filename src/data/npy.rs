@@ -21,6 +21,7 @@ pub enum Dtype {
     U8,
     I32,
     F32,
+    F64,
 }
 
 impl Dtype {
@@ -30,6 +31,7 @@ impl Dtype {
             Dtype::U8 => "|u1",
             Dtype::I32 => "<i4",
             Dtype::F32 => "<f4",
+            Dtype::F64 => "<f8",
         }
     }
 
@@ -39,6 +41,7 @@ impl Dtype {
             Dtype::U8 => "uint8",
             Dtype::I32 => "int32",
             Dtype::F32 => "float32",
+            Dtype::F64 => "float64",
         }
     }
 
@@ -46,6 +49,7 @@ impl Dtype {
         match self {
             Dtype::U8 => 1,
             Dtype::I32 | Dtype::F32 => 4,
+            Dtype::F64 => 8,
         }
     }
 
@@ -54,6 +58,7 @@ impl Dtype {
             "|u1" | "<u1" | ">u1" => Some(Dtype::U8),
             "<i4" => Some(Dtype::I32),
             "<f4" => Some(Dtype::F32),
+            "<f8" => Some(Dtype::F64),
             _ => None,
         }
     }
@@ -84,6 +89,7 @@ macro_rules! element {
 element!(u8, Dtype::U8);
 element!(i32, Dtype::I32);
 element!(f32, Dtype::F32);
+element!(f64, Dtype::F64);
 
 /// NumPy's header (magic, version 1.0, length, dict, padding) for a C-order array.
 pub fn header_bytes(dtype: Dtype, shape: &[u64]) -> Vec<u8> {
@@ -253,7 +259,7 @@ impl NpyReader {
         };
         let Some(dtype) = Dtype::from_descr(&descr) else {
             bail!(
-                "reading {}: dtype {descr} is not supported (expected uint8, int32 or float32)",
+                "reading {}: dtype {descr} is not supported (expected uint8, int32, float32 or float64)",
                 path.display()
             );
         };

@@ -28,8 +28,8 @@ use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
 pub use self::config::{creation_order, keras3_name, model_config};
-pub use self::read::read;
-pub use self::write::write;
+pub use self::read::{read, read_adam_state};
+pub use self::write::{write, write_checkpoint};
 use crate::model::{UNetConfig, CONVS, TRANSPOSES};
 
 /// The layouts nerveseg reads and writes.
@@ -61,6 +61,29 @@ pub struct Meta {
     pub std: Option<f64>,
     /// The epoch (1-based) after which the weights were saved.
     pub epoch: Option<i64>,
+    /// Training bookkeeping kept in the resumable state file: the best validation loss
+    /// so far and its epoch (1-based).
+    pub best_val_loss: Option<f64>,
+    pub best_epoch: Option<i64>,
+}
+
+/// Adam's state as tf-keras keeps it under `optimizer_weights`: the step count and the
+/// first and second moments of every variable, here in libtorch layout and keyed by
+/// VarStore name (`conv2d_1.weight`).
+#[derive(Debug)]
+pub struct AdamState {
+    pub iterations: i64,
+    pub m: Vec<(String, Tensor)>,
+    pub v: Vec<(String, Tensor)>,
+}
+
+/// The Keras name of a VarStore variable: `conv2d_1.weight` -> `conv2d_1/kernel:0`.
+pub(crate) fn keras_var_name(var: &str) -> String {
+    match var.rsplit_once('.') {
+        Some((layer, "weight")) => format!("{layer}/kernel:0"),
+        Some((layer, "bias")) => format!("{layer}/bias:0"),
+        _ => var.to_owned(),
+    }
 }
 
 pub(crate) const ATTR_MEAN: &str = "nerveseg_mean";
@@ -68,6 +91,8 @@ pub(crate) const ATTR_STD: &str = "nerveseg_std";
 pub(crate) const ATTR_EPOCH: &str = "nerveseg_epoch";
 pub(crate) const ATTR_WIDTH: &str = "nerveseg_base_width";
 pub(crate) const ATTR_VERSION: &str = "nerveseg_version";
+pub(crate) const ATTR_BEST_LOSS: &str = "nerveseg_best_val_loss";
+pub(crate) const ATTR_BEST_EPOCH: &str = "nerveseg_best_epoch";
 
 /// The tf-keras version whose layout we write (checked against it by the fixture script).
 pub const WRITTEN_KERAS_VERSION: &str = "2.19.0";

@@ -10,7 +10,8 @@ use anyhow::{anyhow, bail, ensure, Context, Result};
 use hdf5::types::{FixedAscii, FixedUnicode, VarLenAscii, VarLenUnicode};
 
 use super::{
-    shape_str, Array, FileLayer, Format, KerasFile, Meta, ATTR_EPOCH, ATTR_MEAN, ATTR_STD,
+    keras_var_name, shape_str, AdamState, Array, FileLayer, Format, KerasFile, Meta,
+    ATTR_BEST_EPOCH, ATTR_BEST_LOSS, ATTR_EPOCH, ATTR_MEAN, ATTR_STD,
 };
 
 /// Reads a string attribute whatever way it was stored (fixed-length bytes as h5py
@@ -207,6 +208,8 @@ fn read_inner(path: &Path) -> Result<KerasFile> {
         mean: read_f64_attr(root, ATTR_MEAN),
         std: read_f64_attr(root, ATTR_STD),
         epoch: read_i64_attr(root, ATTR_EPOCH),
+        best_val_loss: read_f64_attr(root, ATTR_BEST_LOSS),
+        best_epoch: read_i64_attr(root, ATTR_BEST_EPOCH),
     };
     let (format, group) = if root.link_exists("model_weights") {
         (Format::Keras2Model, file.group("model_weights")?)
@@ -270,4 +273,35 @@ impl KerasFile {
             .map(|l| l.kernel.data.len() + l.bias.data.len())
             .sum()
     }
+}
+
+/// Reads the Adam state nerveseg saved with `write_checkpoint` (`optimizer_weights`,
+/// tf-keras's layout) for the variables named in `names`. `None` when the file has none.
+pub fn read_adam_state(path: &Path, names: &[String]) -> Result<Option<AdamState>> {
+    (|| -> Result<Option<AdamState>> {
+        let file = hdf5::File::open(path)?;
+        let Ok(g) = file.group("optimizer_weights") else {
+            return Ok(None);
+        };
+        let iterations = g.dataset("iteration:0")?.read_scalar::<i64>()?;
+        let mut state = AdamState {
+            iterations,
+            m: Vec::new(),
+            v: Vec::new(),
+        };
+        for name in names {
+            for (which, out) in [("m", &mut state.m), ("v", &mut state.v)] {
+                let key = format!("Adam/{which}/{}", keras_var_name(name));
+                let a = read_array(&g.dataset(&key).with_context(|| format!("missing {key}"))?)?;
+                let t = if a.shape.len() == 4 {
+                    super::kernel_to_tch(&a)
+                } else {
+                    tch::Tensor::from_slice(&a.data)
+                };
+                out.push((name.clone(), t));
+            }
+        }
+        Ok(Some(state))
+    })()
+    .with_context(|| format!("reading the optimizer state in {}", path.display()))
 }

@@ -10,8 +10,9 @@ use tch::nn::VarStore;
 
 use super::config::{creation_order, keras3_name, model_config};
 use super::{
-    kernel_to_keras, tensor_array, Array, Format, Meta, ATTR_EPOCH, ATTR_MEAN, ATTR_STD,
-    ATTR_VERSION, ATTR_WIDTH, WRITTEN_KERAS_VERSION,
+    keras_var_name, kernel_to_keras, tensor_array, AdamState, Array, Format, Meta, ATTR_BEST_EPOCH,
+    ATTR_BEST_LOSS, ATTR_EPOCH, ATTR_MEAN, ATTR_STD, ATTR_VERSION, ATTR_WIDTH,
+    WRITTEN_KERAS_VERSION,
 };
 use crate::model::UNetConfig;
 
@@ -24,6 +25,29 @@ pub fn write(
     cfg: &UNetConfig,
     meta: &Meta,
     format: Format,
+) -> Result<()> {
+    write_impl(path, vs, cfg, meta, format, None)
+}
+
+/// Writes a tf-keras full-model file that also carries Adam's state under
+/// `optimizer_weights`, as a Keras ModelCheckpoint file does: what `train --resume` needs.
+pub fn write_checkpoint(
+    path: &Path,
+    vs: &VarStore,
+    cfg: &UNetConfig,
+    meta: &Meta,
+    adam: &AdamState,
+) -> Result<()> {
+    write_impl(path, vs, cfg, meta, Format::Keras2Model, Some(adam))
+}
+
+fn write_impl(
+    path: &Path,
+    vs: &VarStore,
+    cfg: &UNetConfig,
+    meta: &Meta,
+    format: Format,
+    adam: Option<&AdamState>,
 ) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -48,6 +72,9 @@ pub fn write(
                 write_str_attr(&mw, "keras_version", WRITTEN_KERAS_VERSION)?;
                 write_str_attr(&mw, "backend", "tensorflow")?;
                 write_keras2_layers(&mw, &layers)?;
+                if let Some(adam) = adam {
+                    write_adam(&file, adam)?;
+                }
             }
             Format::Keras2Weights => {
                 write_root_attrs(&file, cfg, meta)?;
@@ -122,6 +149,16 @@ fn write_meta_attrs(loc: &hdf5::Location, cfg: &UNetConfig, meta: &Meta) -> Resu
     if let Some(e) = meta.epoch {
         loc.new_attr::<i64>().create(ATTR_EPOCH)?.write_scalar(&e)?;
     }
+    if let Some(l) = meta.best_val_loss {
+        loc.new_attr::<f64>()
+            .create(ATTR_BEST_LOSS)?
+            .write_scalar(&l)?;
+    }
+    if let Some(e) = meta.best_epoch {
+        loc.new_attr::<i64>()
+            .create(ATTR_BEST_EPOCH)?
+            .write_scalar(&e)?;
+    }
     Ok(())
 }
 
@@ -169,4 +206,42 @@ fn write_keras3_layers(file: &hdf5::File, layers: &[(&str, Array, Array)]) -> Re
     }
     file.create_group("vars")?;
     Ok(())
+}
+
+/// `optimizer_weights` as tf-keras writes it: `iteration:0`, then per variable
+/// `Adam/m/<layer>/kernel:0` and `Adam/v/..`, listed in `weight_names`.
+fn write_adam(file: &hdf5::File, adam: &AdamState) -> Result<()> {
+    let g = file.create_group("optimizer_weights")?;
+    g.new_dataset::<i64>()
+        .create("iteration:0")?
+        .write_scalar(&adam.iterations)?;
+    let mut names = vec!["iteration:0".to_owned()];
+    for ((name, m), (_, v)) in adam.m.iter().zip(&adam.v) {
+        for (which, t) in [("m", m), ("v", v)] {
+            let key = format!("Adam/{which}/{}", keras_var_name(name));
+            let a = if t.dim() == 4 {
+                kernel_to_keras(t)?
+            } else {
+                tensor_array(t)?
+            };
+            let (dir, leaf) = key.rsplit_once('/').unwrap_or(("", &key));
+            let parent = ensure_group(&g, dir)?;
+            write_dataset(&parent, leaf, &a)?;
+            names.push(key);
+        }
+    }
+    write_str_list(&g, "weight_names", &names)
+}
+
+/// Opens or creates the nested group `a/b/c` under `g`.
+fn ensure_group(g: &hdf5::Group, path: &str) -> Result<hdf5::Group> {
+    let mut cur = g.clone();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        cur = if cur.link_exists(part) {
+            cur.group(part)?
+        } else {
+            cur.create_group(part)?
+        };
+    }
+    Ok(cur)
 }

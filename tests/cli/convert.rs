@@ -74,6 +74,7 @@ fn export_of_a_model_imports_back_exactly_with_metadata() {
         mean: Some(99.25),
         std: Some(51.5),
         epoch: Some(7),
+        ..Default::default()
     };
     let path = env.path("ours.h5");
     keras::write(&path, &vs, &cfg, &meta, Format::Keras2Model).unwrap();

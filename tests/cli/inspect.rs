@@ -44,6 +44,7 @@ fn inspect_shows_stored_statistics() {
         mean: Some(100.5),
         std: Some(50.25),
         epoch: Some(3),
+        ..Default::default()
     };
     nerveseg::keras::write(
         &env.path("w.h5"),

@@ -7,5 +7,7 @@ mod keras_fixtures;
 mod npy;
 mod predict;
 mod prepare;
+mod resize;
 mod synth;
 mod testenv;
+mod train;

@@ -1,0 +1,207 @@
+//! Stage 2, the preprocessing inside the original `train.py`: frames resized to 96 x 96
+//! (scikit-image semantics, see `resize.rs`) and truncated to uint8; images standardised
+//! with the mean and std of all training pixels; masks scaled to [0, 1]; the validation
+//! split (the LAST share of the samples, as Keras's `validation_split`); the per-epoch
+//! shuffle of the training part.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_pcg::Pcg64Mcg;
+use rayon::prelude::*;
+use tch::Tensor;
+
+use crate::data::npy::{Dtype, NpyReader};
+use crate::data::tiff::{HEIGHT, WIDTH};
+use crate::model::INPUT_SIZE;
+use crate::resize::Resizer;
+
+/// Pixels of a model input.
+pub const SIDE: usize = INPUT_SIZE as usize;
+pub const SIDE_PIXELS: usize = SIDE * SIDE;
+
+/// Frames resized per parallel chunk.
+const CHUNK: usize = 256;
+
+/// Mean and standard deviation of the preprocessed training pixels.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stats {
+    pub mean: f64,
+    pub std: f64,
+}
+
+/// Reads a uint8 (N, 420, 580) array and resizes every frame to 96 x 96 uint8, the
+/// original's `preprocess`. Streams the file; frames are resized in parallel.
+pub fn preprocess_frames(reader: &mut NpyReader, label: &str, quiet: bool) -> Result<Vec<u8>> {
+    reader.expect(Dtype::U8, &[None, Some(HEIGHT as u64), Some(WIDTH as u64)])?;
+    let n = reader.shape[0] as usize;
+    let resizer = Resizer::new(HEIGHT, WIDTH, SIDE, SIDE);
+    let mut out = vec![0u8; n * SIDE_PIXELS];
+    let pb = crate::progress::bar(n as u64, label, quiet);
+    let mut frames = vec![0u8; CHUNK * HEIGHT * WIDTH];
+    for (chunk_index, dst) in out.chunks_mut(CHUNK * SIDE_PIXELS).enumerate() {
+        let count = dst.len() / SIDE_PIXELS;
+        let src = &mut frames[..count * HEIGHT * WIDTH];
+        reader.read_rows(src)?;
+        dst.par_chunks_mut(SIDE_PIXELS)
+            .zip(src.par_chunks(HEIGHT * WIDTH))
+            .for_each(|(o, f)| resizer.resize_u8(f, o));
+        pb.set_position((chunk_index * CHUNK + count) as u64);
+    }
+    pb.finish_and_clear();
+    Ok(out)
+}
+
+/// Mean and (population) standard deviation of all pixels, in float64.
+pub fn stats(pixels: &[u8]) -> Stats {
+    let mut hist = [0u64; 256];
+    for &p in pixels {
+        hist[p as usize] += 1;
+    }
+    let n = pixels.len().max(1) as f64;
+    let mean = hist
+        .iter()
+        .enumerate()
+        .map(|(v, &c)| v as f64 * c as f64)
+        .sum::<f64>()
+        / n;
+    let var = hist
+        .iter()
+        .enumerate()
+        .map(|(v, &c)| (v as f64 - mean).powi(2) * c as f64)
+        .sum::<f64>()
+        / n;
+    Stats {
+        mean,
+        std: var.sqrt(),
+    }
+}
+
+/// (x - mean) / std as a float32 [N, 1, 96, 96] tensor.
+pub fn standardise(pixels: &[u8], s: Stats) -> Tensor {
+    let (mean, std) = (s.mean as f32, s.std as f32);
+    let v: Vec<f32> = pixels
+        .par_iter()
+        .map(|&p| (p as f32 - mean) / std)
+        .collect();
+    to_nchw(v)
+}
+
+/// Masks to targets in [0, 1]: float32 / 255, [N, 1, 96, 96].
+pub fn unit_masks(pixels: &[u8]) -> Tensor {
+    to_nchw(pixels.par_iter().map(|&p| p as f32 / 255.0).collect())
+}
+
+fn to_nchw(v: Vec<f32>) -> Tensor {
+    let n = (v.len() / SIDE_PIXELS) as i64;
+    Tensor::from_slice(&v).view([n, 1, INPUT_SIZE, INPUT_SIZE])
+}
+
+/// Training inputs ready for the network.
+pub struct Prepared {
+    /// [N, 1, 96, 96] float32 standardised images.
+    pub images: Tensor,
+    /// [N, 1, 96, 96] float32 targets in [0, 1].
+    pub masks: Tensor,
+    /// The statistics used, when the images were standardised here.
+    pub stats: Option<Stats>,
+}
+
+/// Loads the training arrays: uint8 (N, 420, 580) frames go through the original's
+/// preprocessing; float32 (N, 96, 96, 1) arrays are taken as model-ready, as Keras's
+/// `fit` would take them.
+pub fn load_training(images: &Path, masks: &Path, quiet: bool) -> Result<Prepared> {
+    let mut ri = NpyReader::open(images)?;
+    let mut rm = NpyReader::open(masks)?;
+    if ri.shape.first() != rm.shape.first() {
+        bail!(
+            "{} holds {} images but {} holds {} masks",
+            images.display(),
+            ri.shape.first().copied().unwrap_or(0),
+            masks.display(),
+            rm.shape.first().copied().unwrap_or(0)
+        );
+    }
+    let side = SIDE as u64;
+    if ri.dtype == Dtype::F32 {
+        ri.expect(Dtype::F32, &[None, Some(side), Some(side), Some(1)])?;
+        rm.expect(Dtype::F32, &[None, Some(side), Some(side), Some(1)])?;
+        let x = ri.read_all::<f32>()?;
+        let y = rm.read_all::<f32>()?;
+        return Ok(Prepared {
+            images: to_nchw(x),
+            masks: to_nchw(y),
+            stats: None,
+        });
+    }
+    let imgs = preprocess_frames(&mut ri, "resize", quiet)?;
+    let msks = preprocess_frames(&mut rm, "masks", quiet)?;
+    let s = stats(&imgs);
+    if s.std == 0.0 {
+        bail!(
+            "{}: every pixel has the same value; nothing to standardise",
+            images.display()
+        );
+    }
+    Ok(Prepared {
+        images: standardise(&imgs, s),
+        masks: unit_masks(&msks),
+        stats: Some(s),
+    })
+}
+
+/// How many samples train when the last `validation_split` of `n` validate (Keras:
+/// floor(n * (1 - split))).
+pub fn train_count(n: usize, validation_split: f64) -> usize {
+    (n as f64 * (1.0 - validation_split)).floor() as usize
+}
+
+/// The order of the training samples in `epoch` (0-based): shuffled from (seed, epoch)
+/// alone, so a resumed run repeats the same order.
+pub fn epoch_order(n_train: usize, seed: u64, epoch: usize, shuffle: bool) -> Vec<i64> {
+    let mut order: Vec<i64> = (0..n_train as i64).collect();
+    if shuffle {
+        let mut rng =
+            Pcg64Mcg::seed_from_u64(seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        order.shuffle(&mut rng);
+    }
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_is_the_last_share() {
+        assert_eq!(train_count(100, 0.2), 80);
+        assert_eq!(train_count(5635, 0.2), 4508);
+        assert_eq!(train_count(10, 0.0), 10);
+        assert_eq!(train_count(7, 0.2), 5); // floor(5.6)
+    }
+
+    #[test]
+    fn shuffles_are_permutations_fixed_by_seed_and_epoch() {
+        let a = epoch_order(50, 1, 0, true);
+        let mut sorted = a.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..50).collect::<Vec<i64>>());
+        assert_eq!(a, epoch_order(50, 1, 0, true));
+        assert_ne!(a, epoch_order(50, 1, 1, true));
+        assert_ne!(a, epoch_order(50, 2, 0, true));
+        assert_eq!(epoch_order(5, 1, 3, false), [0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn stats_are_population_mean_and_std() {
+        let s = stats(&[0, 2, 4, 6]);
+        assert_eq!(s.mean, 3.0);
+        assert!((s.std - 5f64.sqrt()).abs() < 1e-12);
+        let t = standardise(&[0, 2, 4, 6].repeat(SIDE_PIXELS / 4), s);
+        assert_eq!(t.size(), [1, 1, 96, 96]);
+        let first = t.view([-1]).double_value(&[0]);
+        assert!((first + 3.0 / 5f64.sqrt()).abs() < 1e-6);
+    }
+}

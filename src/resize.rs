@@ -1,0 +1,245 @@
+//! scikit-image's `resize(img, shape, preserve_range=True)` with today's defaults (order 1,
+//! mode 'reflect', anti-aliasing), as the tutorial's `preprocess` uses it, computed the
+//! way scikit-image and SciPy compute it so the uint8 results agree pixel for pixel:
+//!
+//! 1. the frame becomes float64;
+//! 2. when shrinking, a Gaussian blur per axis (`scipy.ndimage.gaussian_filter`, axis 0
+//!    then axis 1) with sigma = max(0, (scale - 1) / 2), scale = input / output size,
+//!    radius int(4 sigma + 0.5), SciPy mode 'mirror' (d c b | a b c d | c b a);
+//! 3. bilinear sampling (`scipy.ndimage.zoom(order=1, grid_mode=True)`): output pixel i
+//!    reads input coordinate (i + 0.5) * scale - 0.5, mirrored at the borders;
+//! 4. the result is clipped to the input's range, then stored into uint8 (truncation).
+//!
+//! Only the rows and columns the sampling reads are blurred: the same arithmetic at the
+//! same places as SciPy, in a fraction of the work. Sums run in SciPy's order, since a
+//! sum of 255s that rounds to 254.99999 truncates to 254.
+//! Reference: skimage/transform/_warps.py (`resize`) and scipy/ndimage/src/ni_filters.c.
+
+/// One axis of a resize: the Gaussian taps and, per output pixel, the two input
+/// positions and their weights.
+#[derive(Clone, Debug)]
+struct Axis {
+    len: usize,
+    /// Normalised Gaussian weights w[0..=radius] (symmetric); empty when no blur.
+    taps: Vec<f64>,
+    /// Per output pixel: (first input index, second input index, weight of first, of second).
+    samples: Vec<(usize, usize, f64, f64)>,
+}
+
+/// SciPy's 'mirror' extension of index `i` into `0..n`: d c b | a b c d | c b a.
+fn mirror(i: isize, n: usize) -> usize {
+    let n = n as isize;
+    if n == 1 {
+        return 0;
+    }
+    let period = 2 * (n - 1);
+    let mut j = i.rem_euclid(period);
+    if j >= n {
+        j = period - j;
+    }
+    j as usize
+}
+
+/// NumPy's pairwise sum for short arrays (eight accumulators, then the rest in order),
+/// which `scipy.ndimage._gaussian_kernel1d` uses to normalise the kernel.
+fn numpy_sum(a: &[f64]) -> f64 {
+    if a.len() < 8 {
+        return a.iter().fold(0.0, |s, &x| s + x);
+    }
+    let mut r = [0f64; 8];
+    r.copy_from_slice(&a[..8]);
+    let full = a.len() - a.len() % 8;
+    for chunk in a[8..full].chunks_exact(8) {
+        for (acc, &x) in r.iter_mut().zip(chunk) {
+            *acc += x;
+        }
+    }
+    let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for &x in &a[full..] {
+        res += x;
+    }
+    res
+}
+
+impl Axis {
+    fn new(input: usize, output: usize) -> Axis {
+        let scale = input as f64 / output as f64;
+        let sigma = ((scale - 1.0) / 2.0).max(0.0);
+        let taps = if sigma > 0.0 {
+            let radius = (4.0 * sigma + 0.5) as i64;
+            let phi: Vec<f64> = (-radius..=radius)
+                .map(|x| (-0.5 / (sigma * sigma) * (x * x) as f64).exp())
+                .collect();
+            let total = numpy_sum(&phi);
+            phi[radius as usize..].iter().map(|p| p / total).collect()
+        } else {
+            Vec::new()
+        };
+        let samples = (0..output)
+            .map(|i| {
+                let c = (i as f64 + 0.5) * scale - 0.5;
+                let f = c.floor();
+                // SciPy's order-1 spline weights: w0 = 1 - t, then w1 = 1 - w0 (not t).
+                let w0 = 1.0 - (c - f);
+                let f = f as isize;
+                (mirror(f, input), mirror(f + 1, input), w0, 1.0 - w0)
+            })
+            .collect();
+        Axis {
+            len: input,
+            taps,
+            samples,
+        }
+    }
+
+    /// The blurred value at `i` of a line read through `at`, summed as SciPy does for a
+    /// symmetric kernel: centre first, then the pairs from the outermost inwards.
+    #[inline]
+    fn blur(&self, i: usize, at: impl Fn(usize) -> f64) -> f64 {
+        if self.taps.is_empty() {
+            return at(i);
+        }
+        let r = self.taps.len() - 1;
+        let mut acc = at(i) * self.taps[0];
+        for j in (1..=r).rev() {
+            let (lo, hi) = (
+                mirror(i as isize - j as isize, self.len),
+                mirror(i as isize + j as isize, self.len),
+            );
+            acc += (at(lo) + at(hi)) * self.taps[j];
+        }
+        acc
+    }
+}
+
+/// A resize from one frame size to another, set up once and used for every frame.
+#[derive(Clone, Debug)]
+pub struct Resizer {
+    rows: Axis,
+    cols: Axis,
+    /// The distinct input rows and columns that sampling reads, sorted.
+    need_rows: Vec<usize>,
+    need_cols: Vec<usize>,
+}
+
+fn needed(axis: &Axis) -> Vec<usize> {
+    let mut v: Vec<usize> = axis.samples.iter().flat_map(|s| [s.0, s.1]).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+impl Resizer {
+    /// From `in_h` x `in_w` to `out_h` x `out_w` (rows x columns).
+    pub fn new(in_h: usize, in_w: usize, out_h: usize, out_w: usize) -> Resizer {
+        let rows = Axis::new(in_h, out_h);
+        let cols = Axis::new(in_w, out_w);
+        let (need_rows, need_cols) = (needed(&rows), needed(&cols));
+        Resizer {
+            rows,
+            cols,
+            need_rows,
+            need_cols,
+        }
+    }
+
+    pub fn output_len(&self) -> usize {
+        self.rows.samples.len() * self.cols.samples.len()
+    }
+
+    /// Resizes `src` (row-major, in_h x in_w) into float64 `out` (out_h x out_w), before
+    /// truncation: scikit-image's float result.
+    pub fn resize_f64(&self, src: &[u8], out: &mut [f64]) {
+        let (h, w) = (self.rows.len, self.cols.len);
+        debug_assert_eq!(src.len(), h * w);
+        let (lo, hi) = src
+            .iter()
+            .fold((u8::MAX, u8::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        // Axis 0 (vertical) blur at the needed rows, for every column.
+        let mut vert = vec![0f64; self.need_rows.len() * w];
+        for (k, &r) in self.need_rows.iter().enumerate() {
+            let line = &mut vert[k * w..(k + 1) * w];
+            for (c, o) in line.iter_mut().enumerate() {
+                *o = self.rows.blur(r, |i| src[i * w + c] as f64);
+            }
+        }
+        // Axis 1 (horizontal) blur at the needed columns of those rows.
+        let nc = self.need_cols.len();
+        let mut both = vec![0f64; self.need_rows.len() * nc];
+        for k in 0..self.need_rows.len() {
+            let line = &vert[k * w..(k + 1) * w];
+            for (m, &c) in self.need_cols.iter().enumerate() {
+                both[k * nc + m] = self.cols.blur(c, |i| line[i]);
+            }
+        }
+        let row_at = |r: usize| self.need_rows.binary_search(&r).unwrap_or(0);
+        let col_at = |c: usize| self.need_cols.binary_search(&c).unwrap_or(0);
+        let out_w = self.cols.samples.len();
+        for (i, &(r0, r1, wr0, wr1)) in self.rows.samples.iter().enumerate() {
+            let (k0, k1) = (row_at(r0), row_at(r1));
+            for (j, &(c0, c1, wc0, wc1)) in self.cols.samples.iter().enumerate() {
+                let (m0, m1) = (col_at(c0), col_at(c1));
+                // SciPy's order: corners (r0,c0), (r0,c1), (r1,c0), (r1,c1), each
+                // value * row weight * column weight, added to 0.
+                let mut t = 0.0;
+                t += both[k0 * nc + m0] * wr0 * wc0;
+                t += both[k0 * nc + m1] * wr0 * wc1;
+                t += both[k1 * nc + m0] * wr1 * wc0;
+                t += both[k1 * nc + m1] * wr1 * wc1;
+                out[i * out_w + j] = t.clamp(lo as f64, hi as f64);
+            }
+        }
+    }
+
+    /// Resizes and stores into uint8 as the tutorial does (`imgs_p[i] = resize(..)`):
+    /// truncation toward zero.
+    pub fn resize_u8(&self, src: &[u8], out: &mut [u8]) {
+        let mut f = vec![0f64; self.output_len()];
+        self.resize_f64(src, &mut f);
+        for (o, v) in out.iter_mut().zip(&f) {
+            *o = *v as u8;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirror_reflects_without_repeating_the_edge() {
+        let idx: Vec<usize> = (-3..8).map(|i| mirror(i, 5)).collect();
+        assert_eq!(idx, [3, 2, 1, 0, 1, 2, 3, 4, 3, 2, 1]);
+    }
+
+    #[test]
+    fn kernel_matches_scipy_sizes_and_sums_to_one() {
+        let a = Axis::new(420, 96);
+        assert_eq!(a.taps.len(), 8); // sigma 1.6875, radius int(7.25) = 7
+        let b = Axis::new(580, 96);
+        assert_eq!(b.taps.len(), 11); // sigma 2.52, radius int(10.58) = 10
+        let total = b.taps[0] + 2.0 * b.taps[1..].iter().sum::<f64>();
+        assert!((total - 1.0).abs() < 1e-12);
+        // Enlarging has no blur.
+        assert!(Axis::new(96, 420).taps.is_empty());
+    }
+
+    #[test]
+    fn constant_frames_stay_constant() {
+        let r = Resizer::new(420, 580, 96, 96);
+        for v in [0u8, 1, 128, 255] {
+            let mut out = vec![0u8; 96 * 96];
+            r.resize_u8(&vec![v; 420 * 580], &mut out);
+            assert!(out.iter().all(|&o| o == v), "value {v}");
+        }
+    }
+
+    #[test]
+    fn sampling_coordinates_follow_grid_mode() {
+        let a = Axis::new(420, 96);
+        // Output 0 reads (0 + 0.5) * 4.375 - 0.5 = 1.6875.
+        let (i0, i1, w0, w1) = a.samples[0];
+        assert_eq!((i0, i1), (1, 2));
+        assert!((w0 - 0.3125).abs() < 1e-12 && (w1 - 0.6875).abs() < 1e-12);
+    }
+}

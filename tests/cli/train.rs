@@ -1,0 +1,346 @@
+//! Training: the loss and Keras-form Adam against tf-keras fixtures
+//! (tests/fixtures/keras/make_train_fixtures.py), and `nerveseg train` end to end.
+
+use nerveseg::adam::{AdamConfig, KerasAdam};
+use nerveseg::keras;
+use nerveseg::loss::{dice_coef, dice_loss};
+use nerveseg::model::{unet, UNetConfig};
+use tch::nn::{Module, VarStore};
+use tch::{Device, Tensor};
+
+use crate::keras_fixtures::{keras_fixture, read_f32};
+use crate::testenv::TestEnv;
+
+fn tensor(name: &str) -> Tensor {
+    let (shape, data) = read_f32(&keras_fixture(name));
+    let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+    Tensor::from_slice(&data).view(dims.as_slice())
+}
+
+#[test]
+fn dice_coef_equals_keras() {
+    let t = tensor("dice_true.npy");
+    let p = tensor("dice_pred.npy");
+    let (_, want) = read_f32(&keras_fixture("dice_expected.npy"));
+    for (c, w) in want.iter().enumerate() {
+        let c = c as i64;
+        let d = dice_coef(&t.get(c), &p.get(c)).double_value(&[]);
+        assert!((d - *w as f64).abs() < 1e-6, "case {c}: {d} vs keras {w}");
+        let l = dice_loss(&t.get(c), &p.get(c)).double_value(&[]);
+        assert!((l + *w as f64).abs() < 1e-6, "case {c}: loss {l}");
+    }
+}
+
+/// Max |ours - keras| over all variables, in libtorch layout.
+fn max_weight_diff(vs: &VarStore, keras_file: &str) -> f64 {
+    let f = keras::read(&keras_fixture(keras_file)).unwrap();
+    let mut other = VarStore::new(Device::Cpu);
+    let _net = unet(&other.root(), &UNetConfig { base_width: 4 });
+    keras::apply(&f, &mut other, false).unwrap();
+    let theirs = other.variables();
+    vs.variables()
+        .iter()
+        .map(|(n, t)| (t - &theirs[n]).abs().max().double_value(&[]))
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn adam_steps_match_tf_keras() {
+    let init = keras::read(&keras_fixture("train_init_w4.h5")).unwrap();
+    let mut vs = VarStore::new(Device::Cpu);
+    let net = unet(&vs.root(), &UNetConfig { base_width: 4 });
+    keras::apply(&init, &mut vs, false).unwrap();
+    // NHWC with one channel has NCHW's memory order.
+    let x = tensor("train_x_w4.npy").view([6, 1, 96, 96]);
+    let y = tensor("train_y_w4.npy").view([6, 1, 96, 96]);
+    let (_, keras_losses) = {
+        let r =
+            nerveseg::data::npy::NpyReader::open(&keras_fixture("train_losses_w4.npy")).unwrap();
+        ((), r.read_all::<f64>().unwrap())
+    };
+    let mut opt = KerasAdam::new(&vs, AdamConfig::default());
+    for (step, want) in keras_losses.iter().enumerate() {
+        opt.zero_grad();
+        let loss = dice_loss(&y, &net.forward(&x));
+        loss.backward();
+        let got = loss.double_value(&[]);
+        assert!(
+            (got - want).abs() < 1e-6,
+            "step {}: loss {got} vs keras {want}",
+            step + 1
+        );
+        opt.step();
+        if step == 0 {
+            let d = max_weight_diff(&vs, "train_step1_w4.h5");
+            assert!(d <= 1e-6, "after 1 step: max |diff| {d:e}");
+        }
+    }
+    let d = max_weight_diff(&vs, "train_step5_w4.h5");
+    assert!(d <= 1e-6, "after 5 steps: max |diff| {d:e}");
+}
+
+/// A tiny prepared set: 2 subjects x 6 frames.
+fn prepared() -> TestEnv {
+    let env = TestEnv::new();
+    env.synth_small(2, 6, 1);
+    env.run(&[
+        "prepare",
+        "-q",
+        "--raw",
+        "raw",
+        "--out",
+        ".",
+        "--train-only",
+    ])
+    .ok();
+    env
+}
+
+fn history(env: &TestEnv, dir: &str) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(env.path(&format!("{dir}/history.csv"))).unwrap();
+    text.lines()
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .collect()
+}
+
+const TINY: [&str; 8] = [
+    "--device",
+    "cpu",
+    "--base-width",
+    "2",
+    "--batch-size",
+    "4",
+    "--seed",
+    "3",
+];
+
+#[test]
+fn train_writes_checkpoint_state_and_history() {
+    let env = prepared();
+    let out = env
+        .run(&[&["train", "--epochs", "2"][..], &TINY].concat())
+        .ok();
+    assert!(out.contains("epoch 1/2: loss -"), "{out}");
+    assert!(out.contains("val_dice_coef"), "{out}");
+    assert!(out.contains("best epoch"), "{out}");
+    let h = history(&env, "weights");
+    assert_eq!(
+        h[0],
+        [
+            "epoch",
+            "dice_coef",
+            "loss",
+            "val_dice_coef",
+            "val_loss",
+            "seconds"
+        ]
+    );
+    assert_eq!(h.len(), 3);
+    assert_eq!((h[1][0].as_str(), h[2][0].as_str()), ("0", "1"));
+    // Keras's loss is -dice_coef when all batches have the same size (12 samples: 9 train
+    // in batches of 4, 4, 1 make them differ; only check they are numbers).
+    for row in &h[1..] {
+        for v in &row[1..5] {
+            v.parse::<f64>().unwrap();
+        }
+    }
+    let best = keras::read(&env.path("weights/weights.h5")).unwrap();
+    assert!(best.meta.mean.unwrap() > 0.0 && best.meta.std.unwrap() > 0.0);
+    assert_eq!(best.base_width().unwrap(), 2);
+    let last = keras::read(&env.path("weights/last.h5")).unwrap();
+    assert_eq!(last.meta.epoch, Some(2));
+    let names: Vec<String> = {
+        let vs = VarStore::new(Device::Cpu);
+        let _n = unet(&vs.root(), &UNetConfig { base_width: 2 });
+        let mut v: Vec<String> = vs.variables().into_keys().collect();
+        v.sort();
+        v
+    };
+    let adam = keras::read_adam_state(&env.path("weights/last.h5"), &names)
+        .unwrap()
+        .unwrap();
+    assert_eq!(adam.iterations, 2 * 3); // 9 training samples in batches of 4: 3 steps an epoch
+}
+
+#[test]
+fn resume_continues_exactly() {
+    let env = prepared();
+    env.run(
+        &[
+            &["train", "-q", "--epochs", "3", "--out-dir", "straight"][..],
+            &TINY,
+        ]
+        .concat(),
+    )
+    .ok();
+    env.run(
+        &[
+            &["train", "-q", "--epochs", "1", "--out-dir", "split"][..],
+            &TINY,
+        ]
+        .concat(),
+    )
+    .ok();
+    env.run(
+        &[
+            &[
+                "train",
+                "-q",
+                "--epochs",
+                "3",
+                "--out-dir",
+                "split",
+                "--resume",
+            ][..],
+            &TINY,
+        ]
+        .concat(),
+    )
+    .ok();
+    let (a, b) = (history(&env, "straight"), history(&env, "split"));
+    assert_eq!(a.len(), 4);
+    for (ra, rb) in a.iter().zip(&b) {
+        assert_eq!(ra[..5], rb[..5], "resumed history differs");
+    }
+}
+
+#[test]
+fn no_validation_saves_every_epoch() {
+    let env = prepared();
+    env.run(
+        &[
+            &["train", "-q", "--epochs", "2", "--validation-split", "0"][..],
+            &TINY,
+        ]
+        .concat(),
+    )
+    .ok();
+    let best = keras::read(&env.path("weights/weights.h5")).unwrap();
+    assert_eq!(best.meta.epoch, Some(2));
+    let h = history(&env, "weights");
+    assert_eq!(h[1][3], ""); // no val_dice_coef
+}
+
+#[test]
+fn init_weights_start_from_a_keras_file() {
+    let env = TestEnv::new();
+    let x = keras_fixture("train_x_w4.npy");
+    let y = keras_fixture("train_y_w4.npy");
+    let init = keras_fixture("train_init_w4.h5");
+    // Model-ready float32 arrays, one batch of 6, no validation, no shuffle: the first
+    // epoch's loss is Keras's first train_on_batch loss.
+    let out = env
+        .run(&[
+            "train",
+            "--images",
+            x.to_str().unwrap(),
+            "--masks",
+            y.to_str().unwrap(),
+            "--init-weights",
+            init.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "6",
+            "--validation-split",
+            "0",
+            "--no-shuffle",
+            "--device",
+            "cpu",
+        ])
+        .ok();
+    assert!(out.contains("loss -0.050862"), "{out}");
+    assert_eq!(
+        keras::read(&env.path("weights/weights.h5"))
+            .unwrap()
+            .base_width()
+            .unwrap(),
+        4
+    );
+}
+
+#[test]
+fn bad_training_input_is_explained() {
+    let env = prepared();
+    env.run(&["train", "--images", "nope.npy", "--device", "cpu"])
+        .fails_with(&["opening nope.npy"]);
+    nerveseg::data::npy::write(
+        &env.path("few.npy"),
+        &[3, 420, 580],
+        &vec![0u8; 3 * 420 * 580],
+    )
+    .unwrap();
+    env.run(&["train", "--masks", "few.npy", "--device", "cpu"])
+        .fails_with(&["imgs_train.npy holds 12 images but few.npy holds 3 masks"]);
+    env.run(&["train", "--resume", "--out-dir", "fresh", "--device", "cpu"])
+        .fails_with(&["nothing to resume", "fresh/last.h5"]);
+    env.run(&["train", "--validation-split", "1.5", "--device", "cpu"])
+        .fails_with(&["--validation-split"]);
+    assert!(!env.path("weights/weights.h5").exists());
+}
+
+#[test]
+fn a_nan_loss_stops_the_run() {
+    let env = TestEnv::new();
+    let mut x = vec![0.5f32; 4 * 96 * 96];
+    x[100] = f32::NAN;
+    nerveseg::data::npy::write(&env.path("x.npy"), &[4, 96, 96, 1], &x).unwrap();
+    nerveseg::data::npy::write(
+        &env.path("y.npy"),
+        &[4, 96, 96, 1],
+        &vec![0f32; 4 * 96 * 96],
+    )
+    .unwrap();
+    env.run(&[
+        "train",
+        "--images",
+        "x.npy",
+        "--masks",
+        "y.npy",
+        "--validation-split",
+        "0",
+        "--base-width",
+        "2",
+        "--device",
+        "cpu",
+    ])
+    .fails_with(&["the loss became NaN at epoch 1 batch 1", "weights.h5"]);
+    assert!(!env.path("weights/weights.h5").exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_after_the_batch_and_keeps_the_checkpoint() {
+    let env = prepared();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_nerveseg"))
+        .args(
+            [
+                &["train", "--epochs", "1000", "--batch-size", "1"][..],
+                &TINY[..4],
+            ]
+            .concat(),
+        )
+        .current_dir(env.path(""))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !env.path("weights/last.h5").exists() {
+        assert!(std::time::Instant::now() < deadline, "no epoch finished");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("interrupted; the best checkpoint weights/weights.h5 is intact"),
+        "{err}"
+    );
+    assert!(err.contains("--resume"), "{err}");
+    keras::read(&env.path("weights/weights.h5")).unwrap();
+}
