@@ -9,7 +9,7 @@ TORCH_VERSION := 2.11.0
 STAMP := $(VENV)/.nerveseg-setup-torch-$(TORCH_VERSION)
 CARGO ?= cargo
 
-.PHONY: all setup build test demo fixtures-npy fixtures-keras clean-venv
+.PHONY: all setup build test demo fixtures-npy fixtures-keras fixtures-preprocess clean-venv
 
 all: build
 
@@ -55,6 +55,14 @@ fixtures-keras:
 	test -x $(KERAS_FIX)/.venv/bin/python || $(PYTHON) -m venv $(KERAS_FIX)/.venv
 	$(KERAS_FIX)/.venv/bin/pip install -q -r $(KERAS_FIX)/requirements.txt
 	$(KERAS_FIX)/.venv/bin/python $(KERAS_FIX)/make_fixtures.py
+	$(KERAS_FIX)/.venv/bin/python $(KERAS_FIX)/make_train_fixtures.py
+
+# Regenerates the scikit-image resize fixtures (needs the release binary for synth).
+PREP_FIX := tests/fixtures/preprocess
+fixtures-preprocess: build
+	test -x $(PREP_FIX)/.venv/bin/python || $(PYTHON) -m venv $(PREP_FIX)/.venv
+	$(PREP_FIX)/.venv/bin/pip install -q -r $(PREP_FIX)/requirements.txt
+	$(PREP_FIX)/.venv/bin/python $(PREP_FIX)/make_fixtures.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -136,9 +136,19 @@ pub fn load_training(images: &Path, masks: &Path, quiet: bool) -> Result<Prepare
             stats: None,
         });
     }
+    let t0 = std::time::Instant::now();
     let imgs = preprocess_frames(&mut ri, "resize", quiet)?;
     let msks = preprocess_frames(&mut rm, "masks", quiet)?;
     let s = stats(&imgs);
+    if !quiet {
+        println!(
+            "resized {} images and masks to 96 x 96 in {:.1} s; mean {:.3}, std {:.3}",
+            imgs.len() / SIDE_PIXELS,
+            t0.elapsed().as_secs_f64(),
+            s.mean,
+            s.std
+        );
+    }
     if s.std == 0.0 {
         bail!(
             "{}: every pixel has the same value; nothing to standardise",
