@@ -3,6 +3,7 @@
 //! `data` is the original `data.py`; `synth` makes Kaggle-layout data to run it on.
 
 pub mod adam;
+pub mod atomic;
 pub mod data;
 pub mod dataset;
 pub mod info;

@@ -345,9 +345,7 @@ const HEADER: [&str; 6] = [
 /// Keras CSVLogger's columns (epoch, then the metrics sorted by name), plus seconds;
 /// rewritten whole and atomically each epoch.
 fn write_history(path: &std::path::Path, rows: &[EpochLog]) -> Result<()> {
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("writing {}", path.display()))?;
+    let tmp = crate::atomic::temp_beside(path)?;
     {
         let mut w = csv::Writer::from_writer(tmp.as_file());
         w.write_record(HEADER)?;

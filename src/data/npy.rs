@@ -142,15 +142,7 @@ impl<T: Element> NpyWriter<T> {
             "writing {}: a 0-d array is not supported",
             path.display()
         );
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let tmp = tempfile::Builder::new()
-            .prefix(".nerveseg-")
-            .suffix(".npy.tmp")
-            .tempfile_in(dir)
-            .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+        let tmp = crate::atomic::temp_beside(path)?;
         let mut file = BufWriter::with_capacity(1 << 20, tmp);
         file.write_all(&header_bytes(T::DTYPE, shape))
             .with_context(|| format!("writing {}", path.display()))?;

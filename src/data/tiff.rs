@@ -250,12 +250,7 @@ pub fn read_mask(path: &Path, out: &mut [u8]) -> Result<()> {
 /// Writes an 8-bit grayscale TIFF (uncompressed, as Kaggle's) atomically: a temporary
 /// file in the same folder, renamed into place.
 pub fn write_gray8(path: &Path, width: usize, height: usize, data: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".nerveseg-")
-        .suffix(".tif.tmp")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    let tmp = crate::atomic::temp_beside(path)?;
     {
         let mut w = BufWriter::new(tmp.as_file());
         tiff::encoder::TiffEncoder::new(&mut w)

@@ -54,12 +54,7 @@ fn write_impl(
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".nerveseg-")
-        .suffix(".h5.tmp")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?
-        .into_temp_path();
+    let tmp = crate::atomic::temp_beside(path)?.into_temp_path();
     let layers = export_layers(vs)?;
     (|| -> Result<()> {
         let file = hdf5::File::create(&tmp)?;
