@@ -38,8 +38,7 @@ test: setup
 	$(CARGO) test --release
 
 demo: build
-	./target/release/nerveseg synth --out demo-out/raw --subjects 8 --per-subject 120 --test 200 --test-masks --overwrite
-	./target/release/nerveseg prepare --raw demo-out/raw --out demo-out
+	./target/release/nerveseg demo --out demo-out
 
 # Regenerates the NumPy-written .npy fixtures (not needed for `make test`).
 NPY_FIX := tests/fixtures/npy

@@ -91,6 +91,59 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
+        Command::Submit(args) => {
+            let cfg = args.into_config();
+            let (rows, nonempty) = nerveseg::submission::submit(&cfg)?;
+            if !quiet {
+                println!(
+                    "wrote {} ({rows} rows, {nonempty} with a mask)",
+                    cfg.out.display()
+                );
+            }
+        }
+        Command::Evaluate(args) => {
+            let json = args.json;
+            let submission = args.submission.clone();
+            let cfg = args.into_config(quiet);
+            let (scores, dice_coef, sweep) = match submission {
+                Some(csv) => (
+                    nerveseg::evaluate::score_submission(&csv, &cfg.masks)?,
+                    None,
+                    Vec::new(),
+                ),
+                None => {
+                    let e = nerveseg::evaluate::evaluate(&cfg)?;
+                    (e.scores, Some(e.dice_coef), e.sweep)
+                }
+            };
+            if json {
+                println!(
+                    "{}",
+                    nerveseg::evaluate::to_json(&scores, dice_coef, &cfg.rule, &sweep)
+                );
+            } else {
+                println!(
+                    "{}",
+                    nerveseg::evaluate::to_table(&scores, dice_coef, &cfg.rule, &sweep)
+                );
+            }
+        }
+        Command::Plot(args) => {
+            nerveseg::pictures::plot_history(&args.history, &args.out)?;
+            if !quiet {
+                println!("wrote {}", args.out.display());
+            }
+        }
+        Command::Demo(args) => {
+            let cfg = nerveseg::demo::DemoConfig {
+                out: args.out,
+                device: args.device,
+                subjects: args.subjects,
+                epochs: args.epochs,
+                quiet,
+            };
+            nerveseg::demo::demo(&cfg)?;
+        }
         Command::Convert(args) => {
             let format = args.format();
             let report = nerveseg::keras::convert(&args.input, &args.output, format)?;

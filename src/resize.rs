@@ -191,6 +191,41 @@ impl Resizer {
         }
     }
 
+    /// Enlarges a 0/1 mask and thresholds the result: `out[p] = (value > cut) as u8`, the
+    /// value being exactly what [`Self::resize_f64`] computes. Only output rows whose two
+    /// source rows hold a 1 are computed; the rest are 0.
+    pub fn upsample_binary(&self, src: &[u8], cut: f64, out: &mut [u8]) {
+        debug_assert!(
+            self.rows.taps.is_empty() && self.cols.taps.is_empty(),
+            "enlarging only"
+        );
+        let w = self.cols.len;
+        let out_w = self.cols.samples.len();
+        let (lo, hi) = src
+            .iter()
+            .fold((u8::MAX, u8::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        out.fill(0);
+        if hi == 0 {
+            return;
+        }
+        let row_has: Vec<bool> = src.chunks(w).map(|r| r.iter().any(|&v| v != 0)).collect();
+        for (i, &(r0, r1, wr0, wr1)) in self.rows.samples.iter().enumerate() {
+            if !row_has[r0] && !row_has[r1] {
+                continue;
+            }
+            let (a, b) = (&src[r0 * w..(r0 + 1) * w], &src[r1 * w..(r1 + 1) * w]);
+            let dst = &mut out[i * out_w..(i + 1) * out_w];
+            for (o, &(c0, c1, wc0, wc1)) in dst.iter_mut().zip(&self.cols.samples) {
+                let mut t = 0.0;
+                t += a[c0] as f64 * wr0 * wc0;
+                t += a[c1] as f64 * wr0 * wc1;
+                t += b[c0] as f64 * wr1 * wc0;
+                t += b[c1] as f64 * wr1 * wc1;
+                *o = (t.clamp(lo as f64, hi as f64) > cut) as u8;
+            }
+        }
+    }
+
     /// Resizes and stores into uint8 as the tutorial does (`imgs_p[i] = resize(..)`):
     /// truncation toward zero.
     pub fn resize_u8(&self, src: &[u8], out: &mut [u8]) {
@@ -232,6 +267,25 @@ mod tests {
             r.resize_u8(&vec![v; 420 * 580], &mut out);
             assert!(out.iter().all(|&o| o == v), "value {v}");
         }
+    }
+
+    #[test]
+    fn upsampling_agrees_with_the_float_path() {
+        let r = Resizer::new(96, 96, 420, 580);
+        let mut src = vec![0u8; 96 * 96];
+        for y in 10..30 {
+            for x in 0..17 {
+                src[y * 96 + x] = 1;
+            }
+        }
+        src[95 * 96 + 95] = 1;
+        let mut f = vec![0f64; 420 * 580];
+        r.resize_f64(&src, &mut f);
+        let mut b = vec![0u8; 420 * 580];
+        r.upsample_binary(&src, 0.5, &mut b);
+        let want: Vec<u8> = f.iter().map(|&v| (v > 0.5) as u8).collect();
+        assert_eq!(b, want);
+        assert!(b.contains(&1));
     }
 
     #[test]

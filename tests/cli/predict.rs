@@ -62,7 +62,7 @@ fn wrong_image_arrays_are_explained() {
     )
     .unwrap();
     env.run(&["predict", "--weights", w, "--images", "x.npy", "--out", "p.npy", "--device", "cpu"])
-        .fails_with(&["x.npy: expected a float32 array of shape (N, 96, 96, 1), found float32 of shape [2, 64, 64, 1]"]);
+        .fails_with(&["x.npy: expected uint8 frames (N, 420, 580) or a model-ready float32 array (N, 96, 96, 1), found float32 of shape [2, 64, 64, 1]"]);
     nerveseg::data::npy::write(&env.path("f.npy"), &[1, 420, 580], &vec![0u8; 420 * 580]).unwrap();
     env.run(&[
         "predict",
@@ -75,7 +75,7 @@ fn wrong_image_arrays_are_explained() {
         "--device",
         "cpu",
     ])
-    .fails_with(&["f.npy: uint8 (N, 420, 580) frames need preprocessing"]);
+    .fails_with(&["unet_w4_weights.h5 stores no training mean/std"]);
     env.run(&[
         "predict",
         "--weights",
@@ -141,4 +141,153 @@ fn allow_partial_loads_what_matches() {
     );
     let (shape, _) = read_f32(&env.path("p.npy"));
     assert_eq!(shape, [3, 96, 96, 1]);
+}
+
+/// A tiny prepared set (train and test) and a checkpoint trained for one epoch.
+fn trained() -> TestEnv {
+    let env = TestEnv::new();
+    env.run(&[
+        "synth",
+        "-q",
+        "--out",
+        "raw",
+        "--subjects",
+        "1",
+        "--per-subject",
+        "8",
+        "--test",
+        "5",
+        "--test-masks",
+    ])
+    .ok();
+    env.run(&["prepare", "-q", "--raw", "raw", "--out", "."])
+        .ok();
+    env.run(&[
+        "train",
+        "-q",
+        "--epochs",
+        "1",
+        "--base-width",
+        "2",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+    ])
+    .ok();
+    env
+}
+
+#[test]
+fn frames_are_preprocessed_with_the_stored_statistics() {
+    let env = trained();
+    let out = env
+        .run(&[
+            "predict",
+            "--device",
+            "cpu",
+            "--overlays",
+            "ov",
+            "--truth",
+            "raw/test_masks",
+            "--limit",
+            "2",
+        ])
+        .ok();
+    assert!(out.contains("predicted 5 images"), "{out}");
+    let (shape, probs) = read_f32(&env.path("imgs_mask_test.npy"));
+    assert_eq!(shape, [5, 96, 96, 1]);
+    assert!(probs.iter().all(|p| (0.0..=1.0).contains(p)));
+    assert_eq!(
+        env.names("preds"),
+        [
+            "1_pred.png",
+            "2_pred.png",
+            "3_pred.png",
+            "4_pred.png",
+            "5_pred.png"
+        ]
+    );
+    let png = image::open(env.path("preds/3_pred.png"))
+        .unwrap()
+        .to_luma8();
+    assert_eq!(png.dimensions(), (96, 96));
+    // uint8(prob * 255) of image 3.
+    let p = probs[2 * 9216 + 5 * 96 + 7];
+    assert_eq!(png.get_pixel(7, 5)[0], (p * 255.0) as u8);
+    assert_eq!(env.names("ov"), ["1_overlay.png", "2_overlay.png"]);
+    assert_eq!(
+        image::open(env.path("ov/1_overlay.png"))
+            .unwrap()
+            .to_rgb8()
+            .dimensions(),
+        (580, 420)
+    );
+    // The same statistics given by hand give the same probabilities.
+    let best = nerveseg::keras::read(&env.path("weights/weights.h5")).unwrap();
+    let (m, s) = (
+        best.meta.mean.unwrap().to_string(),
+        best.meta.std.unwrap().to_string(),
+    );
+    env.run(&[
+        "predict",
+        "-q",
+        "--device",
+        "cpu",
+        "--no-png",
+        "--out",
+        "again.npy",
+        "--mean",
+        &m,
+        "--std",
+        &s,
+    ])
+    .ok();
+    assert_eq!(read_f32(&env.path("again.npy")).1, probs);
+}
+
+#[test]
+fn a_checkpoint_without_statistics_needs_them_given() {
+    let env = trained();
+    let keras_file = keras_fixture("unet_w4_full.h5");
+    let w = keras_file.to_str().unwrap();
+    env.run(&["predict", "--weights", w, "--device", "cpu"])
+        .fails_with(&[
+            "unet_w4_full.h5 stores no training mean/std",
+            "--mean and --std",
+            "--stats-from imgs_train.npy",
+        ]);
+    env.run(&[
+        "predict",
+        "-q",
+        "--weights",
+        w,
+        "--device",
+        "cpu",
+        "--stats-from",
+        "imgs_train.npy",
+    ])
+    .ok();
+    env.run(&[
+        "predict",
+        "-q",
+        "--weights",
+        w,
+        "--device",
+        "cpu",
+        "--mean",
+        "90",
+        "--std",
+        "30",
+        "--out",
+        "b.npy",
+    ])
+    .ok();
+    assert_eq!(read_f32(&env.path("b.npy")).0, [5, 96, 96, 1]);
+    let run = env.run(&["predict", "--weights", w, "--device", "cpu", "--mean", "90"]);
+    assert!(
+        !run.output.status.success() && run.stderr().contains("--std"),
+        "{}",
+        run.stderr()
+    );
 }

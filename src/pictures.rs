@@ -1,0 +1,198 @@
+//! Pictures for people: the original's `preds/{id}_pred.png`, full-size overlays of the
+//! predicted (red) and true (green) outlines on the ultrasound frame, and the training
+//! curves from `history.csv`. Every PNG is written through a temporary file.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use image::{ImageFormat, RgbImage};
+use plotters::prelude::*;
+
+use crate::data::npy::NpyReader;
+use crate::data::tiff::{self, HEIGHT, PIXELS, WIDTH};
+use crate::dataset::{SIDE, SIDE_PIXELS};
+use crate::submission::{enlarger, MaskRule};
+
+fn save_png(path: &Path, img: &image::DynamicImage) -> Result<()> {
+    let tmp = crate::atomic::temp_beside(path)?;
+    {
+        let mut w = std::io::BufWriter::new(tmp.as_file());
+        img.write_to(&mut w, ImageFormat::Png)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// `dir/{id}_pred.png`: uint8(prob * 255), 96 x 96, as the original wrote them.
+pub fn write_pred_pngs(dir: &Path, ids: &[i32], probs: &[f32]) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (id, p) in ids.iter().zip(probs.chunks(SIDE_PIXELS)) {
+        let bytes: Vec<u8> = p.iter().map(|&v| (v * 255.0) as u8).collect();
+        let img = image::GrayImage::from_raw(SIDE as u32, SIDE as u32, bytes)
+            .context("building a 96 x 96 picture")?;
+        save_png(
+            &dir.join(format!("{id}_pred.png")),
+            &image::DynamicImage::ImageLuma8(img),
+        )?;
+    }
+    Ok(())
+}
+
+/// Pixels of a 0/1 full-size mask that touch a pixel outside it (4-neighbourhood).
+fn outline(mask: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    (0..HEIGHT)
+        .flat_map(move |y| (0..WIDTH).map(move |x| (y, x)))
+        .filter(move |&(y, x)| {
+            let on = |yy: usize, xx: usize| mask[yy * WIDTH + xx] != 0;
+            on(y, x)
+                && (y == 0
+                    || x == 0
+                    || y + 1 == HEIGHT
+                    || x + 1 == WIDTH
+                    || !on(y - 1, x)
+                    || !on(y + 1, x)
+                    || !on(y, x - 1)
+                    || !on(y, x + 1))
+        })
+}
+
+/// `dir/{id}_overlay.png` for the first `ids.len()` frames of `frames` (uint8
+/// (N, 420, 580)): the frame in gray, the predicted outline in red and, when
+/// `truth_dir` holds `{id}_mask.tif`, the true outline in green.
+pub fn write_overlays(
+    dir: &Path,
+    frames: &Path,
+    ids: &[i32],
+    probs: &[f32],
+    truth_dir: Option<&Path>,
+    rule: &MaskRule,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut reader = NpyReader::open(frames)?;
+    let resizer = enlarger();
+    let mut frame = vec![0u8; PIXELS];
+    let mut truth = vec![0u8; PIXELS];
+    for (id, p) in ids.iter().zip(probs.chunks(SIDE_PIXELS)) {
+        reader.read_rows(&mut frame)?;
+        let mut img = RgbImage::from_fn(WIDTH as u32, HEIGHT as u32, |x, y| {
+            let v = frame[y as usize * WIDTH + x as usize];
+            image::Rgb([v, v, v])
+        });
+        if let Some(t) = truth_dir {
+            let path = t.join(format!("{id}_mask.tif"));
+            if path.exists() {
+                tiff::read_mask(&path, &mut truth)?;
+                for (y, x) in outline(&truth) {
+                    img.put_pixel(x as u32, y as u32, image::Rgb([40, 220, 40]));
+                }
+            }
+        }
+        let pred = rule.full_mask(p, &resizer);
+        for (y, x) in outline(&pred) {
+            img.put_pixel(x as u32, y as u32, image::Rgb([240, 30, 30]));
+        }
+        save_png(
+            &dir.join(format!("{id}_overlay.png")),
+            &image::DynamicImage::ImageRgb8(img),
+        )?;
+    }
+    Ok(())
+}
+
+/// Draws loss and Dice per epoch (train and validation) from a `history.csv` to a PNG.
+pub fn plot_history(history: &Path, out: &Path) -> Result<()> {
+    let mut r = csv::Reader::from_path(history)
+        .with_context(|| format!("opening {}", history.display()))?;
+    let headers = r
+        .headers()
+        .with_context(|| format!("reading {}", history.display()))?
+        .clone();
+    let col = |name: &str| headers.iter().position(|h| h == name);
+    let (Some(ep), Some(dc), Some(ls)) = (col("epoch"), col("dice_coef"), col("loss")) else {
+        bail!(
+            "{}: not a training history (needs epoch, dice_coef, loss columns)",
+            history.display()
+        );
+    };
+    let (vdc, vls) = (col("val_dice_coef"), col("val_loss"));
+    let mut rows: Vec<[Option<f64>; 5]> = Vec::new();
+    for rec in r.records() {
+        let rec = rec.with_context(|| format!("reading {}", history.display()))?;
+        let get = |i: Option<usize>| {
+            i.and_then(|i| rec.get(i))
+                .and_then(|s| s.parse::<f64>().ok())
+        };
+        rows.push([
+            get(Some(ep)),
+            get(Some(dc)),
+            get(Some(ls)),
+            get(vdc),
+            get(vls),
+        ]);
+    }
+    if rows.is_empty() {
+        bail!("{}: no epochs to plot", history.display());
+    }
+    let _ =
+        plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
+    let (w, h) = (1000u32, 420u32);
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let panels = root.split_evenly((1, 2));
+        let last = rows.iter().filter_map(|r| r[0]).fold(0.0, f64::max) + 1.0;
+        for (panel, (title, train_i, val_i, sign)) in panels.iter().zip([
+            ("Dice coefficient", 1, 3, 1.0),
+            ("loss (-dice_coef)", 2, 4, 1.0),
+        ]) {
+            let values: Vec<f64> = rows
+                .iter()
+                .flat_map(|r| [r[train_i], r[val_i]])
+                .flatten()
+                .collect();
+            let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let pad = ((hi - lo) * 0.05).max(1e-3);
+            let mut chart = ChartBuilder::on(panel)
+                .caption(title, ("sans-serif", 20))
+                .margin(12)
+                .x_label_area_size(32)
+                .y_label_area_size(56)
+                .build_cartesian_2d(1.0..last.max(2.0), (lo - pad)..(hi + pad))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .draw()
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            for (i, color, label) in [(train_i, BLUE, "train"), (val_i, RED, "validation")] {
+                let pts: Vec<(f64, f64)> = rows
+                    .iter()
+                    .filter_map(|r| Some((r[0]? + 1.0, sign * r[i]?)))
+                    .collect();
+                if pts.is_empty() {
+                    continue;
+                }
+                chart
+                    .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .label(label)
+                    .legend(move |(x, y)| {
+                        PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2))
+                    });
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let img = RgbImage::from_raw(w, h, buf).context("building the plot picture")?;
+    save_png(out, &image::DynamicImage::ImageRgb8(img))
+}

@@ -1,0 +1,216 @@
+//! Stage 4, the original `submission.py`, corrected: sort by id, threshold each 96 x 96
+//! probability map at 0.5, enlarge to 420 rows x 580 columns with scikit-image's resize
+//! (bilinear, no blur when enlarging), threshold again at 0.5, drop masks with fewer than
+//! 10 pixels, run-length encode, and write `submission.csv` (`img,pixels`).
+//!
+//! Not copied from the original: it resized to (580, 420), a transposed and distorted
+//! mask, and read row 0 of each channels-last mask instead of the mask. Its "count every
+//! pixel above 0 after the resize" is kept as an option (`keep_above_zero`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
+
+use crate::data::npy::{Dtype, NpyReader};
+use crate::data::tiff::{HEIGHT, PIXELS, WIDTH};
+use crate::dataset::{SIDE, SIDE_PIXELS};
+use crate::resize::Resizer;
+
+/// What `submit` reads and writes; defaults are the tutorial's.
+#[derive(Clone, Debug)]
+pub struct SubmitConfig {
+    pub masks: PathBuf,
+    pub ids: PathBuf,
+    pub out: PathBuf,
+    pub rule: MaskRule,
+}
+
+/// How a probability map becomes a full-size binary mask.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MaskRule {
+    /// A 96 x 96 pixel is in the mask when its probability is above this.
+    pub threshold: f64,
+    /// Masks with fewer full-size pixels are written empty.
+    pub min_size: usize,
+    /// Keep every pixel above 0 after enlarging (the original's dilation) instead of
+    /// thresholding at 0.5 again.
+    pub keep_above_zero: bool,
+}
+
+impl Default for MaskRule {
+    fn default() -> Self {
+        MaskRule {
+            threshold: 0.5,
+            min_size: 10,
+            keep_above_zero: false,
+        }
+    }
+}
+
+impl MaskRule {
+    /// The full-size 0/1 mask (420 x 580, row-major) of one probability map.
+    pub fn full_mask(&self, probs: &[f32], resizer: &Resizer) -> Vec<u8> {
+        let small: Vec<u8> = probs
+            .iter()
+            .map(|&p| (p as f64 > self.threshold) as u8)
+            .collect();
+        let mut full = vec![0u8; PIXELS];
+        let cut = if self.keep_above_zero { 0.0 } else { 0.5 };
+        resizer.upsample_binary(&small, cut, &mut full);
+        if full.iter().filter(|&&v| v != 0).count() < self.min_size {
+            full.fill(0);
+        }
+        full
+    }
+}
+
+/// The enlargement from the model's 96 x 96 to the frame's 420 x 580.
+pub fn enlarger() -> Resizer {
+    Resizer::new(SIDE, SIDE, HEIGHT, WIDTH)
+}
+
+/// Kaggle's run-length encoding of a row-major `height` x `width` 0/1 mask: pixels are
+/// numbered from 1 down each column, then column by column; pairs "start length".
+pub fn rle_encode(mask: &[u8], height: usize, width: usize) -> String {
+    let mut out = String::new();
+    let mut run_start = None;
+    let push = |out: &mut String, start: usize, len: usize| {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&format!("{start} {len}"));
+    };
+    for x in 0..width {
+        for y in 0..height {
+            let k = x * height + y + 1;
+            match (mask[y * width + x] != 0, run_start) {
+                (true, None) => run_start = Some(k),
+                (false, Some(s)) => {
+                    push(&mut out, s, k - s);
+                    run_start = None;
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Some(s) = run_start {
+        push(&mut out, s, height * width + 1 - s);
+    }
+    out
+}
+
+/// Reads the prediction arrays: float32 (N, 96, 96, 1) masks and int32 (N,) ids.
+pub fn read_predictions(masks: &Path, ids: &Path) -> Result<(Vec<f32>, Vec<i32>)> {
+    let m = NpyReader::open(masks)?;
+    let side = SIDE as u64;
+    m.expect(Dtype::F32, &[None, Some(side), Some(side), Some(1)])?;
+    let r = NpyReader::open(ids)?;
+    r.expect(Dtype::I32, &[None])?;
+    if m.shape[0] != r.shape[0] {
+        bail!(
+            "{} holds {} masks but {} holds {} ids",
+            masks.display(),
+            m.shape[0],
+            ids.display(),
+            r.shape[0]
+        );
+    }
+    let ids_v = r.read_all::<i32>()?;
+    let mut sorted = ids_v.clone();
+    sorted.sort_unstable();
+    if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+        bail!("{}: id {} appears more than once", ids.display(), w[0]);
+    }
+    Ok((m.read_all::<f32>()?, ids_v))
+}
+
+/// Writes the submission; returns (rows, non-empty rows).
+pub fn submit(cfg: &SubmitConfig) -> Result<(usize, usize)> {
+    let (probs, ids) = read_predictions(&cfg.masks, &cfg.ids)?;
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.sort_by_key(|&i| ids[i]);
+    let resizer = enlarger();
+    let rows: Vec<String> = order
+        .par_iter()
+        .map(|&i| {
+            let full = cfg
+                .rule
+                .full_mask(&probs[i * SIDE_PIXELS..(i + 1) * SIDE_PIXELS], &resizer);
+            rle_encode(&full, HEIGHT, WIDTH)
+        })
+        .collect();
+    let tmp = crate::atomic::temp_beside(&cfg.out)?;
+    {
+        let mut w = std::io::BufWriter::new(tmp.as_file());
+        w.write_all(b"img,pixels\n")?;
+        for (&i, rle) in order.iter().zip(&rows) {
+            writeln!(w, "{},{rle}", ids[i])?;
+        }
+        w.flush()?;
+    }
+    tmp.persist(&cfg.out)
+        .with_context(|| format!("writing {}", cfg.out.display()))?;
+    Ok((rows.len(), rows.iter().filter(|r| !r.is_empty()).count()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rle_is_column_major_from_one() {
+        // 3 rows x 2 columns: column-major numbering 1 4 / 2 5 / 3 6.
+        let m = [
+            1, 0, //
+            1, 1, //
+            0, 1,
+        ];
+        assert_eq!(rle_encode(&m, 3, 2), "1 2 5 2");
+        assert_eq!(rle_encode(&[0; 6], 3, 2), "");
+        // A run that wraps from the bottom of one column to the top of the next.
+        let m = [
+            0, 1, //
+            0, 0, //
+            1, 0,
+        ];
+        assert_eq!(rle_encode(&m, 3, 2), "3 2");
+        assert_eq!(rle_encode(&[1; 6], 3, 2), "1 6");
+    }
+
+    #[test]
+    fn small_masks_are_dropped() {
+        let r = enlarger();
+        let mut probs = vec![0f32; SIDE_PIXELS];
+        probs[40 * SIDE + 40] = 0.9; // one 96 x 96 pixel: about 4 x 6 full-size pixels
+        let rule = MaskRule::default();
+        let full = rule.full_mask(&probs, &r);
+        let n = full.iter().filter(|&&v| v == 1).count();
+        let kept = MaskRule {
+            min_size: 1,
+            ..rule
+        }
+        .full_mask(&probs, &r);
+        let k = kept.iter().filter(|&&v| v == 1).count();
+        assert!(k > 0 && k < 40, "{k}");
+        assert_eq!(n, if k < 10 { 0 } else { k });
+        let wide = MaskRule {
+            min_size: 1,
+            keep_above_zero: true,
+            ..rule
+        }
+        .full_mask(&probs, &r);
+        assert!(wide.iter().filter(|&&v| v == 1).count() > k);
+    }
+
+    #[test]
+    fn threshold_is_strict() {
+        let r = enlarger();
+        let probs = vec![0.5f32; SIDE_PIXELS];
+        assert!(MaskRule::default()
+            .full_mask(&probs, &r)
+            .iter()
+            .all(|&v| v == 0));
+    }
+}
