@@ -1,0 +1,214 @@
+//! Parse tests for every subcommand's flags and defaults.
+
+use super::*;
+use clap::CommandFactory;
+
+#[test]
+fn clap_definition_is_consistent() {
+    Cli::command().debug_assert();
+}
+
+fn parse(args: &[&str]) -> Cli {
+    Cli::try_parse_from(std::iter::once("nerveseg").chain(args.iter().copied())).unwrap()
+}
+
+#[test]
+fn synth_defaults_are_kaggle_sizes() {
+    let Command::Synth(a) = parse(&["synth"]).command else {
+        panic!("not synth")
+    };
+    let c = a.into_config(false);
+    assert_eq!(
+        (c.subjects, c.per_subject, c.test, c.seed),
+        (47, 120, 5508, 0)
+    );
+    assert_eq!(c.out, PathBuf::from("raw"));
+    assert!(!c.test_masks && !c.overwrite);
+}
+
+#[test]
+fn synth_flags_parse() {
+    let cli = parse(&[
+        "-q",
+        "synth",
+        "--out",
+        "x",
+        "--subjects",
+        "2",
+        "--per-subject",
+        "3",
+        "--test",
+        "4",
+        "--seed",
+        "5",
+        "--test-masks",
+        "--overwrite",
+    ]);
+    assert!(cli.quiet);
+    let Command::Synth(a) = cli.command else {
+        panic!("not synth")
+    };
+    let c = a.into_config(true);
+    assert_eq!((c.subjects, c.per_subject, c.test, c.seed), (2, 3, 4, 5));
+    assert!(c.test_masks && c.overwrite && c.quiet);
+    assert!(Cli::try_parse_from(["nerveseg", "synth", "--subjects", "0"]).is_err());
+}
+
+#[test]
+fn prepare_flags_parse() {
+    let Command::Prepare(a) = parse(&["prepare"]).command else {
+        panic!("not prepare")
+    };
+    let c = a.into_config(false);
+    assert_eq!(
+        (c.raw, c.out, c.train, c.test),
+        ("raw".into(), ".".into(), true, true)
+    );
+    let Command::Prepare(a) =
+        parse(&["prepare", "--raw", "r", "--out", "o", "--train-only"]).command
+    else {
+        panic!("not prepare")
+    };
+    let c = a.into_config(false);
+    assert_eq!(
+        (c.raw, c.out, c.train, c.test),
+        ("r".into(), "o".into(), true, false)
+    );
+    let Command::Prepare(a) = parse(&["prepare", "--test-only"]).command else {
+        panic!()
+    };
+    assert!(!a.into_config(false).train);
+    assert!(Cli::try_parse_from(["nerveseg", "prepare", "--train-only", "--test-only"]).is_err());
+}
+
+#[test]
+fn train_defaults_are_the_tutorials() {
+    let Command::Train(a) = parse(&["train"]).command else {
+        panic!("not train")
+    };
+    let c = a.into_config(false);
+    assert_eq!(
+        (c.epochs, c.batch_size, c.adam.lr, c.validation_split),
+        (20, 32, 1e-5, 0.2)
+    );
+    assert_eq!(
+        (c.adam.epsilon, c.adam.beta1, c.adam.beta2),
+        (1e-7, 0.9, 0.999)
+    );
+    assert_eq!(
+        (c.seed, c.shuffle, c.resume, c.base_width),
+        (0, true, false, 32)
+    );
+    assert_eq!(c.images, PathBuf::from("imgs_train.npy"));
+    assert_eq!(c.masks, PathBuf::from("imgs_mask_train.npy"));
+    assert_eq!(c.out_dir, PathBuf::from("weights"));
+    let Command::Train(a) = parse(&[
+        "train",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--lr",
+        "0.001",
+        "--adam-epsilon",
+        "1e-8",
+        "--validation-split",
+        "0",
+        "--seed",
+        "4",
+        "--no-shuffle",
+        "--device",
+        "cpu",
+        "--init-weights",
+        "w.h5",
+        "--out-dir",
+        "o",
+        "--base-width",
+        "8",
+    ])
+    .command
+    else {
+        panic!("not train")
+    };
+    let c = a.into_config(true);
+    assert_eq!(
+        (c.epochs, c.batch_size, c.adam.lr, c.adam.epsilon),
+        (3, 8, 1e-3, 1e-8)
+    );
+    assert_eq!(
+        (c.validation_split, c.seed, c.shuffle, c.device),
+        (0.0, 4, false, Device::Cpu)
+    );
+    assert_eq!(
+        (c.init_weights, c.out_dir, c.base_width),
+        (Some("w.h5".into()), "o".into(), 8)
+    );
+    assert!(
+        Cli::try_parse_from(["nerveseg", "train", "--resume", "--init-weights", "w.h5"]).is_err()
+    );
+}
+
+#[test]
+fn predict_defaults_are_the_original_files() {
+    let Command::Predict(a) = parse(&["predict"]).command else {
+        panic!("not predict")
+    };
+    let c = a.into_config(false);
+    assert_eq!(c.weights, PathBuf::from("weights/weights.h5"));
+    assert_eq!(c.images, PathBuf::from("imgs_test.npy"));
+    assert_eq!(c.out, PathBuf::from("imgs_mask_test.npy"));
+    assert_eq!(c.batch_size, 32);
+    let Command::Predict(a) = parse(&[
+        "predict",
+        "--device",
+        "cpu",
+        "--batch-size",
+        "4",
+        "--weights",
+        "w.h5",
+    ])
+    .command
+    else {
+        panic!("not predict")
+    };
+    let c = a.into_config(false);
+    assert_eq!(
+        (c.device, c.batch_size, c.weights),
+        (Device::Cpu, 4, PathBuf::from("w.h5"))
+    );
+    assert!(Cli::try_parse_from(["nerveseg", "predict", "--device", "tpu"]).is_err());
+    assert!(Cli::try_parse_from(["nerveseg", "predict", "--batch-size", "0"]).is_err());
+}
+
+#[test]
+fn convert_picks_the_format_from_the_name() {
+    let Command::Convert(a) = parse(&["convert", "a.h5", "b.weights.h5"]).command else {
+        panic!()
+    };
+    assert_eq!(a.format(), Format::Keras3Weights);
+    let Command::Convert(a) = parse(&["convert", "a.weights.h5", "b.h5"]).command else {
+        panic!()
+    };
+    assert_eq!(a.format(), Format::Keras2Model);
+    let Command::Convert(a) =
+        parse(&["convert", "a.h5", "b.h5", "--format", "keras2-weights"]).command
+    else {
+        panic!()
+    };
+    assert_eq!(a.format(), Format::Keras2Weights);
+    assert!(Cli::try_parse_from(["nerveseg", "convert", "a.h5", "b.h5", "--format", "x"]).is_err());
+    assert!(Cli::try_parse_from(["nerveseg", "convert", "a.h5"]).is_err());
+}
+
+#[test]
+fn inspect_takes_a_file() {
+    let Command::Inspect(a) = parse(&["inspect", "w.h5"]).command else {
+        panic!()
+    };
+    assert_eq!(a.file, PathBuf::from("w.h5"));
+}
+
+#[test]
+fn info_parses() {
+    assert!(matches!(parse(&["info"]).command, Command::Info));
+}

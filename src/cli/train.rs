@@ -1,0 +1,82 @@
+//! `train`'s flags.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use nerveseg::train::TrainConfig;
+use tch::Device;
+
+use super::parse_device;
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training images: uint8 (N, 420, 580) from `prepare` (resized and standardised
+    /// here), or model-ready float32 (N, 96, 96, 1).
+    #[arg(long, value_name = "FILE", default_value = "imgs_train.npy")]
+    pub images: PathBuf,
+    /// Training masks: uint8 (N, 420, 580) with 0/255, or float32 (N, 96, 96, 1) in [0, 1].
+    #[arg(long, value_name = "FILE", default_value = "imgs_mask_train.npy")]
+    pub masks: PathBuf,
+    /// Folder for weights.h5 (best by val_loss), last.h5 (for --resume) and history.csv.
+    #[arg(long, value_name = "DIR", default_value = "weights")]
+    pub out_dir: PathBuf,
+    /// Passes over the training data.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub epochs: usize,
+    /// Images per gradient step.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: u32,
+    /// Adam learning rate.
+    #[arg(long, value_name = "LR", default_value_t = 1e-5)]
+    pub lr: f64,
+    /// Adam epsilon, in Keras's form (outside the bias correction); tf-keras's default.
+    /// Keras 2.0 (2017) used 1e-8.
+    #[arg(long, value_name = "EPS", default_value_t = 1e-7)]
+    pub adam_epsilon: f64,
+    /// Share of the samples, taken from the END in file order, used for validation.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.2)]
+    pub validation_split: f64,
+    /// Seed for the initial weights and the per-epoch shuffles.
+    #[arg(long, value_name = "SEED", default_value_t = 0)]
+    pub seed: u64,
+    /// Keep the training samples in file order (Keras fit(shuffle=False)).
+    #[arg(long)]
+    pub no_shuffle: bool,
+    /// Where to run: auto (CUDA when available), cpu, cuda or cuda:N.
+    #[arg(long, value_name = "DEVICE", default_value = "auto", value_parser = parse_device)]
+    pub device: Device,
+    /// Start from the weights in this Keras file (e.g. the original weights.h5).
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    pub init_weights: Option<PathBuf>,
+    /// Continue the interrupted run saved in OUT_DIR/last.h5.
+    #[arg(long)]
+    pub resume: bool,
+    /// Channels of the first level of a fresh model (32 = the tutorial's).
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(i64).range(1..))]
+    pub base_width: i64,
+}
+
+impl TrainArgs {
+    pub fn into_config(self, quiet: bool) -> TrainConfig {
+        TrainConfig {
+            images: self.images,
+            masks: self.masks,
+            out_dir: self.out_dir,
+            epochs: self.epochs,
+            batch_size: self.batch_size as usize,
+            adam: nerveseg::adam::AdamConfig {
+                lr: self.lr,
+                epsilon: self.adam_epsilon,
+                ..Default::default()
+            },
+            validation_split: self.validation_split,
+            seed: self.seed,
+            shuffle: !self.no_shuffle,
+            device: self.device,
+            init_weights: self.init_weights,
+            resume: self.resume,
+            base_width: self.base_width,
+            quiet,
+        }
+    }
+}
