@@ -216,6 +216,10 @@ impl Resizer {
             let (a, b) = (&src[r0 * w..(r0 + 1) * w], &src[r1 * w..(r1 + 1) * w]);
             let dst = &mut out[i * out_w..(i + 1) * out_w];
             for (o, &(c0, c1, wc0, wc1)) in dst.iter_mut().zip(&self.cols.samples) {
+                if a[c0] | a[c1] | b[c0] | b[c1] == 0 {
+                    // All four neighbours are 0: the value is 0, never above `cut` >= 0.
+                    continue;
+                }
                 let mut t = 0.0;
                 t += a[c0] as f64 * wr0 * wc0;
                 t += a[c1] as f64 * wr0 * wc1;

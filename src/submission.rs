@@ -50,19 +50,27 @@ impl Default for MaskRule {
 }
 
 impl MaskRule {
-    /// The full-size 0/1 mask (420 x 580, row-major) of one probability map.
-    pub fn full_mask(&self, probs: &[f32], resizer: &Resizer) -> Vec<u8> {
+    /// The full-size 0/1 mask (420 x 580, row-major) of one probability map, or `None`
+    /// when it is empty (nothing above the threshold, or fewer than `min_size` pixels).
+    pub fn full_mask_if_any(&self, probs: &[f32], resizer: &Resizer) -> Option<Vec<u8>> {
         let small: Vec<u8> = probs
             .iter()
             .map(|&p| (p as f64 > self.threshold) as u8)
             .collect();
+        if !small.contains(&1) {
+            return None;
+        }
         let mut full = vec![0u8; PIXELS];
         let cut = if self.keep_above_zero { 0.0 } else { 0.5 };
         resizer.upsample_binary(&small, cut, &mut full);
-        if full.iter().filter(|&&v| v != 0).count() < self.min_size {
-            full.fill(0);
-        }
-        full
+        let count = full.iter().filter(|&&v| v != 0).count();
+        (count > 0 && count >= self.min_size).then_some(full)
+    }
+
+    /// The full-size 0/1 mask (420 x 580, row-major) of one probability map.
+    pub fn full_mask(&self, probs: &[f32], resizer: &Resizer) -> Vec<u8> {
+        self.full_mask_if_any(probs, resizer)
+            .unwrap_or_else(|| vec![0u8; PIXELS])
     }
 }
 
@@ -74,29 +82,45 @@ pub fn enlarger() -> Resizer {
 /// Kaggle's run-length encoding of a row-major `height` x `width` 0/1 mask: pixels are
 /// numbered from 1 down each column, then column by column; pairs "start length".
 pub fn rle_encode(mask: &[u8], height: usize, width: usize) -> String {
+    // Only the bounding box of the mask can hold pixels: visit it in Kaggle's order.
+    let rows: Vec<usize> = (0..height)
+        .filter(|&y| mask[y * width..(y + 1) * width].contains(&1))
+        .collect();
+    let (Some(&y0), Some(&y1)) = (rows.first(), rows.last()) else {
+        return String::new();
+    };
+    let (mut x0, mut x1) = (width, 0);
+    for &y in &rows {
+        let row = &mask[y * width..(y + 1) * width];
+        x0 = x0.min(row.iter().position(|&v| v != 0).unwrap_or(width));
+        x1 = x1.max(row.iter().rposition(|&v| v != 0).unwrap_or(0));
+    }
     let mut out = String::new();
-    let mut run_start = None;
-    let push = |out: &mut String, start: usize, len: usize| {
+    let mut run: Option<(usize, usize)> = None; // 1-based start, length
+    let flush = |out: &mut String, (start, len): (usize, usize)| {
         if !out.is_empty() {
             out.push(' ');
         }
         out.push_str(&format!("{start} {len}"));
     };
-    for x in 0..width {
-        for y in 0..height {
-            let k = x * height + y + 1;
-            match (mask[y * width + x] != 0, run_start) {
-                (true, None) => run_start = Some(k),
-                (false, Some(s)) => {
-                    push(&mut out, s, k - s);
-                    run_start = None;
-                }
-                _ => {}
+    for x in x0..=x1 {
+        for y in y0..=y1 {
+            if mask[y * width + x] == 0 {
+                continue;
             }
+            let k = x * height + y + 1;
+            run = match run {
+                Some((start, len)) if start + len == k => Some((start, len + 1)),
+                Some(r) => {
+                    flush(&mut out, r);
+                    Some((k, 1))
+                }
+                None => Some((k, 1)),
+            };
         }
     }
-    if let Some(s) = run_start {
-        push(&mut out, s, height * width + 1 - s);
+    if let Some(r) = run {
+        flush(&mut out, r);
     }
     out
 }
@@ -128,19 +152,32 @@ pub fn read_predictions(masks: &Path, ids: &Path) -> Result<(Vec<f32>, Vec<i32>)
 
 /// Writes the submission; returns (rows, non-empty rows).
 pub fn submit(cfg: &SubmitConfig) -> Result<(usize, usize)> {
+    let t0 = std::time::Instant::now();
     let (probs, ids) = read_predictions(&cfg.masks, &cfg.ids)?;
+    log::info!(
+        "read {} masks in {:.3} s",
+        ids.len(),
+        t0.elapsed().as_secs_f64()
+    );
     let mut order: Vec<usize> = (0..ids.len()).collect();
     order.sort_by_key(|&i| ids[i]);
     let resizer = enlarger();
+    let t0 = std::time::Instant::now();
     let rows: Vec<String> = order
         .par_iter()
         .map(|&i| {
-            let full = cfg
-                .rule
-                .full_mask(&probs[i * SIDE_PIXELS..(i + 1) * SIDE_PIXELS], &resizer);
-            rle_encode(&full, HEIGHT, WIDTH)
+            let probs = &probs[i * SIDE_PIXELS..(i + 1) * SIDE_PIXELS];
+            match cfg.rule.full_mask_if_any(probs, &resizer) {
+                Some(full) => rle_encode(&full, HEIGHT, WIDTH),
+                None => String::new(),
+            }
         })
         .collect();
+    log::info!(
+        "encoded {} masks in {:.3} s",
+        rows.len(),
+        t0.elapsed().as_secs_f64()
+    );
     let tmp = crate::atomic::temp_beside(&cfg.out)?;
     {
         let mut w = std::io::BufWriter::new(tmp.as_file());
