@@ -91,25 +91,6 @@ impl Axis {
             samples,
         }
     }
-
-    /// The blurred value at `i` of a line read through `at`, summed as SciPy does for a
-    /// symmetric kernel: centre first, then the pairs from the outermost inwards.
-    #[inline]
-    fn blur(&self, i: usize, at: impl Fn(usize) -> f64) -> f64 {
-        if self.taps.is_empty() {
-            return at(i);
-        }
-        let r = self.taps.len() - 1;
-        let mut acc = at(i) * self.taps[0];
-        for j in (1..=r).rev() {
-            let (lo, hi) = (
-                mirror(i as isize - j as isize, self.len),
-                mirror(i as isize + j as isize, self.len),
-            );
-            acc += (at(lo) + at(hi)) * self.taps[j];
-        }
-        acc
-    }
 }
 
 /// A resize from one frame size to another, set up once and used for every frame.
@@ -120,6 +101,33 @@ pub struct Resizer {
     /// The distinct input rows and columns that sampling reads, sorted.
     need_rows: Vec<usize>,
     need_cols: Vec<usize>,
+    /// Per needed row / column: the (mirrored) index pairs its blur adds, outermost first.
+    row_pairs: Vec<Vec<(usize, usize)>>,
+    col_pairs: Vec<Vec<(usize, usize)>>,
+    /// Per output row / column: positions of its two source rows / columns among the
+    /// needed ones.
+    row_at: Vec<(usize, usize)>,
+    col_at: Vec<(usize, usize)>,
+}
+
+/// The index pairs (i - j, i + j), mirrored, for j from the radius down to 1.
+fn pairs(axis: &Axis, i: usize) -> Vec<(usize, usize)> {
+    let r = axis.taps.len().saturating_sub(1);
+    (1..=r)
+        .rev()
+        .map(|j| {
+            (
+                mirror(i as isize - j as isize, axis.len),
+                mirror(i as isize + j as isize, axis.len),
+            )
+        })
+        .collect()
+}
+
+/// Where each sample's two source indices sit in the sorted `needed` list.
+fn positions(axis: &Axis, needed: &[usize]) -> Vec<(usize, usize)> {
+    let at = |i: usize| needed.binary_search(&i).unwrap_or(0);
+    axis.samples.iter().map(|s| (at(s.0), at(s.1))).collect()
 }
 
 fn needed(axis: &Axis) -> Vec<usize> {
@@ -135,11 +143,19 @@ impl Resizer {
         let rows = Axis::new(in_h, out_h);
         let cols = Axis::new(in_w, out_w);
         let (need_rows, need_cols) = (needed(&rows), needed(&cols));
+        let row_pairs = need_rows.iter().map(|&i| pairs(&rows, i)).collect();
+        let col_pairs = need_cols.iter().map(|&i| pairs(&cols, i)).collect();
+        let row_at = positions(&rows, &need_rows);
+        let col_at = positions(&cols, &need_cols);
         Resizer {
             rows,
             cols,
             need_rows,
             need_cols,
+            row_pairs,
+            col_pairs,
+            row_at,
+            col_at,
         }
     }
 
@@ -155,30 +171,55 @@ impl Resizer {
         let (lo, hi) = src
             .iter()
             .fold((u8::MAX, u8::MIN), |(a, b), &v| (a.min(v), b.max(v)));
-        // Axis 0 (vertical) blur at the needed rows, for every column.
+        // Axis 0 (vertical) blur at the needed rows, for every column, a whole row at a
+        // time. Per pixel, SciPy's order for a symmetric kernel: the centre times w0,
+        // then (x[i - j] + x[i + j]) * w[j] added from the outermost j inwards.
+        let taps = &self.rows.taps;
         let mut vert = vec![0f64; self.need_rows.len() * w];
-        for (k, &r) in self.need_rows.iter().enumerate() {
+        for (k, (&r, pairs)) in self.need_rows.iter().zip(&self.row_pairs).enumerate() {
             let line = &mut vert[k * w..(k + 1) * w];
-            for (c, o) in line.iter_mut().enumerate() {
-                *o = self.rows.blur(r, |i| src[i * w + c] as f64);
+            let centre = &src[r * w..(r + 1) * w];
+            match taps.first() {
+                Some(&w0) => line
+                    .iter_mut()
+                    .zip(centre)
+                    .for_each(|(o, &v)| *o = v as f64 * w0),
+                None => line
+                    .iter_mut()
+                    .zip(centre)
+                    .for_each(|(o, &v)| *o = v as f64),
+            }
+            for (&(lo, hi), &wj) in pairs.iter().zip(taps.iter().skip(1).rev()) {
+                let (a, b) = (&src[lo * w..(lo + 1) * w], &src[hi * w..(hi + 1) * w]);
+                for ((o, &x), &y) in line.iter_mut().zip(a).zip(b) {
+                    *o += (x as f64 + y as f64) * wj;
+                }
             }
         }
         // Axis 1 (horizontal) blur at the needed columns of those rows.
+        let taps = &self.cols.taps;
         let nc = self.need_cols.len();
         let mut both = vec![0f64; self.need_rows.len() * nc];
         for k in 0..self.need_rows.len() {
             let line = &vert[k * w..(k + 1) * w];
-            for (m, &c) in self.need_cols.iter().enumerate() {
-                both[k * nc + m] = self.cols.blur(c, |i| line[i]);
+            for (m, (&c, pairs)) in self.need_cols.iter().zip(&self.col_pairs).enumerate() {
+                let mut acc = match taps.first() {
+                    Some(&w0) => line[c] * w0,
+                    None => line[c],
+                };
+                for (&(lo, hi), &wj) in pairs.iter().zip(taps.iter().skip(1).rev()) {
+                    acc += (line[lo] + line[hi]) * wj;
+                }
+                both[k * nc + m] = acc;
             }
         }
-        let row_at = |r: usize| self.need_rows.binary_search(&r).unwrap_or(0);
-        let col_at = |c: usize| self.need_cols.binary_search(&c).unwrap_or(0);
         let out_w = self.cols.samples.len();
-        for (i, &(r0, r1, wr0, wr1)) in self.rows.samples.iter().enumerate() {
-            let (k0, k1) = (row_at(r0), row_at(r1));
-            for (j, &(c0, c1, wc0, wc1)) in self.cols.samples.iter().enumerate() {
-                let (m0, m1) = (col_at(c0), col_at(c1));
+        for (i, (&(_, _, wr0, wr1), &(k0, k1))) in
+            self.rows.samples.iter().zip(&self.row_at).enumerate()
+        {
+            for (j, (&(_, _, wc0, wc1), &(m0, m1))) in
+                self.cols.samples.iter().zip(&self.col_at).enumerate()
+            {
                 // SciPy's order: corners (r0,c0), (r0,c1), (r1,c0), (r1,c1), each
                 // value * row weight * column weight, added to 0.
                 let mut t = 0.0;
