@@ -100,6 +100,13 @@ pub fn rle_decode(rle: &str) -> Result<Vec<u8>> {
 
 /// Scores a submission CSV against `truth_dir/{id}_mask.tif`, as Kaggle would.
 pub fn score_submission(csv_path: &Path, truth_dir: &Path) -> Result<Scores> {
+    if !truth_dir.is_dir() {
+        bail!(
+            "{} is not a folder: to score a submission, pass --masks with the folder of true \
+             {{id}}_mask.tif files (e.g. raw/test_masks from `synth --test-masks`)",
+            truth_dir.display()
+        );
+    }
     let mut r = csv::Reader::from_path(csv_path)
         .with_context(|| format!("opening {}", csv_path.display()))?;
     let headers = r

@@ -98,6 +98,9 @@ fn bad_submissions_are_explained() {
         "truth",
     ])
     .fails_with(&["truth/77_mask.tif"]);
+    std::fs::write(env.path("one.csv"), "img,pixels\n1,\n").unwrap();
+    env.run(&["evaluate", "--submission", "one.csv"])
+        .fails_with(&["imgs_mask_train.npy is not a folder", "--masks"]);
     std::fs::write(env.path("head.csv"), "id,rle\n1,\n").unwrap();
     env.run(&["evaluate", "--submission", "head.csv", "--masks", "truth"])
         .fails_with(&["head.csv: expected the header img,pixels"]);
