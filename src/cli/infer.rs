@@ -13,6 +13,17 @@ use tch::Device;
 
 use super::{parse_device, parse_format};
 
+/// How the network runs (predict, evaluate).
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Images per forward pass (in evaluate also the batch of Keras's dice_coef).
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: u32,
+    /// Where to run: auto (CUDA when available), cpu, cuda or cuda:N.
+    #[arg(long, value_name = "DEVICE", default_value = "auto", value_parser = parse_device)]
+    pub device: Device,
+}
+
 /// How probability maps become full-size masks (submit, evaluate, overlays).
 #[derive(Debug, Args)]
 pub struct MaskRuleArgs {
@@ -96,12 +107,8 @@ pub struct PredictArgs {
     pub stats: StatsArgs,
     #[command(flatten)]
     pub rule: MaskRuleArgs,
-    /// Images per forward pass.
-    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
-    pub batch_size: u32,
-    /// Where to run: auto (CUDA when available), cpu, cuda or cuda:N.
-    #[arg(long, value_name = "DEVICE", default_value = "auto", value_parser = parse_device)]
-    pub device: Device,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Load a weight file whose layers do not all match (missing or extra layers), using
     /// what matches by order; the rest keeps its fresh initialisation.
     #[arg(long)]
@@ -150,12 +157,8 @@ pub struct EvaluateArgs {
     pub stats: StatsArgs,
     #[command(flatten)]
     pub rule: MaskRuleArgs,
-    /// Images per forward pass (also Keras's batch for dice_coef).
-    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
-    pub batch_size: u32,
-    /// Where to run: auto (CUDA when available), cpu, cuda or cuda:N.
-    #[arg(long, value_name = "DEVICE", default_value = "auto", value_parser = parse_device)]
-    pub device: Device,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Args)]
@@ -220,8 +223,8 @@ impl PredictArgs {
             limit: self.limit,
             stats: self.stats.source(),
             rule: self.rule.rule(),
-            batch_size: self.batch_size as usize,
-            device: self.device,
+            batch_size: self.run.batch_size as usize,
+            device: self.run.device,
             allow_partial: self.allow_partial,
             quiet,
         }
@@ -248,8 +251,8 @@ impl EvaluateArgs {
             validation_split: self.validation_split,
             rule: self.rule.rule(),
             stats: self.stats.source(),
-            batch_size: self.batch_size as usize,
-            device: self.device,
+            batch_size: self.run.batch_size as usize,
+            device: self.run.device,
             sweep: self.sweep,
             quiet,
         }
