@@ -330,8 +330,9 @@ fn ctrl_c_stops_after_the_batch_and_keeps_the_checkpoint() {
         assert!(std::time::Instant::now() < deadline, "no epoch finished");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+    // The shell's own kill, so no procps binary is needed.
+    std::process::Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
         .status()
         .unwrap();
     let out = child.wait_with_output().unwrap();
