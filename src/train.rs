@@ -124,7 +124,7 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
         );
     }
 
-    let (mut vs, net, ucfg, start_epoch, mut history, mut best) = build(cfg)?;
+    let (vs, net, ucfg, start_epoch, mut history, mut best) = build(cfg)?;
     let mut opt = KerasAdam::new(&vs, cfg.adam);
     if cfg.resume {
         let last = cfg.out_dir.join(LAST);
@@ -235,7 +235,6 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
             println!("{}", format_epoch(&log, cfg.epochs, improved));
         }
     }
-    vs.freeze();
     report.history = history;
     report.best_epoch = best.map(|b| b.0);
     report.best_val_loss = best.map(|b| b.1);
