@@ -166,7 +166,13 @@ pub fn predict(cfg: &PredictConfig) -> Result<usize> {
     let loaded = load(&cfg.weights, cfg.device, cfg.allow_partial)?;
     let images = if frames {
         let stats = cfg.stats.resolve(&loaded.file, cfg.quiet)?;
-        let ids = read_ids(&cfg.ids, reader.shape[0])?;
+        // The ids only name pictures; read them first so a bad file fails before the work.
+        let pictures = cfg.png_dir.is_some() || cfg.overlays.is_some();
+        let ids = if pictures {
+            read_ids(&cfg.ids, reader.shape[0])?
+        } else {
+            Vec::new()
+        };
         let small = dataset::preprocess_frames(&mut reader, "resize", cfg.quiet)?;
         let x = dataset::standardise(&small, stats);
         let probs = probabilities(&loaded.net, &x, cfg.batch_size, cfg.device, cfg.quiet)?;

@@ -244,6 +244,14 @@ fn frames_are_preprocessed_with_the_stored_statistics() {
     ])
     .ok();
     assert_eq!(read_f32(&env.path("again.npy")).1, probs);
+    // Without pictures the ids are not needed; with them a missing file is named.
+    std::fs::remove_file(env.path("imgs_id_test.npy")).unwrap();
+    env.run(&[
+        "predict", "-q", "--device", "cpu", "--no-png", "--out", "c.npy",
+    ])
+    .ok();
+    env.run(&["predict", "--device", "cpu"])
+        .fails_with(&["pass --ids", "imgs_id_test.npy"]);
 }
 
 #[test]
