@@ -9,7 +9,7 @@ TORCH_VERSION := 2.11.0
 STAMP := $(VENV)/.nerveseg-setup-torch-$(TORCH_VERSION)
 CARGO ?= cargo
 
-.PHONY: all setup build test demo fixtures-npy fixtures-keras fixtures-preprocess clean-venv
+.PHONY: all setup build test demo fixtures-npy fixtures-keras fixtures-preprocess fixtures-submission clean-venv
 
 all: build
 
@@ -62,6 +62,13 @@ fixtures-preprocess: build
 	test -x $(PREP_FIX)/.venv/bin/python || $(PYTHON) -m venv $(PREP_FIX)/.venv
 	$(PREP_FIX)/.venv/bin/pip install -q -r $(PREP_FIX)/requirements.txt
 	$(PREP_FIX)/.venv/bin/python $(PREP_FIX)/make_fixtures.py
+
+# Regenerates the corrected-submission fixtures (numpy + scikit-image).
+SUB_FIX := tests/fixtures/submission
+fixtures-submission:
+	test -x $(SUB_FIX)/.venv/bin/python || $(PYTHON) -m venv $(SUB_FIX)/.venv
+	$(SUB_FIX)/.venv/bin/pip install -q -r $(SUB_FIX)/requirements.txt
+	$(SUB_FIX)/.venv/bin/python $(SUB_FIX)/make_fixtures.py
 
 clean-venv:
 	rm -rf $(VENV)
