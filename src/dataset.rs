@@ -45,13 +45,27 @@ pub fn preprocess_frames(reader: &mut NpyReader, label: &str, quiet: bool) -> Re
         let count = dst.len() / SIDE_PIXELS;
         let src = &mut frames[..count * HEIGHT * WIDTH];
         reader.read_rows(src)?;
-        dst.par_chunks_mut(SIDE_PIXELS)
-            .zip(src.par_chunks(HEIGHT * WIDTH))
-            .for_each(|(o, f)| resizer.resize_u8(f, o));
+        resize_into(&resizer, src, dst);
         pb.set_position((chunk_index * CHUNK + count) as u64);
     }
     pb.finish_and_clear();
     Ok(out)
+}
+
+/// Resizes full-size frames (row-major, one after another) into 96 x 96 uint8 frames in
+/// `dst`, in parallel.
+fn resize_into(resizer: &Resizer, frames: &[u8], dst: &mut [u8]) {
+    dst.par_chunks_mut(SIDE_PIXELS)
+        .zip(frames.par_chunks(HEIGHT * WIDTH))
+        .for_each(|(o, f)| resizer.resize_u8(f, o));
+}
+
+/// The original's preprocessing of frames already in memory: each resized to 96 x 96
+/// and truncated to uint8.
+pub fn resize_frames(frames: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; frames.len() / (HEIGHT * WIDTH) * SIDE_PIXELS];
+    resize_into(&Resizer::new(HEIGHT, WIDTH, SIDE, SIDE), frames, &mut out);
+    out
 }
 
 /// Mean and (population) standard deviation of all pixels, in float64.

@@ -15,7 +15,6 @@ use crate::data::npy::{Dtype, NpyReader};
 use crate::data::tiff::{self, HEIGHT, PIXELS, WIDTH};
 use crate::dataset::{self, SIDE, SIDE_PIXELS};
 use crate::predict::{self, StatsSource};
-use crate::resize::Resizer;
 use crate::submission::{enlarger, MaskRule};
 
 /// Dice of two binary masks, 1 when both are empty (the competition's rule).
@@ -201,16 +200,8 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
             cfg.masks.display()
         );
     }
-    let down = Resizer::new(HEIGHT, WIDTH, SIDE, SIDE);
-    let shrink = |src: &[u8]| -> Vec<u8> {
-        let mut out = vec![0u8; n * SIDE_PIXELS];
-        out.par_chunks_mut(SIDE_PIXELS)
-            .zip(src.par_chunks(PIXELS))
-            .for_each(|(o, f)| down.resize_u8(f, o));
-        out
-    };
-    let x = dataset::standardise(&shrink(&frames), stats);
-    let y = dataset::unit_masks(&shrink(&truth));
+    let x = dataset::standardise(&dataset::resize_frames(&frames), stats);
+    let y = dataset::unit_masks(&dataset::resize_frames(&truth));
     let probs = predict::probabilities(&loaded.net, &x, cfg.batch_size, cfg.device, cfg.quiet)?;
     // Keras's val_dice_coef: batch Dice, plain mean over batches.
     let p = Tensor::from_slice(&probs).view([n as i64, 1, SIDE as i64, SIDE as i64]);
