@@ -96,6 +96,7 @@ pub fn demo(cfg: &DemoConfig) -> Result<DemoReport> {
         init_weights: None,
         resume: false,
         base_width: if gpu { 32 } else { 16 },
+        speed: crate::model::Speed::default(),
         quiet: cfg.quiet,
     };
     say(format!(
@@ -120,6 +121,7 @@ pub fn demo(cfg: &DemoConfig) -> Result<DemoReport> {
         stats: StatsSource::Stored,
         batch_size: 32,
         device: cfg.device,
+        speed: crate::model::Speed::default(),
         sweep: false,
         quiet: cfg.quiet,
     })?;
@@ -146,6 +148,7 @@ pub fn demo(cfg: &DemoConfig) -> Result<DemoReport> {
         rule,
         batch_size: 32,
         device: cfg.device,
+        speed: crate::model::Speed::default(),
         allow_partial: false,
         quiet: cfg.quiet,
     })?;

@@ -155,6 +155,7 @@ pub struct EvalConfig {
     pub stats: StatsSource,
     pub batch_size: usize,
     pub device: Device,
+    pub speed: crate::model::Speed,
     pub sweep: bool,
     pub quiet: bool,
 }
@@ -189,7 +190,7 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
     if !(cfg.validation_split > 0.0 && cfg.validation_split <= 1.0) {
         bail!("--validation-split must be in (0, 1] to have images to score");
     }
-    let loaded = predict::load(&cfg.weights, cfg.device, false)?;
+    let loaded = predict::load(&cfg.weights, cfg.device, false, cfg.speed)?;
     let stats = cfg.stats.resolve(&loaded.file, cfg.quiet)?;
     let (frames, n) = tail_frames(&cfg.images, cfg.validation_split)?;
     let (truth, n_masks) = tail_frames(&cfg.masks, cfg.validation_split)?;

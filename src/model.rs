@@ -10,7 +10,7 @@
 //! <https://github.com/jocicmarko/ultrasound-nerve-segmentation/blob/master/train.py>.
 
 use tch::nn::{self, Module};
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// Architecture numbers; the defaults are the tutorial's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,11 +62,42 @@ pub const TRANSPOSES: [(&str, i64); 4] = [
     ("conv2d_transpose_4", 1),
 ];
 
+/// How the forward pass runs; none of it changes the weights or the file formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Speed {
+    /// Activations in NHWC memory order (the tensors keep their NCHW shape). Faster
+    /// convolutions on CPU (oneDNN) and on tensor-core GPUs; same float32 arithmetic up
+    /// to summation order. Pair it with [`to_channels_last`] on the weights.
+    pub channels_last: bool,
+    /// Compute the convolutions in bfloat16 from float32 master weights (the `--amp` of
+    /// training, the `--bf16` of prediction); the output layer's sigmoid and the loss
+    /// stay float32. Not the parity mode: outputs differ from Keras by about 1e-2.
+    pub bf16: bool,
+}
+
+impl Default for Speed {
+    fn default() -> Self {
+        Speed {
+            channels_last: true,
+            bf16: false,
+        }
+    }
+}
+
+impl Speed {
+    /// float32 in NCHW order: the layout Keras parity was first checked in.
+    pub const PLAIN: Speed = Speed {
+        channels_last: false,
+        bf16: false,
+    };
+}
+
 /// The U-Net. Build it with [`unet`].
 #[derive(Debug)]
 pub struct UNet {
     convs: Vec<nn::Conv2D>,
     ups: Vec<nn::ConvTranspose2D>,
+    speed: Speed,
 }
 
 /// Keras's glorot_uniform for a kh x kw kernel from `c_in` to `c_out` channels:
@@ -120,21 +151,99 @@ pub fn unet(root: &nn::Path, cfg: &UNetConfig) -> UNet {
         convs.push(conv(root / name, c_in, c_out, k));
         c_in = c_out;
     }
-    UNet { convs, ups }
+    UNet {
+        convs,
+        ups,
+        speed: Speed::PLAIN,
+    }
+}
+
+/// Gives every 4-D variable NHWC strides (shape unchanged), in place: the weights of a
+/// channels-last model. Values, names and file formats are unchanged.
+pub fn to_channels_last(vs: &nn::VarStore) {
+    for (_, mut v) in vs.variables() {
+        if v.dim() == 4 {
+            let nhwc = nhwc(&v.detach());
+            tch::no_grad(|| v.set_data(&nhwc));
+        }
+    }
+}
+
+/// The same tensor with NHWC strides: permute, make contiguous, permute back (tch has no
+/// memory-format argument).
+fn nhwc(xs: &Tensor) -> Tensor {
+    xs.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+}
+
+/// A 3x3 (or 1x1) 'same' convolution of `xs` by layer `c`, in `kind`.
+fn conv_in(c: &nn::Conv2D, xs: &Tensor, kind: Kind) -> Tensor {
+    let pad = c.ws.size()[3] / 2;
+    let bs = c.bs.as_ref().map(|b| b.to_kind(kind));
+    xs.conv2d(
+        &c.ws.to_kind(kind),
+        bs.as_ref(),
+        [1, 1],
+        [pad, pad],
+        [1, 1],
+        1,
+    )
+}
+
+/// A 2x2 stride-2 transposed convolution by layer `u`, in `kind`.
+fn up_in(u: &nn::ConvTranspose2D, xs: &Tensor, kind: Kind) -> Tensor {
+    let bs = u.bs.as_ref().map(|b| b.to_kind(kind));
+    xs.conv_transpose2d(
+        &u.ws.to_kind(kind),
+        bs.as_ref(),
+        [2, 2],
+        [0, 0],
+        [0, 0],
+        1,
+        [1, 1],
+    )
 }
 
 impl UNet {
+    /// Runs the forward pass as `speed` says. For channels-last, call
+    /// [`to_channels_last`] on the VarStore too (after loading weights or not: loading
+    /// copies values into the variables and keeps their layout).
+    pub fn set_speed(&mut self, speed: Speed) {
+        self.speed = speed;
+    }
+
+    pub fn speed(&self) -> Speed {
+        self.speed
+    }
+
+    fn kind(&self) -> Kind {
+        if self.speed.bf16 {
+            Kind::BFloat16
+        } else {
+            Kind::Float
+        }
+    }
+
+    fn conv(&self, i: usize, xs: &Tensor) -> Tensor {
+        if self.speed.bf16 {
+            conv_in(&self.convs[i], xs, Kind::BFloat16)
+        } else {
+            self.convs[i].forward(xs)
+        }
+    }
+
     /// Two 3x3 convolutions with ReLU, layers `2i` and `2i + 1`.
     fn double(&self, i: usize, xs: &Tensor) -> Tensor {
-        self.convs[2 * i + 1]
-            .forward(&self.convs[2 * i].forward(xs).relu())
-            .relu()
+        self.conv(2 * i + 1, &self.conv(2 * i, xs).relu()).relu()
     }
 
     /// Up-sample `xs` with transposed conv `i`, concatenate with `skip` (that order),
     /// then the two convolutions of decoder level `i`.
     fn decode(&self, i: usize, xs: &Tensor, skip: &Tensor) -> Tensor {
-        let up = self.ups[i].forward(xs);
+        let up = if self.speed.bf16 {
+            up_in(&self.ups[i], xs, Kind::BFloat16)
+        } else {
+            self.ups[i].forward(xs)
+        };
         self.double(5 + i, &Tensor::cat(&[up, skip.shallow_clone()], 1))
     }
 }
@@ -143,7 +252,13 @@ impl Module for UNet {
     /// `xs`: [N, 1, 96, 96] standardised images; returns probabilities [N, 1, 96, 96].
     /// Shapes are for the default base width 32.
     fn forward(&self, xs: &Tensor) -> Tensor {
-        let c1 = self.double(0, xs); // [N, 32, 96, 96]
+        let xs = xs.to_kind(self.kind());
+        let xs = if self.speed.channels_last {
+            nhwc(&xs)
+        } else {
+            xs
+        };
+        let c1 = self.double(0, &xs); // [N, 32, 96, 96]
         let c2 = self.double(1, &c1.max_pool2d_default(2)); // [N, 64, 48, 48]
         let c3 = self.double(2, &c2.max_pool2d_default(2)); // [N, 128, 24, 24]
         let c4 = self.double(3, &c3.max_pool2d_default(2)); // [N, 256, 12, 12]
@@ -152,7 +267,9 @@ impl Module for UNet {
         let c7 = self.decode(1, &c6, &c3); // [N, 128, 24, 24]
         let c8 = self.decode(2, &c7, &c2); // [N, 64, 48, 48]
         let c9 = self.decode(3, &c8, &c1); // [N, 32, 96, 96]
-        self.convs[18].forward(&c9).sigmoid() // [N, 1, 96, 96]
+                                           // One channel: NHWC and NCHW are the same bytes, so the output is plain NCHW.
+        let logits = self.conv(18, &c9).to_kind(Kind::Float);
+        logits.sigmoid().contiguous() // [N, 1, 96, 96]
     }
 }
 
@@ -251,6 +368,82 @@ mod tests {
                     "{name}"
                 );
             }
+        }
+    }
+
+    /// A small U-Net with fixed varied weights (tests run in parallel and share the global
+    /// RNG, so no seeding), scaled so the outputs spread over (0, 1).
+    fn random_net(speed: Speed) -> (nn::VarStore, UNet) {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mut net = unet(&vs.root(), &UNetConfig { base_width: 4 });
+        for (name, mut v) in vs.variables() {
+            let n = v.numel() as i64;
+            let fan: i64 = v.size().iter().skip(1).product();
+            let scale = if name.ends_with(".bias") {
+                0.1
+            } else {
+                1.5 / (fan as f64).sqrt()
+            };
+            let pattern = (Tensor::arange(n, (Kind::Float, Device::Cpu)) * 0.7).sin() * scale;
+            tch::no_grad(|| v.copy_(&pattern.view(v.size().as_slice())));
+        }
+        net.set_speed(speed);
+        if speed.channels_last {
+            to_channels_last(&vs);
+        }
+        (vs, net)
+    }
+
+    #[test]
+    fn channels_last_changes_the_layout_not_the_values() {
+        let (plain_vs, plain) = random_net(Speed::PLAIN);
+        let (fast_vs, fast) = random_net(Speed::default());
+        let w = &fast_vs.variables()["conv2d_2.weight"];
+        assert_eq!(w.size(), [4, 4, 3, 3]);
+        assert_eq!(w.stride(), [36, 1, 12, 4], "NHWC strides");
+        assert!(w.equal(&plain_vs.variables()["conv2d_2.weight"]));
+        let x = Tensor::randn([3, 1, 96, 96], (Kind::Float, Device::Cpu));
+        let (a, b) = tch::no_grad(|| (plain.forward(&x), fast.forward(&x)));
+        assert_eq!(b.size(), [3, 1, 96, 96]);
+        assert!(b.is_contiguous());
+        let diff = (&a - &b).abs().max().double_value(&[]);
+        assert!(diff < 1e-4, "{diff}");
+        // Not the same thing by accident: the outputs do vary.
+        assert!(a.std(true).double_value(&[]) > 0.05);
+    }
+
+    #[test]
+    fn bf16_is_close_and_returns_float32() {
+        let (_vs, plain) = random_net(Speed::PLAIN);
+        let (_vs2, half) = random_net(Speed {
+            channels_last: true,
+            bf16: true,
+        });
+        let x = Tensor::randn([2, 1, 96, 96], (Kind::Float, Device::Cpu));
+        let (a, b) = tch::no_grad(|| (plain.forward(&x), half.forward(&x)));
+        assert_eq!(b.kind(), Kind::Float);
+        // bfloat16 keeps 8 bits of mantissa: close on average, but not float32-exact.
+        let diff = (&a - &b).abs().mean(Kind::Float).double_value(&[]);
+        let spread = a.std(true).double_value(&[]);
+        assert!(
+            diff < 0.1 * spread && diff > 1e-6,
+            "{diff} vs spread {spread}"
+        );
+    }
+
+    #[test]
+    fn bf16_gradients_reach_the_float32_weights() {
+        let (vs, half) = random_net(Speed {
+            channels_last: true,
+            bf16: true,
+        });
+        let x = Tensor::randn([2, 1, 96, 96], (Kind::Float, Device::Cpu));
+        half.forward(&x).sum(Kind::Float).backward();
+        for (name, v) in vs.variables() {
+            assert_eq!(v.kind(), Kind::Float, "{name}");
+            let g = v.grad();
+            assert!(g.defined() && g.kind() == Kind::Float, "{name}");
+            assert!(g.abs().sum(Kind::Float).double_value(&[]) > 0.0, "{name}");
         }
     }
 

@@ -30,16 +30,29 @@ pub struct Loaded {
     pub report: LoadReport,
 }
 
-/// Reads a Keras weight file and builds the U-Net of its width on `device`.
-pub fn load(path: &Path, device: Device, allow_partial: bool) -> Result<Loaded> {
+/// Reads a Keras weight file and builds the U-Net of its width on `device`, to run as
+/// `speed` says.
+pub fn load(
+    path: &Path,
+    device: Device,
+    allow_partial: bool,
+    speed: model::Speed,
+) -> Result<Loaded> {
     model::check_device(device)?;
     let file = keras::read(path)?;
     let cfg = UNetConfig {
         base_width: file.base_width()?,
     };
     let mut vs = VarStore::new(device);
-    let net = model::unet(&vs.root(), &cfg);
+    let mut net = model::unet(&vs.root(), &cfg);
     let report = keras::apply(&file, &mut vs, allow_partial)?;
+    net.set_speed(speed);
+    if speed.channels_last {
+        model::to_channels_last(&vs);
+    }
+    if device.is_cuda() {
+        tch::Cuda::cudnn_set_benchmark(true);
+    }
     let r = &report;
     if !r.missing.is_empty() || !r.unused.is_empty() {
         log::warn!(
@@ -143,6 +156,7 @@ pub struct PredictConfig {
     pub rule: crate::submission::MaskRule,
     pub batch_size: usize,
     pub device: Device,
+    pub speed: model::Speed,
     /// Load what matches when the file's layers do not all match ours.
     pub allow_partial: bool,
     pub quiet: bool,
@@ -163,7 +177,7 @@ pub fn predict(cfg: &PredictConfig) -> Result<usize> {
             reader.shape
         ),
     };
-    let loaded = load(&cfg.weights, cfg.device, cfg.allow_partial)?;
+    let loaded = load(&cfg.weights, cfg.device, cfg.allow_partial, cfg.speed)?;
     let images = if frames {
         let stats = cfg.stats.resolve(&loaded.file, cfg.quiet)?;
         // The ids only name pictures; read them first so a bad file fails before the work.

@@ -45,6 +45,8 @@ pub struct TrainConfig {
     /// Continue the run saved in `out_dir/last.h5`.
     pub resume: bool,
     pub base_width: i64,
+    /// Memory layout and compute precision of the forward pass (`--amp` is bf16).
+    pub speed: model::Speed,
     pub quiet: bool,
 }
 
@@ -79,6 +81,14 @@ struct Averages {
 }
 
 impl Averages {
+    /// The averages of a pass from its batch losses and sizes.
+    fn of(losses: &[f64], sizes: impl Iterator<Item = usize>) -> Averages {
+        let mut avg = Averages::default();
+        for (&l, n) in losses.iter().zip(sizes) {
+            avg.add(l, n);
+        }
+        avg
+    }
     fn add(&mut self, loss: f64, n: usize) {
         self.loss_sum += loss * n as f64;
         self.samples += n;
@@ -124,7 +134,15 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
         );
     }
 
-    let (vs, net, ucfg, start_epoch, mut history, mut best) = build(cfg)?;
+    let (vs, mut net, ucfg, start_epoch, mut history, mut best) = build(cfg)?;
+    net.set_speed(cfg.speed);
+    if cfg.speed.channels_last {
+        model::to_channels_last(&vs);
+    }
+    if cfg.device.is_cuda() {
+        // Let cuDNN time its algorithms for our few fixed shapes once, then use the best.
+        tch::Cuda::cudnn_set_benchmark(true);
+    }
     let mut opt = KerasAdam::new(&vs, cfg.adam);
     if cfg.resume {
         let last = cfg.out_dir.join(LAST);
@@ -156,38 +174,51 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
             &format!("{}/{}", epoch + 1, cfg.epochs),
             cfg.quiet,
         );
-        let mut avg = Averages::default();
-        for (b, idx) in order.chunks(cfg.batch_size).enumerate() {
-            let idx_t = Tensor::from_slice(idx).to_device(cfg.device);
+        // The batch losses stay on the device until the epoch ends (or the bar is
+        // redrawn), so the GPU is never made to wait for the host inside the loop.
+        let order_t = Tensor::from_slice(&order).to_device(cfg.device);
+        let sizes: Vec<usize> = order.chunks(cfg.batch_size).map(<[i64]>::len).collect();
+        let mut losses: Vec<Tensor> = Vec::with_capacity(sizes.len());
+        let mut shown = Instant::now();
+        let mut start = 0;
+        for &size in &sizes {
+            let idx_t = order_t.narrow(0, start, size as i64);
+            start += size as i64;
             let x = images.index_select(0, &idx_t);
             let y = masks.index_select(0, &idx_t);
             opt.zero_grad();
             let loss = dice_loss(&y, &net.forward(&x));
             loss.backward();
-            let value = loss.double_value(&[]);
-            if !value.is_finite() {
-                bail!(
-                    "the loss became {value} at epoch {} batch {}; stopped. The best checkpoint {} is as it was",
-                    epoch + 1,
-                    b + 1,
-                    cfg.out_dir.join(BEST).display()
-                );
-            }
             opt.step();
-            avg.add(value, idx.len());
-            pb.inc(idx.len() as u64);
-            let rate = avg.samples as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-            pb.set_message(format!(
-                "loss {:.4} dice {:.4} {rate:.1} img/s",
-                avg.loss(),
-                avg.dice()
-            ));
+            losses.push(loss.detach());
+            pb.inc(size as u64);
+            if !cfg.quiet && shown.elapsed().as_secs_f64() >= 0.5 {
+                shown = Instant::now();
+                let avg = Averages::of(&to_host(&losses), sizes.iter().copied());
+                let rate = avg.samples as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+                pb.set_message(format!(
+                    "loss {:.4} dice {:.4} {rate:.1} img/s",
+                    avg.loss(),
+                    avg.dice()
+                ));
+            }
             if stop.load(Ordering::SeqCst) {
                 pb.abandon();
                 report.interrupted = true;
                 break;
             }
         }
+        let values = to_host(&losses);
+        if let Some(b) = values.iter().position(|v| !v.is_finite()) {
+            bail!(
+                "the loss became {} at epoch {} batch {}; stopped. The best checkpoint {} is as it was",
+                values[b],
+                epoch + 1,
+                b + 1,
+                cfg.out_dir.join(BEST).display()
+            );
+        }
+        let avg = Averages::of(&values, sizes.iter().copied());
         pb.finish_and_clear();
         if report.interrupted {
             break;
@@ -298,21 +329,31 @@ fn validate(
     to: usize,
     batch: usize,
 ) -> Averages {
-    let mut avg = Averages::default();
+    let mut losses = Vec::new();
+    let mut sizes = Vec::new();
     tch::no_grad(|| {
         let mut s = from;
         while s < to {
             let e = (s + batch).min(to);
             let x = images.narrow(0, s as i64, (e - s) as i64);
             let y = masks.narrow(0, s as i64, (e - s) as i64);
-            let loss = dice_loss(&y, &net.forward(&x))
-                .to_kind(Kind::Double)
-                .double_value(&[]);
-            avg.add(loss, e - s);
+            losses.push(dice_loss(&y, &net.forward(&x)));
+            sizes.push(e - s);
             s = e;
         }
     });
-    avg
+    Averages::of(&to_host(&losses), sizes.into_iter())
+}
+
+/// Scalar losses to host f64 in one transfer (one synchronisation).
+fn to_host(losses: &[Tensor]) -> Vec<f64> {
+    if losses.is_empty() {
+        return Vec::new();
+    }
+    let all = Tensor::stack(losses, 0)
+        .to_kind(Kind::Double)
+        .to_device(Device::Cpu);
+    Vec::<f64>::try_from(&all).unwrap_or_default()
 }
 
 fn format_epoch(l: &EpochLog, epochs: usize, saved: bool) -> String {

@@ -22,6 +22,18 @@ pub struct RunArgs {
     /// Where to run: auto (CUDA when available), cpu, cuda or cuda:N.
     #[arg(long, value_name = "DEVICE", default_value = "auto", value_parser = parse_device)]
     pub device: Device,
+    /// Run the convolutions in bfloat16 (fast on GPUs with tensor cores and CPUs with
+    /// AVX-512 BF16); probabilities move by about 1e-2, so not the Keras parity mode.
+    #[arg(long)]
+    pub bf16: bool,
+    #[command(flatten)]
+    pub speed: super::train::SpeedArgs,
+}
+
+impl RunArgs {
+    fn speed(&self) -> nerveseg::model::Speed {
+        self.speed.speed(self.bf16)
+    }
 }
 
 /// How probability maps become full-size masks (submit, evaluate, overlays).
@@ -225,6 +237,7 @@ impl PredictArgs {
             rule: self.rule.rule(),
             batch_size: self.run.batch_size as usize,
             device: self.run.device,
+            speed: self.run.speed(),
             allow_partial: self.allow_partial,
             quiet,
         }
@@ -253,6 +266,7 @@ impl EvaluateArgs {
             stats: self.stats.source(),
             batch_size: self.run.batch_size as usize,
             device: self.run.device,
+            speed: self.run.speed(),
             sweep: self.sweep,
             quiet,
         }

@@ -54,6 +54,30 @@ pub struct TrainArgs {
     /// Channels of the first level of a fresh model (32 = the tutorial's).
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(i64).range(1..))]
     pub base_width: i64,
+    #[command(flatten)]
+    pub speed: SpeedArgs,
+    /// Mixed precision: convolutions in bfloat16 from float32 master weights (faster on
+    /// GPUs with tensor cores and CPUs with AVX-512 BF16). Not the Keras parity mode.
+    #[arg(long)]
+    pub amp: bool,
+}
+
+/// Speed switches shared by the commands that run the network.
+#[derive(Debug, Args)]
+pub struct SpeedArgs {
+    /// Keep activations and weights in NCHW memory order instead of channels-last (NHWC).
+    /// Channels-last is faster; both are float32 and agree to rounding.
+    #[arg(long)]
+    pub no_channels_last: bool,
+}
+
+impl SpeedArgs {
+    pub fn speed(&self, bf16: bool) -> nerveseg::model::Speed {
+        nerveseg::model::Speed {
+            channels_last: !self.no_channels_last,
+            bf16,
+        }
+    }
 }
 
 impl TrainArgs {
@@ -76,6 +100,7 @@ impl TrainArgs {
             init_weights: self.init_weights,
             resume: self.resume,
             base_width: self.base_width,
+            speed: self.speed.speed(self.amp),
             quiet,
         }
     }

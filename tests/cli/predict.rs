@@ -244,6 +244,24 @@ fn frames_are_preprocessed_with_the_stored_statistics() {
     ])
     .ok();
     assert_eq!(read_f32(&env.path("again.npy")).1, probs);
+    // bfloat16 convolutions: close to the float32 probabilities, not equal; and the NCHW
+    // layout agrees with the default channels-last one to rounding.
+    for (out, flag) in [("bf16.npy", "--bf16"), ("nchw.npy", "--no-channels-last")] {
+        env.run(&[
+            "predict", "-q", "--device", "cpu", "--no-png", "--out", out, flag,
+        ])
+        .ok();
+    }
+    let bf16 = read_f32(&env.path("bf16.npy")).1;
+    let mean_diff = bf16
+        .iter()
+        .zip(&probs)
+        .map(|(a, b)| (a - b).abs() as f64)
+        .sum::<f64>()
+        / probs.len() as f64;
+    assert!(mean_diff > 0.0 && mean_diff < 1e-2, "{mean_diff}");
+    let nchw = read_f32(&env.path("nchw.npy")).1;
+    assert!(max_abs_diff(&nchw, &probs) < 1e-5);
     // Without pictures the ids are not needed; with them a missing file is named.
     std::fs::remove_file(env.path("imgs_id_test.npy")).unwrap();
     env.run(&[

@@ -4,7 +4,7 @@
 use nerveseg::adam::{AdamConfig, KerasAdam};
 use nerveseg::keras;
 use nerveseg::loss::{dice_coef, dice_loss};
-use nerveseg::model::{unet, UNetConfig};
+use nerveseg::model::{to_channels_last, unet, Speed, UNetConfig};
 use tch::nn::{Module, VarStore};
 use tch::{Device, Tensor};
 
@@ -44,12 +44,23 @@ fn max_weight_diff(vs: &VarStore, keras_file: &str) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// Both memory layouts train as tf-keras does: channels-last (the default) changes the
+/// order of sums only.
 #[test]
 fn adam_steps_match_tf_keras() {
+    adam_steps_match_tf_keras_with(Speed::PLAIN);
+    adam_steps_match_tf_keras_with(Speed::default());
+}
+
+fn adam_steps_match_tf_keras_with(speed: Speed) {
     let init = keras::read(&keras_fixture("train_init_w4.h5")).unwrap();
     let mut vs = VarStore::new(Device::Cpu);
-    let net = unet(&vs.root(), &UNetConfig { base_width: 4 });
+    let mut net = unet(&vs.root(), &UNetConfig { base_width: 4 });
     keras::apply(&init, &mut vs, false).unwrap();
+    net.set_speed(speed);
+    if speed.channels_last {
+        to_channels_last(&vs);
+    }
     // NHWC with one channel has NCHW's memory order.
     let x = tensor("train_x_w4.npy").view([6, 1, 96, 96]);
     let y = tensor("train_y_w4.npy").view([6, 1, 96, 96]);
@@ -66,17 +77,17 @@ fn adam_steps_match_tf_keras() {
         let got = loss.double_value(&[]);
         assert!(
             (got - want).abs() < 1e-6,
-            "step {}: loss {got} vs keras {want}",
+            "{speed:?} step {}: loss {got} vs keras {want}",
             step + 1
         );
         opt.step();
         if step == 0 {
             let d = max_weight_diff(&vs, "train_step1_w4.h5");
-            assert!(d <= 1e-6, "after 1 step: max |diff| {d:e}");
+            assert!(d <= 1e-6, "{speed:?} after 1 step: max |diff| {d:e}");
         }
     }
     let d = max_weight_diff(&vs, "train_step5_w4.h5");
-    assert!(d <= 1e-6, "after 5 steps: max |diff| {d:e}");
+    assert!(d <= 1e-6, "{speed:?} after 5 steps: max |diff| {d:e}");
 }
 
 /// A tiny prepared set: 2 subjects x 6 frames.
@@ -201,6 +212,72 @@ fn resume_continues_exactly() {
     assert_eq!(a.len(), 4);
     for (ra, rb) in a.iter().zip(&b) {
         assert_eq!(ra[..5], rb[..5], "resumed history differs");
+    }
+}
+
+/// The columns of history.csv as numbers: dice_coef, loss, val_dice_coef, val_loss.
+fn figures(env: &TestEnv, dir: &str) -> Vec<[f64; 4]> {
+    history(env, dir)[1..]
+        .iter()
+        .map(|r| std::array::from_fn(|i| r[i + 1].parse::<f64>().unwrap()))
+        .collect()
+}
+
+#[test]
+fn channels_last_trains_as_nchw_does() {
+    let env = prepared();
+    for (dir, flag) in [("nhwc", None), ("nchw", Some("--no-channels-last"))] {
+        let mut a = vec!["train", "-q", "--epochs", "2", "--out-dir", dir];
+        a.extend(flag);
+        env.run(&[&a[..], &TINY].concat()).ok();
+    }
+    let (a, b) = (figures(&env, "nhwc"), figures(&env, "nchw"));
+    assert_eq!(a.len(), 2);
+    for (ra, rb) in a.iter().zip(&b) {
+        for (x, y) in ra.iter().zip(rb) {
+            assert!((x - y).abs() < 1e-5, "{ra:?} vs {rb:?}");
+        }
+    }
+}
+
+#[test]
+fn amp_trains_in_bf16_and_saves_float32_weights() {
+    let env = prepared();
+    env.run(
+        &[
+            &["train", "-q", "--epochs", "2", "--out-dir", "fp32"][..],
+            &TINY,
+        ]
+        .concat(),
+    )
+    .ok();
+    env.run(
+        &[
+            &["train", "-q", "--epochs", "2", "--out-dir", "amp", "--amp"][..],
+            &TINY,
+        ]
+        .concat(),
+    )
+    .ok();
+    let (a, b) = (figures(&env, "fp32"), figures(&env, "amp"));
+    assert_eq!(b.len(), 2);
+    let mut largest = 0f64;
+    for (ra, rb) in a.iter().zip(&b) {
+        for (x, y) in ra.iter().zip(rb) {
+            assert!(y.is_finite());
+            largest = largest.max((x - y).abs());
+        }
+    }
+    // bfloat16 arithmetic: near the float32 run, but not the same numbers.
+    assert!(largest > 1e-7 && largest < 0.05, "{a:?} vs {b:?}");
+    // The master weights stay float32 and load into a fresh model.
+    let f = keras::read(&env.path("amp/weights.h5")).unwrap();
+    let mut vs = VarStore::new(Device::Cpu);
+    let _net = unet(&vs.root(), &UNetConfig { base_width: 2 });
+    keras::apply(&f, &mut vs, false).unwrap();
+    for (name, v) in vs.variables() {
+        assert_eq!(v.kind(), tch::Kind::Float, "{name}");
+        assert!(v.isfinite().all().int64_value(&[]) == 1, "{name}");
     }
 }
 
