@@ -4,6 +4,7 @@
 
 pub mod adam;
 pub mod atomic;
+pub mod bench;
 pub mod data;
 pub mod dataset;
 pub mod demo;

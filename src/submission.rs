@@ -150,6 +150,22 @@ pub fn read_predictions(masks: &Path, ids: &Path) -> Result<(Vec<f32>, Vec<i32>)
     Ok((m.read_all::<f32>()?, ids_v))
 }
 
+/// The run-length codes of the 96 x 96 probability maps `probs` (one after another) taken
+/// in `order`, each enlarged to full size under `rule`; in parallel.
+pub fn encode(probs: &[f32], order: &[usize], rule: &MaskRule) -> Vec<String> {
+    let resizer = enlarger();
+    order
+        .par_iter()
+        .map(|&i| {
+            let probs = &probs[i * SIDE_PIXELS..(i + 1) * SIDE_PIXELS];
+            match rule.full_mask_if_any(probs, &resizer) {
+                Some(full) => rle_encode(&full, HEIGHT, WIDTH),
+                None => String::new(),
+            }
+        })
+        .collect()
+}
+
 /// Writes the submission; returns (rows, non-empty rows).
 pub fn submit(cfg: &SubmitConfig) -> Result<(usize, usize)> {
     let t0 = std::time::Instant::now();
@@ -161,18 +177,8 @@ pub fn submit(cfg: &SubmitConfig) -> Result<(usize, usize)> {
     );
     let mut order: Vec<usize> = (0..ids.len()).collect();
     order.sort_by_key(|&i| ids[i]);
-    let resizer = enlarger();
     let t0 = std::time::Instant::now();
-    let rows: Vec<String> = order
-        .par_iter()
-        .map(|&i| {
-            let probs = &probs[i * SIDE_PIXELS..(i + 1) * SIDE_PIXELS];
-            match cfg.rule.full_mask_if_any(probs, &resizer) {
-                Some(full) => rle_encode(&full, HEIGHT, WIDTH),
-                None => String::new(),
-            }
-        })
-        .collect();
+    let rows = encode(&probs, &order, &cfg.rule);
     log::info!(
         "encoded {} masks in {:.3} s",
         rows.len(),

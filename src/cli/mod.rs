@@ -1,6 +1,7 @@
 //! The command line: one `Args` struct per subcommand, turned into the library's plain
 //! config structs. The library never sees clap.
 
+mod bench;
 mod infer;
 #[cfg(test)]
 mod tests;
@@ -14,6 +15,7 @@ use nerveseg::keras::Format;
 use nerveseg::synth::SynthConfig;
 use tch::Device;
 
+pub use self::bench::BenchArgs;
 pub use self::infer::{
     ConvertArgs, DemoArgs, EvaluateArgs, InspectArgs, PlotArgs, PredictArgs, SubmitArgs,
 };
@@ -65,6 +67,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Show the libtorch build, CUDA/cuDNN devices, CPU threads and HDF5 version.
     Info,
+    /// Time one stage in-process and print one JSON line (used by `make bench`).
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]

@@ -1,0 +1,217 @@
+//! In-process timings of single stages, for `make bench` (bench/bench.py): the same work
+//! the pipeline does, timed without process start-up and file reading, so each figure
+//! stands beside the reference scripts' own in-process timings.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{ensure, Result};
+use tch::nn::{Module, VarStore};
+use tch::{Device, Tensor};
+
+use crate::adam::{AdamConfig, KerasAdam};
+use crate::data::npy::{self, Dtype, NpyReader};
+use crate::data::tiff::{HEIGHT, WIDTH};
+use crate::dataset::{self, SIDE, SIDE_PIXELS};
+use crate::loss::dice_loss;
+use crate::model::{self, Speed, UNet, UNetConfig};
+use crate::submission::{self, MaskRule};
+
+/// Reads the first `limit` (or all) frames of a uint8 (N, 420, 580) array.
+fn read_frames(path: &Path, limit: Option<usize>) -> Result<Vec<u8>> {
+    let mut r = NpyReader::open(path)?;
+    r.expect(Dtype::U8, &[None, Some(HEIGHT as u64), Some(WIDTH as u64)])?;
+    let n = limit.map_or(r.shape[0] as usize, |l| l.min(r.shape[0] as usize));
+    let mut out = vec![0u8; n * HEIGHT * WIDTH];
+    r.read_rows(&mut out)?;
+    Ok(out)
+}
+
+/// Where `resize` saves the model-ready arrays it made (float32 (N, 96, 96, 1)).
+pub struct SaveResized {
+    pub images: PathBuf,
+    pub masks: PathBuf,
+}
+
+/// The training preprocessing: every image and mask resized to 96 x 96 uint8, timed
+/// after both arrays are in memory. Returns (images, seconds). With `save`, also writes
+/// the standardised images and unit masks (not timed).
+pub fn resize(
+    images: &Path,
+    masks: &Path,
+    limit: Option<usize>,
+    save: Option<&SaveResized>,
+) -> Result<(usize, f64)> {
+    let frames = read_frames(images, limit)?;
+    let mask_frames = read_frames(masks, limit)?;
+    ensure!(
+        frames.len() == mask_frames.len(),
+        "{} and {} hold different numbers of frames",
+        images.display(),
+        masks.display()
+    );
+    let t0 = Instant::now();
+    let small = dataset::resize_frames(&frames);
+    let small_masks = dataset::resize_frames(&mask_frames);
+    let seconds = t0.elapsed().as_secs_f64();
+    let n = small.len() / SIDE_PIXELS;
+    if let Some(save) = save {
+        let shape = [n as u64, SIDE as u64, SIDE as u64, 1];
+        let stats = dataset::stats(&small);
+        let x = Vec::<f32>::try_from(&dataset::standardise(&small, stats).view([-1]))?;
+        let y = Vec::<f32>::try_from(&dataset::unit_masks(&small_masks).view([-1]))?;
+        npy::write(&save.images, &shape, &x)?;
+        npy::write(&save.masks, &shape, &y)?;
+    }
+    Ok((n, seconds))
+}
+
+/// What a timed run of the network does.
+#[derive(Clone, Debug)]
+pub struct NetBench {
+    pub batch_size: usize,
+    /// Untimed runs first (allocator, oneDNN and cuDNN set-up).
+    pub warmup: usize,
+    /// Timed runs.
+    pub runs: usize,
+    pub device: Device,
+    pub speed: Speed,
+}
+
+/// Reads model-ready float32 (N, 96, 96, 1) rows as [N, 1, 96, 96]; at most `limit`.
+fn read_model_ready(path: &Path, limit: usize) -> Result<Tensor> {
+    let mut r = NpyReader::open(path)?;
+    let side = SIDE as u64;
+    r.expect(Dtype::F32, &[None, Some(side), Some(side), Some(1)])?;
+    let n = (r.shape[0] as usize).min(limit);
+    ensure!(n > 0, "{}: no rows", path.display());
+    let mut v = vec![0f32; n * SIDE_PIXELS];
+    r.read_rows(&mut v)?;
+    Ok(Tensor::from_slice(&v).view([n as i64, 1, SIDE as i64, SIDE as i64]))
+}
+
+fn net_on(device: Device, speed: Speed) -> (VarStore, UNet) {
+    tch::manual_seed(0);
+    let vs = VarStore::new(device);
+    let mut net = model::unet(&vs.root(), &UNetConfig::default());
+    net.set_speed(speed);
+    if speed.channels_last {
+        model::to_channels_last(&vs);
+    }
+    if device.is_cuda() {
+        tch::Cuda::cudnn_set_benchmark(true);
+    }
+    (vs, net)
+}
+
+fn sync(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+/// Seconds of each timed training step (zero grad, forward, Dice loss, backward, Keras
+/// Adam) of the tutorial's U-Net, batches taken in file order, cycling.
+pub fn train_steps(images: &Path, masks: &Path, b: &NetBench) -> Result<Vec<f64>> {
+    model::check_device(b.device)?;
+    let rows = b.batch_size * (b.warmup + b.runs);
+    let x = read_model_ready(images, rows)?.to_device(b.device);
+    let y = read_model_ready(masks, rows)?.to_device(b.device);
+    let n = x.size()[0] as usize;
+    ensure!(
+        n >= b.batch_size && y.size()[0] as usize == n,
+        "{} and {} need at least {} rows each",
+        images.display(),
+        masks.display(),
+        b.batch_size
+    );
+    let (vs, net) = net_on(b.device, b.speed);
+    let mut opt = KerasAdam::new(&vs, AdamConfig::default());
+    let batches = n / b.batch_size;
+    let mut times = Vec::with_capacity(b.runs);
+    for step in 0..b.warmup + b.runs {
+        let start = ((step % batches) * b.batch_size) as i64;
+        let t0 = Instant::now();
+        let xb = x.narrow(0, start, b.batch_size as i64);
+        let yb = y.narrow(0, start, b.batch_size as i64);
+        opt.zero_grad();
+        let loss = dice_loss(&yb, &net.forward(&xb));
+        loss.backward();
+        opt.step();
+        sync(b.device);
+        if step >= b.warmup {
+            times.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    Ok(times)
+}
+
+/// Seconds of each timed forward pass over a batch, without gradients.
+pub fn inference(images: &Path, b: &NetBench) -> Result<Vec<f64>> {
+    model::check_device(b.device)?;
+    let x = read_model_ready(images, b.batch_size * (b.warmup + b.runs))?.to_device(b.device);
+    let n = x.size()[0] as usize;
+    ensure!(
+        n >= b.batch_size,
+        "{} needs at least {} rows",
+        images.display(),
+        b.batch_size
+    );
+    let (_vs, net) = net_on(b.device, b.speed);
+    let batches = n / b.batch_size;
+    let mut times = Vec::with_capacity(b.runs);
+    tch::no_grad(|| {
+        for run in 0..b.warmup + b.runs {
+            let start = ((run % batches) * b.batch_size) as i64;
+            let t0 = Instant::now();
+            let y = net.forward(&x.narrow(0, start, b.batch_size as i64));
+            sync(b.device);
+            drop(y);
+            if run >= b.warmup {
+                times.push(t0.elapsed().as_secs_f64());
+            }
+        }
+    });
+    Ok(times)
+}
+
+/// The submission's encoding of float32 (N, 96, 96, 1) probability maps (threshold,
+/// enlarge to 420 x 580, run-length code) with the default rule, timed after reading.
+/// Returns (masks, seconds).
+pub fn encode(masks: &Path) -> Result<(usize, f64)> {
+    let r = NpyReader::open(masks)?;
+    let side = SIDE as u64;
+    r.expect(Dtype::F32, &[None, Some(side), Some(side), Some(1)])?;
+    let probs = r.read_all::<f32>()?;
+    let order: Vec<usize> = (0..probs.len() / SIDE_PIXELS).collect();
+    let t0 = Instant::now();
+    let rows = submission::encode(&probs, &order, &MaskRule::default());
+    Ok((rows.len(), t0.elapsed().as_secs_f64()))
+}
+
+/// The median of `v` (the mean of the middle two for an even count); NaN when empty.
+pub fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let m = s.len() / 2;
+    if s.len() % 2 == 1 {
+        s[m]
+    } else {
+        (s[m - 1] + s[m]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&[]).is_nan());
+    }
+}
