@@ -9,7 +9,7 @@ TORCH_VERSION := 2.11.0
 STAMP := $(VENV)/.nerveseg-setup-torch-$(TORCH_VERSION)
 CARGO ?= cargo
 
-.PHONY: all setup build test demo fixtures-npy fixtures-keras fixtures-preprocess fixtures-submission clean-venv
+.PHONY: all setup build test demo bench bench-venv fixtures-npy fixtures-keras fixtures-preprocess fixtures-submission clean-venv
 
 all: build
 
@@ -39,6 +39,23 @@ test: setup
 
 demo: build
 	./target/release/nerveseg demo --out demo-out
+
+# The benchmark suite (not part of CI): nerveseg beside the original scripts, PyTorch
+# eager and tf-keras on the same inputs, interleaved; prints the table and writes
+# bench/results.md. Its data and scratch files go to bench/work/ (about 18 GB at the
+# peak, 10 GB after the prepare row).
+# BENCH_ARGS passes options to bench/bench.py, e.g. BENCH_ARGS="--reps 3 --rows train-step".
+BENCH_VENV := bench/.venv
+BENCH_STAMP := $(BENCH_VENV)/.nerveseg-bench-setup
+bench-venv: $(BENCH_STAMP)
+$(BENCH_STAMP): bench/requirements.txt
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q -r bench/requirements.txt
+	touch $@
+
+bench: build bench-venv
+	$(BENCH_VENV)/bin/python bench/bench.py --nerveseg target/release/nerveseg $(BENCH_ARGS)
 
 # Regenerates the NumPy-written .npy fixtures (not needed for `make test`).
 NPY_FIX := tests/fixtures/npy
