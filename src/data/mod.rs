@@ -3,7 +3,8 @@
 //! `imgs_id_test.npy`) with the original's dtypes and shapes.
 //!
 //! TIFFs are decoded in parallel, a chunk at a time, and each chunk is streamed into the
-//! output files, so memory stays flat whatever the data size. Every output goes to a
+//! output files while the next one is decoded, so memory stays flat whatever the data
+//! size. Every output goes to a
 //! temporary file first and all are renamed into place only when everything succeeded.
 
 pub mod npy;
@@ -76,23 +77,29 @@ pub fn prepare(cfg: &PrepareConfig) -> Result<PrepareReport> {
         let mut imgs = NpyWriter::<u8>::create(&cfg.out.join(IMGS_TRAIN), &frame_shape(n))?;
         let mut masks = NpyWriter::<u8>::create(&cfg.out.join(IMGS_MASK_TRAIN), &frame_shape(n))?;
         let pb = crate::progress::bar(n, "train", cfg.quiet);
-        for chunk in pairs.chunks(CHUNK) {
-            let frames: Vec<(Vec<u8>, Vec<u8>)> = chunk
-                .par_iter()
-                .map(|p| {
-                    let mut img = vec![0u8; PIXELS];
-                    let mut mask = vec![0u8; PIXELS];
-                    tiff::read_frame(&p.image, &mut img)?;
-                    tiff::read_mask(&p.mask, &mut mask)?;
-                    Ok((img, mask))
-                })
-                .collect::<Result<_>>()?;
-            for (img, mask) in &frames {
-                imgs.push_row(img)?;
-                masks.push_row(mask)?;
-            }
-            pb.inc(chunk.len() as u64);
-        }
+        pipelined(
+            pairs.chunks(CHUNK),
+            |chunk| {
+                chunk
+                    .par_iter()
+                    .map(|p| {
+                        let mut img = vec![0u8; PIXELS];
+                        let mut mask = vec![0u8; PIXELS];
+                        tiff::read_frame(&p.image, &mut img)?;
+                        tiff::read_mask(&p.mask, &mut mask)?;
+                        Ok((img, mask))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            },
+            |frames| {
+                for (img, mask) in &frames {
+                    imgs.push_row(img)?;
+                    masks.push_row(mask)?;
+                }
+                pb.inc(frames.len() as u64);
+                Ok(())
+            },
+        )?;
         pb.finish_and_clear();
         report.train_images = pairs.len();
         finished.extend([imgs, masks]);
@@ -101,20 +108,26 @@ pub fn prepare(cfg: &PrepareConfig) -> Result<PrepareReport> {
         let n = images.len() as u64;
         let mut imgs = NpyWriter::<u8>::create(&cfg.out.join(IMGS_TEST), &frame_shape(n))?;
         let pb = crate::progress::bar(n, "test", cfg.quiet);
-        for chunk in images.chunks(CHUNK) {
-            let frames: Vec<Vec<u8>> = chunk
-                .par_iter()
-                .map(|t| {
-                    let mut img = vec![0u8; PIXELS];
-                    tiff::read_frame(&t.path, &mut img)?;
-                    Ok(img)
-                })
-                .collect::<Result<_>>()?;
-            for img in &frames {
-                imgs.push_row(img)?;
-            }
-            pb.inc(chunk.len() as u64);
-        }
+        pipelined(
+            images.chunks(CHUNK),
+            |chunk| {
+                chunk
+                    .par_iter()
+                    .map(|t| {
+                        let mut img = vec![0u8; PIXELS];
+                        tiff::read_frame(&t.path, &mut img)?;
+                        Ok(img)
+                    })
+                    .collect::<Result<Vec<_>>>()
+            },
+            |frames| {
+                for img in &frames {
+                    imgs.push_row(img)?;
+                }
+                pb.inc(frames.len() as u64);
+                Ok(())
+            },
+        )?;
         pb.finish_and_clear();
         let ids: Vec<i32> = images.iter().map(|t| t.id as i32).collect();
         let mut w = NpyWriter::<i32>::create(&cfg.out.join(IMGS_ID_TEST), &[n])?;
@@ -134,6 +147,26 @@ pub fn prepare(cfg: &PrepareConfig) -> Result<PrepareReport> {
     }
     report.seconds = start.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Runs `read` on each chunk and `write` on its result in order, reading chunk k + 1 (in
+/// parallel, on the pool) while chunk k is written (on one thread), so the disk writes
+/// and the TIFF decoding overlap. Stops at the first error.
+fn pipelined<C: Send, T: Send>(
+    mut chunks: impl Iterator<Item = C>,
+    read: impl Fn(C) -> Result<T> + Sync,
+    mut write: impl FnMut(T) -> Result<()> + Send,
+) -> Result<()> {
+    let mut pending = match chunks.next() {
+        Some(c) => read(c)?,
+        None => return Ok(()),
+    };
+    for c in chunks {
+        let (written, next) = rayon::join(|| write(pending), || read(c));
+        written?;
+        pending = next?;
+    }
+    write(pending)
 }
 
 fn frame_shape(n: u64) -> [u64; 3] {
