@@ -171,22 +171,25 @@ impl Resizer {
         let (lo, hi) = src
             .iter()
             .fold((u8::MAX, u8::MIN), |(a, b), &v| (a.min(v), b.max(v)));
-        // Axis 0 (vertical) blur at the needed rows, for every column, a whole row at a
-        // time. Per pixel, SciPy's order for a symmetric kernel: the centre times w0,
-        // then (x[i - j] + x[i + j]) * w[j] added from the outermost j inwards.
+        if lo == hi {
+            // A flat frame (most often an empty mask): every output is clipped to
+            // [lo, hi], so it is lo whatever the blur's rounding.
+            out.fill(lo as f64);
+            return;
+        }
         // The frame as f64 once: the vertical pass reads each row about 15 times, and
         // f64 slices vectorise where u8-to-f64 conversions in the loop do not.
         let src: Vec<f64> = src.iter().map(|&v| v as f64).collect();
+        // Axis 0 (vertical) blur at the needed rows, for every column, a whole row at a
+        // time. Per pixel, SciPy's order for a symmetric kernel: the centre times w0,
+        // then (x[i - j] + x[i + j]) * w[j] added from the outermost j inwards.
         let taps = &self.rows.taps;
         let mut vert = vec![0f64; self.need_rows.len() * w];
         for (k, (&r, pairs)) in self.need_rows.iter().zip(&self.row_pairs).enumerate() {
             let line = &mut vert[k * w..(k + 1) * w];
             let centre = &src[r * w..(r + 1) * w];
             match taps.first() {
-                Some(&w0) => line
-                    .iter_mut()
-                    .zip(centre)
-                    .for_each(|(o, &v)| *o = v * w0),
+                Some(&w0) => line.iter_mut().zip(centre).for_each(|(o, &v)| *o = v * w0),
                 None => line.copy_from_slice(centre),
             }
             for (&(lo, hi), &wj) in pairs.iter().zip(taps.iter().skip(1).rev()) {
