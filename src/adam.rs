@@ -87,10 +87,14 @@ impl KerasAdam {
                 if !g.defined() {
                     continue;
                 }
-                let _ = m.g_add_(&((&g - &*m) * (1.0 - c.beta1)));
-                let _ = v.g_add_(&((g.square() - &*v) * (1.0 - c.beta2)));
-                let update = (&*m * alpha as f64) / (v.sqrt() + c.epsilon);
-                let _ = w.g_sub_(&update);
+                // m += (g - m)(1 - b1) and v += (g^2 - v)(1 - b2) are lerps; the update
+                // -(m alpha) / (sqrt(v) + eps) is one addcdiv. Seven passes over the
+                // weights instead of twelve, three temporaries instead of nine.
+                let _ = m.lerp_(&g, 1.0 - c.beta1);
+                let _ = v.lerp_(&g.square(), 1.0 - c.beta2);
+                let mut denom = v.sqrt();
+                let _ = denom.g_add_scalar_(c.epsilon);
+                let _ = w.addcdiv_(&(&*m * -(alpha as f64)), &denom);
             }
         });
         self.iterations += 1;

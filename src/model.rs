@@ -231,9 +231,13 @@ impl UNet {
         }
     }
 
-    /// Two 3x3 convolutions with ReLU, layers `2i` and `2i + 1`.
+    /// Two 3x3 convolutions with ReLU, layers `2i` and `2i + 1`. The ReLUs work in place
+    /// (autograd allows it: a convolution's backward does not need its output), saving
+    /// an activation-sized buffer and a pass over it each.
     fn double(&self, i: usize, xs: &Tensor) -> Tensor {
-        self.conv(2 * i + 1, &self.conv(2 * i, xs).relu()).relu()
+        let mut a = self.conv(2 * i, xs);
+        let mut b = self.conv(2 * i + 1, &a.relu_());
+        b.relu_()
     }
 
     /// Up-sample `xs` with transposed conv `i`, concatenate with `skip` (that order),
