@@ -94,13 +94,7 @@ fn net_on(device: Device, speed: Speed) -> (VarStore, UNet) {
     tch::manual_seed(0);
     let vs = VarStore::new(device);
     let mut net = model::unet(&vs.root(), &UNetConfig::default());
-    net.set_speed(speed);
-    if speed.channels_last {
-        model::to_channels_last(&vs);
-    }
-    if device.is_cuda() {
-        tch::Cuda::cudnn_set_benchmark(true);
-    }
+    net.set_speed(&vs, speed);
     (vs, net)
 }
 

@@ -204,11 +204,19 @@ fn up_in(u: &nn::ConvTranspose2D, xs: &Tensor, kind: Kind) -> Tensor {
 }
 
 impl UNet {
-    /// Runs the forward pass as `speed` says. For channels-last, call
-    /// [`to_channels_last`] on the VarStore too (after loading weights or not: loading
-    /// copies values into the variables and keeps their layout).
-    pub fn set_speed(&mut self, speed: Speed) {
+    /// Runs the forward pass as `speed` says and lays out the weights in `vs` to match
+    /// (NHWC strides for channels-last: [`to_channels_last`]). On CUDA, cuDNN also times
+    /// its algorithms once for our few fixed shapes and keeps the fastest (benchmark
+    /// mode). Before or after loading weights alike: loading copies values into the
+    /// variables and keeps their layout.
+    pub fn set_speed(&mut self, vs: &nn::VarStore, speed: Speed) {
         self.speed = speed;
+        if speed.channels_last {
+            to_channels_last(vs);
+        }
+        if vs.device().is_cuda() {
+            tch::Cuda::cudnn_set_benchmark(true);
+        }
     }
 
     pub fn speed(&self) -> Speed {
@@ -391,10 +399,7 @@ mod tests {
             let pattern = (Tensor::arange(n, (Kind::Float, Device::Cpu)) * 0.7).sin() * scale;
             tch::no_grad(|| v.copy_(&pattern.view(v.size().as_slice())));
         }
-        net.set_speed(speed);
-        if speed.channels_last {
-            to_channels_last(&vs);
-        }
+        net.set_speed(&vs, speed);
         (vs, net)
     }
 

@@ -46,13 +46,7 @@ pub fn load(
     let mut vs = VarStore::new(device);
     let mut net = model::unet(&vs.root(), &cfg);
     let report = keras::apply(&file, &mut vs, allow_partial)?;
-    net.set_speed(speed);
-    if speed.channels_last {
-        model::to_channels_last(&vs);
-    }
-    if device.is_cuda() {
-        tch::Cuda::cudnn_set_benchmark(true);
-    }
+    net.set_speed(&vs, speed);
     let r = &report;
     if !r.missing.is_empty() || !r.unused.is_empty() {
         log::warn!(

@@ -135,14 +135,7 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
     }
 
     let (vs, mut net, ucfg, start_epoch, mut history, mut best) = build(cfg)?;
-    net.set_speed(cfg.speed);
-    if cfg.speed.channels_last {
-        model::to_channels_last(&vs);
-    }
-    if cfg.device.is_cuda() {
-        // Let cuDNN time its algorithms for our few fixed shapes once, then use the best.
-        tch::Cuda::cudnn_set_benchmark(true);
-    }
+    net.set_speed(&vs, cfg.speed);
     let mut opt = KerasAdam::new(&vs, cfg.adam);
     if cfg.resume {
         let last = cfg.out_dir.join(LAST);

@@ -4,7 +4,7 @@
 use nerveseg::adam::{AdamConfig, KerasAdam};
 use nerveseg::keras;
 use nerveseg::loss::{dice_coef, dice_loss};
-use nerveseg::model::{to_channels_last, unet, Speed, UNetConfig};
+use nerveseg::model::{unet, Speed, UNetConfig};
 use tch::nn::{Module, VarStore};
 use tch::{Device, Tensor};
 
@@ -57,10 +57,7 @@ fn adam_steps_match_tf_keras_with(speed: Speed) {
     let mut vs = VarStore::new(Device::Cpu);
     let mut net = unet(&vs.root(), &UNetConfig { base_width: 4 });
     keras::apply(&init, &mut vs, false).unwrap();
-    net.set_speed(speed);
-    if speed.channels_last {
-        to_channels_last(&vs);
-    }
+    net.set_speed(&vs, speed);
     // NHWC with one channel has NCHW's memory order.
     let x = tensor("train_x_w4.npy").view([6, 1, 96, 96]);
     let y = tensor("train_y_w4.npy").view([6, 1, 96, 96]);
