@@ -172,3 +172,63 @@ fn pipelined<C: Send, T: Send>(
 fn frame_shape(n: u64) -> [u64; 3] {
     [n, HEIGHT as u64, WIDTH as u64]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipelined_keeps_the_order_and_stops_at_the_first_error() {
+        let mut seen = Vec::new();
+        pipelined(
+            (0..10).map(|i| i * 3),
+            |c| Ok(vec![c, c + 1, c + 2]),
+            |v| {
+                seen.extend(v);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, (0..30).collect::<Vec<_>>());
+
+        // A read error in chunk 4: chunks 0..=3 are written (chunk 3 while chunk 4 was
+        // read), nothing after; the error comes back.
+        let mut written = Vec::new();
+        let err = pipelined(
+            0..10,
+            |c| {
+                if c == 4 {
+                    bail!("chunk {c} is bad")
+                } else {
+                    Ok(c)
+                }
+            },
+            |c| {
+                written.push(c);
+                Ok(())
+            },
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "chunk 4 is bad");
+        assert_eq!(written, [0, 1, 2, 3]);
+
+        // A write error stops the reading too.
+        let counter = std::sync::atomic::AtomicUsize::new(0);
+        let err = pipelined(
+            0..10,
+            |c| {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(c)
+            },
+            |c| if c == 2 { bail!("disk full") } else { Ok(()) },
+        )
+        .unwrap_err();
+        let reads = counter.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(err.to_string(), "disk full");
+        assert!(
+            reads <= 4,
+            "{reads} chunks read after a write failed at chunk 2"
+        );
+        assert!(pipelined(std::iter::empty::<u8>(), |c| Ok(c), |_| Ok(())).is_ok());
+    }
+}

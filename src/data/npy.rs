@@ -376,6 +376,39 @@ impl NpyReader {
 mod tests {
     use super::*;
 
+    /// Arrays larger than the 1 MiB read buffer and the 64 KiB write buffer, in every
+    /// dtype, come back as written, rows split across buffer boundaries included.
+    #[test]
+    fn large_arrays_round_trip_through_the_buffers() {
+        let d = tempfile::tempdir().unwrap();
+        let n = 3 * (1 << 20) / 4 + 7; // rows of 3 values: not a divisor of any buffer
+        let f: Vec<f32> = (0..n * 3).map(|i| i as f32 * 0.25 - 7.0).collect();
+        let p = d.path().join("f.npy");
+        write(&p, &[n as u64, 3], &f).unwrap();
+        assert_eq!(NpyReader::open(&p).unwrap().read_all::<f32>().unwrap(), f);
+        let ints: Vec<i32> = (0..n as i32).map(|i| i * 7 - 1_000_000).collect();
+        write(&p, &[n as u64], &ints).unwrap();
+        assert_eq!(
+            NpyReader::open(&p).unwrap().read_all::<i32>().unwrap(),
+            ints
+        );
+        let bytes: Vec<u8> = (0..n * 3).map(|i| (i * 31 % 251) as u8).collect();
+        write(&p, &[n as u64, 3], &bytes).unwrap();
+        let mut r = NpyReader::open(&p).unwrap();
+        let mut first = vec![0u8; 3 * 5];
+        r.read_rows(&mut first).unwrap();
+        let mut rest = vec![0u8; 3 * (n - 5)];
+        r.read_rows(&mut rest).unwrap();
+        first.extend(rest);
+        assert_eq!(first, bytes);
+        let doubles: Vec<f64> = (0..n).map(|i| (i as f64).sqrt()).collect();
+        write(&p, &[n as u64], &doubles).unwrap();
+        assert_eq!(
+            NpyReader::open(&p).unwrap().read_all::<f64>().unwrap(),
+            doubles
+        );
+    }
+
     #[test]
     fn header_is_64_aligned_and_numpy_shaped() {
         let h = header_bytes(Dtype::U8, &[3, 420, 580]);
