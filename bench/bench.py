@@ -287,6 +287,15 @@ class Variant:
         return self.error is None and bool(self.runs)
 
 
+def run_row(res, variants, args, work, warmup=False):
+    """Runs a row's variants interleaved (not on --dry-run) and lists them in `res`;
+    returns whether they ran."""
+    if not args.dry_run:
+        run_interleaved(res.name, variants, args.reps, work, warmup=warmup)
+    res.add_variants(variants)
+    return not args.dry_run
+
+
 def run_interleaved(row, variants, reps, work, warmup=False):
     """A B C A B C ...: one run of each variant per rep. A variant that fails once is
     dropped for the remaining reps; its error is kept for the notes."""
@@ -534,11 +543,8 @@ def row_prepare(args, setup):
     b = Variant("ref", "data.py", [R, os.path.join(ref, "data.py"), "--raw", setup.raw,
                                    "--out", out_b], before=clear_dir(out_b))
     res = RowResult("prepare")
-    if args.dry_run:
-        res.add_variants([a, b])
+    if not run_row(res, [a, b], args, w, warmup=True):
         return res
-    run_interleaved("prepare", [a, b], args.reps, w, warmup=True)
-    res.add_variants([a, b])
     wa, wb = med(a, lambda r: r.wall), med(b, lambda r: r.wall)
     ma, mb = med(a, lambda r: r.rss_mib), med(b, lambda r: r.rss_mib)
     r_wall = ratio(wb, wa)
@@ -569,11 +575,8 @@ def row_resize(args, setup):
                 unavailable=no_bench_reason(args))
     b = Variant("ref", "preprocess.py", [R, os.path.join(args.ref_dir, "preprocess.py")] + common)
     res = RowResult("resize")
-    if args.dry_run:
-        res.add_variants([a, b])
+    if not run_row(res, [a, b], args, args.work):
         return res
-    run_interleaved("resize", [a, b], args.reps, args.work)
-    res.add_variants([a, b])
     sa, sb = med(a, lambda r: r.result["seconds"]), med(b, lambda r: r.result["seconds"])
     n = None
     for v in (a, b):
@@ -611,11 +614,8 @@ def row_train_step(args, setup):
         b2 = Variant("torch-cl", "torch eager --channels-last", b.cmd + ["--channels-last"])
         variants += [a2, b2]
     res = RowResult("train-step")
-    if args.dry_run:
-        res.add_variants(variants)
+    if not run_row(res, variants, args, args.work):
         return res
-    run_interleaved("train-step", variants, args.reps, args.work)
-    res.add_variants(variants)
     try:
         n_train, steps = steps_per_epoch(setup.n_train())
     except (OSError, ValueError):
@@ -667,11 +667,8 @@ def row_infer(args, setup):
     b16 = Variant("torch-bf16", "torch eager --amp (bf16)", b.cmd + ["--amp"])
     variants = [a, a16, b, b16, c]
     res = RowResult("infer")
-    if args.dry_run:
-        res.add_variants(variants)
+    if not run_row(res, variants, args, args.work):
         return res
-    run_interleaved("infer", variants, args.reps, args.work)
-    res.add_variants(variants)
 
     def rate(v):
         s = med(v, lambda r: r.result["median_s"])
@@ -699,13 +696,10 @@ def row_encode(args, setup):
                                          "--out", sub_ref])
     submit = [N, "submit", "--masks", setup.pred96, "--ids", setup.ids, "--out", sub_ns]
     res = RowResult("encode")
-    if args.dry_run:
-        res.add_variants([a, b])
-        res.commands.append(("nerveseg submit (once, for the CSV check)", shlex.join(submit)))
-        return res
-    run_interleaved("encode", [a, b], args.reps, w)
-    res.add_variants([a, b])
+    ran = run_row(res, [a, b], args, w)
     res.commands.append(("nerveseg submit (once, for the CSV check)", shlex.join(submit)))
+    if not ran:
+        return res
     sa, sb = med(a, lambda r: r.result["seconds"]), med(b, lambda r: r.result["seconds"])
     n = next((v.runs[0].result.get("masks") for v in (a, b) if v.ok), None)
     r_s = ratio(sb, sa)

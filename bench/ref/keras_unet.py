@@ -22,13 +22,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 
 import argparse  # noqa: E402
-import time  # noqa: E402
 
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from common import cycling_batch, emit, log, timing_summary  # noqa: E402
+from common import (  # noqa: E402
+    add_timing_subcommands,
+    cycling_batch,
+    emit,
+    load_model_ready,
+    time_runs,
+    timing_summary,
+)
 
 IMG_ROWS = 96
 IMG_COLS = 96
@@ -98,14 +103,6 @@ def configure(args):
     return args.threads if args.threads is not None else len(os.sched_getaffinity(0))
 
 
-def load_model_ready(path, what):
-    arr = np.load(path)
-    if arr.dtype != np.float32 or arr.ndim != 4 or arr.shape[1:] != (96, 96, 1):
-        raise SystemExit(f"{path}: expected float32 (N, 96, 96, 1) {what}, "
-                         f"found {arr.dtype} {arr.shape}")
-    return arr
-
-
 def train_step(args):
     threads = configure(args)
     x = load_model_ready(args.images, "images")
@@ -114,17 +111,17 @@ def train_step(args):
         raise SystemExit(f"{len(x)} images but {len(y)} masks")
     model = get_unet()
     b = args.batch_size
-    seconds = []
-    for k in range(args.warmup + args.steps):
+
+    def batch(k):
         idx = cycling_batch(k, b, len(x))
-        xb, yb = x[idx], y[idx]
-        t0 = time.perf_counter()
-        loss, dice = model.train_on_batch(xb, yb)  # returns NumPy: the step is done
-        dt = time.perf_counter() - t0
-        if k >= args.warmup:
-            seconds.append(dt)
-        log(f"step {k + 1}/{args.warmup + args.steps}"
-            f"{' (warmup)' if k < args.warmup else ''}: {dt:.4f} s, loss {loss:.4f}")
+        return x[idx], y[idx]
+
+    def step(xy):
+        # train_on_batch returns NumPy values: the step is done when it returns.
+        loss, _dice = model.train_on_batch(*xy)
+        return f"loss {loss:.4f}"
+
+    seconds = time_runs(args.warmup, args.steps, batch, step, "step")
     emit(timing_summary("train-step", "tf-keras", b, threads, args.device,
                         "step_seconds", seconds))
 
@@ -134,16 +131,11 @@ def infer(args):
     x = load_model_ready(args.images, "images")
     model = get_unet()
     b = args.batch_size
-    seconds = []
-    for k in range(args.warmup + args.batches):
-        xb = x[cycling_batch(k, b, len(x))]
-        t0 = time.perf_counter()
-        model.predict_on_batch(xb)  # returns NumPy: the batch is done
-        dt = time.perf_counter() - t0
-        if k >= args.warmup:
-            seconds.append(dt)
-        log(f"batch {k + 1}/{args.warmup + args.batches}"
-            f"{' (warmup)' if k < args.warmup else ''}: {dt:.4f} s")
+    def forward(xb):
+        model.predict_on_batch(xb)  # returns NumPy: the batch is done when it returns
+
+    seconds = time_runs(args.warmup, args.batches,
+                        lambda k: x[cycling_batch(k, b, len(x))], forward, "batch")
     emit(timing_summary("infer", "tf-keras", b, threads, args.device,
                         "batch_seconds", seconds))
 
@@ -161,23 +153,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train-step", help="time model.train_on_batch per step")
-    p.add_argument("--images", required=True, metavar="F",
-                   help="float32 (N, 96, 96, 1) standardised images")
-    p.add_argument("--masks", required=True, metavar="F",
-                   help="float32 (N, 96, 96, 1) masks in [0, 1]")
-    p.add_argument("--warmup", type=int, default=2, help="untimed steps first (default: 2)")
-    p.add_argument("--steps", type=int, default=10, help="timed steps (default: 10)")
-    add_common(p)
-    p.set_defaults(func=train_step)
-
-    p = sub.add_parser("infer", help="time model.predict_on_batch per batch")
-    p.add_argument("--images", required=True, metavar="F",
-                   help="float32 (N, 96, 96, 1) standardised images")
-    p.add_argument("--warmup", type=int, default=1, help="untimed batches first (default: 1)")
-    p.add_argument("--batches", type=int, default=10, help="timed batches (default: 10)")
-    add_common(p)
-    p.set_defaults(func=infer)
+    add_timing_subcommands(sub, add_common, train_step, infer,
+                           "time model.train_on_batch per step",
+                           "time model.predict_on_batch per batch")
 
     args = ap.parse_args()
     args.func(args)

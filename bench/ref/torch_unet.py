@@ -21,12 +21,20 @@ import argparse
 import math
 import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import cycling_batch, emit, log, timing_summary
+from common import (
+    add_inputs,
+    add_timing_subcommands,
+    cycling_batch,
+    emit,
+    log,
+    time_runs,
+    timing_summary,
+)
+from common import load_model_ready as load_array
 
 SMOOTH = 1.0
 PARAMS = 7_759_521
@@ -157,11 +165,7 @@ def memory_format(args):
 
 def load_model_ready(path, device, args, what):
     """float32 (N, 96, 96, 1) .npy -> (N, 1, 96, 96) tensor on the device, once."""
-    arr = np.load(path)
-    if arr.dtype != np.float32 or arr.ndim != 4 or arr.shape[1:] != (96, 96, 1):
-        raise SystemExit(f"{path}: expected float32 (N, 96, 96, 1) {what}, "
-                         f"found {arr.dtype} {arr.shape}")
-    t = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+    t = torch.from_numpy(load_array(path, what)).permute(0, 3, 1, 2).contiguous()
     return t.to(device).contiguous(memory_format=memory_format(args))
 
 
@@ -201,12 +205,15 @@ def train_step(args):
     model.train()
     opt = make_optimizer(args.optim, model)
     b = args.batch_size
-    seconds = []
-    for k in range(args.warmup + args.steps):
+
+    def batch(k):
         idx = cycling_batch(k, b, len(x))
         xb, yb = take(x, idx, device, args), take(y, idx, device, args)
         sync(device)
-        t0 = time.perf_counter()
+        return xb, yb
+
+    def step(xy):
+        xb, yb = xy
         opt.zero_grad()
         with autocast(device, args):
             pred = model(xb)
@@ -214,11 +221,8 @@ def train_step(args):
         loss.backward()
         opt.step()
         sync(device)
-        dt = time.perf_counter() - t0
-        if k >= args.warmup:
-            seconds.append(dt)
-        log(f"step {k + 1}/{args.warmup + args.steps}"
-            f"{' (warmup)' if k < args.warmup else ''}: {dt:.4f} s")
+
+    seconds = time_runs(args.warmup, args.steps, batch, step, "step")
     emit(timing_summary("train-step", "pytorch", b, torch.get_num_threads(), args.device,
                         "step_seconds", seconds))
 
@@ -229,20 +233,19 @@ def infer(args):
     model = build_model(device, args)
     model.eval()
     b = args.batch_size
-    seconds = []
+
+    def batch(k):
+        xb = take(x, cycling_batch(k, b, len(x)), device, args)
+        sync(device)
+        return xb
+
+    def forward(xb):
+        with autocast(device, args):
+            model(xb)
+        sync(device)
+
     with torch.inference_mode():
-        for k in range(args.warmup + args.batches):
-            xb = take(x, cycling_batch(k, b, len(x)), device, args)
-            sync(device)
-            t0 = time.perf_counter()
-            with autocast(device, args):
-                model(xb)
-            sync(device)
-            dt = time.perf_counter() - t0
-            if k >= args.warmup:
-                seconds.append(dt)
-            log(f"batch {k + 1}/{args.warmup + args.batches}"
-                f"{' (warmup)' if k < args.warmup else ''}: {dt:.4f} s")
+        seconds = time_runs(args.warmup, args.batches, batch, forward, "batch")
     emit(timing_summary("infer", "pytorch", b, torch.get_num_threads(), args.device,
                         "batch_seconds", seconds))
 
@@ -362,29 +365,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train-step", help="time single training steps")
-    p.add_argument("--images", required=True, metavar="F",
-                   help="float32 (N, 96, 96, 1) standardised images")
-    p.add_argument("--masks", required=True, metavar="F",
-                   help="float32 (N, 96, 96, 1) masks in [0, 1]")
-    p.add_argument("--warmup", type=int, default=2, help="untimed steps first (default: 2)")
-    p.add_argument("--steps", type=int, default=10, help="timed steps (default: 10)")
-    add_common(p)
-    p.set_defaults(func=train_step)
-
-    p = sub.add_parser("infer", help="time forward passes (eval, inference_mode)")
-    p.add_argument("--images", required=True, metavar="F",
-                   help="float32 (N, 96, 96, 1) standardised images")
-    p.add_argument("--warmup", type=int, default=1, help="untimed batches first (default: 1)")
-    p.add_argument("--batches", type=int, default=10, help="timed batches (default: 10)")
-    add_common(p)
-    p.set_defaults(func=infer)
+    add_timing_subcommands(sub, add_common, train_step, infer,
+                           "time single training steps",
+                           "time forward passes (eval, inference_mode)")
 
     p = sub.add_parser("train", help="the Keras-equivalent fit loop")
-    p.add_argument("--images", required=True, metavar="F",
-                   help="float32 (N, 96, 96, 1) standardised images")
-    p.add_argument("--masks", required=True, metavar="F",
-                   help="float32 (N, 96, 96, 1) masks in [0, 1]")
+    add_inputs(p)
     p.add_argument("--epochs", type=int, default=20, help="default: 20")
     p.add_argument("--validation-split", type=float, default=0.2,
                    help="the last share of the samples validates (default: 0.2)")
