@@ -67,7 +67,7 @@ pub const TRANSPOSES: [(&str, i64); 4] = [
 pub struct Speed {
     /// Activations in NHWC memory order (the tensors keep their NCHW shape). Faster
     /// convolutions on CPU (oneDNN) and on tensor-core GPUs; same float32 arithmetic up
-    /// to summation order. Pair it with [`to_channels_last`] on the weights.
+    /// to summation order. [`UNet::set_speed`] lays out the weights to match.
     pub channels_last: bool,
     /// Compute the convolutions in bfloat16 from float32 master weights (the `--amp` of
     /// training, the `--bf16` of prediction); the output layer's sigmoid and the loss
@@ -175,7 +175,8 @@ fn nhwc(xs: &Tensor) -> Tensor {
     xs.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
-/// A 3x3 (or 1x1) 'same' convolution of `xs` by layer `c`, in `kind`.
+/// A 3x3 (or 1x1) 'same' convolution of `xs` by layer `c`, in `kind` (float32: the
+/// weights as they are; bfloat16: cast copies, so gradients reach the float32 weights).
 fn conv_in(c: &nn::Conv2D, xs: &Tensor, kind: Kind) -> Tensor {
     let pad = c.ws.size()[3] / 2;
     let bs = c.bs.as_ref().map(|b| b.to_kind(kind));
@@ -219,10 +220,6 @@ impl UNet {
         }
     }
 
-    pub fn speed(&self) -> Speed {
-        self.speed
-    }
-
     fn kind(&self) -> Kind {
         if self.speed.bf16 {
             Kind::BFloat16
@@ -232,11 +229,7 @@ impl UNet {
     }
 
     fn conv(&self, i: usize, xs: &Tensor) -> Tensor {
-        if self.speed.bf16 {
-            conv_in(&self.convs[i], xs, Kind::BFloat16)
-        } else {
-            self.convs[i].forward(xs)
-        }
+        conv_in(&self.convs[i], xs, self.kind())
     }
 
     /// Two 3x3 convolutions with ReLU, layers `2i` and `2i + 1`. The ReLUs work in place
@@ -251,11 +244,7 @@ impl UNet {
     /// Up-sample `xs` with transposed conv `i`, concatenate with `skip` (that order),
     /// then the two convolutions of decoder level `i`.
     fn decode(&self, i: usize, xs: &Tensor, skip: &Tensor) -> Tensor {
-        let up = if self.speed.bf16 {
-            up_in(&self.ups[i], xs, Kind::BFloat16)
-        } else {
-            self.ups[i].forward(xs)
-        };
+        let up = up_in(&self.ups[i], xs, self.kind());
         self.double(5 + i, &Tensor::cat(&[up, skip.shallow_clone()], 1))
     }
 }
