@@ -11,7 +11,7 @@
 
 use anyhow::{bail, Result};
 use tch::nn::VarStore;
-use tch::Tensor;
+use tch::{TchError, Tensor};
 
 use crate::keras::AdamState;
 
@@ -45,18 +45,20 @@ pub struct KerasAdam {
 }
 
 impl KerasAdam {
-    pub fn new(vs: &VarStore, cfg: AdamConfig) -> KerasAdam {
+    pub fn new(vs: &VarStore, cfg: AdamConfig) -> Result<KerasAdam, TchError> {
         let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
-        let m = vars.iter().map(|(_, t)| t.zeros_like()).collect();
-        let v = vars.iter().map(|(_, t)| t.zeros_like()).collect();
-        KerasAdam {
+        let zeros = || -> Result<Vec<Tensor>, TchError> {
+            vars.iter().map(|(_, t)| t.f_zeros_like()).collect()
+        };
+        let (m, v) = (zeros()?, zeros()?);
+        Ok(KerasAdam {
             cfg,
             iterations: 0,
             vars,
             m,
             v,
-        }
+        })
     }
 
     /// Steps taken so far.
@@ -64,40 +66,46 @@ impl KerasAdam {
         self.iterations
     }
 
-    pub fn zero_grad(&mut self) {
-        for (_, t) in &mut self.vars {
-            t.zero_grad();
+    pub fn zero_grad(&mut self) -> Result<(), TchError> {
+        for (_, t) in &self.vars {
+            let mut g = t.f_grad()?;
+            if g.defined() {
+                let _ = g.f_detach_()?.f_zero_()?;
+            }
         }
+        Ok(())
     }
 
     /// One update from the gradients left by `backward`.
-    pub fn step(&mut self) {
+    pub fn step(&mut self) -> Result<(), TchError> {
         let c = self.cfg;
         let t = (self.iterations + 1) as f32;
         let beta1_power = (c.beta1 as f32).powf(t);
         let beta2_power = (c.beta2 as f32).powf(t);
         let alpha = (c.lr as f32) * (1.0 - beta2_power).sqrt() / (1.0 - beta1_power);
-        tch::no_grad(|| {
+        tch::no_grad(|| -> Result<(), TchError> {
             for ((_, w), (m, v)) in self
                 .vars
                 .iter_mut()
                 .zip(self.m.iter_mut().zip(self.v.iter_mut()))
             {
-                let g = w.grad();
+                let g = w.f_grad()?;
                 if !g.defined() {
                     continue;
                 }
                 // m += (g - m)(1 - b1) and v += (g^2 - v)(1 - b2) are lerps; the update
                 // -(m alpha) / (sqrt(v) + eps) is one addcdiv. Seven passes over the
                 // weights instead of twelve, three temporaries instead of nine.
-                let _ = m.lerp_(&g, 1.0 - c.beta1);
-                let _ = v.lerp_(&g.square(), 1.0 - c.beta2);
-                let mut denom = v.sqrt();
-                let _ = denom.g_add_scalar_(c.epsilon);
-                let _ = w.addcdiv_(&(&*m * -(alpha as f64)), &denom);
+                let _ = m.f_lerp_(&g, 1.0 - c.beta1)?;
+                let _ = v.f_lerp_(&g.f_square()?, 1.0 - c.beta2)?;
+                let mut denom = v.f_sqrt()?;
+                let _ = denom.f_add_scalar_(c.epsilon)?;
+                let _ = w.f_addcdiv_(&m.f_mul_scalar(-(alpha as f64))?, &denom)?;
             }
-        });
+            Ok(())
+        })?;
         self.iterations += 1;
+        Ok(())
     }
 
     /// The state to save for `--resume`.
@@ -115,9 +123,12 @@ impl KerasAdam {
         }
     }
 
-    /// Variable names in the order the state lists them.
-    pub fn names(&self) -> Vec<String> {
-        self.vars.iter().map(|(n, _)| n.clone()).collect()
+    /// Variable names and shapes in the order the state lists them.
+    pub fn shapes(&self) -> Vec<(String, Vec<i64>)> {
+        self.vars
+            .iter()
+            .map(|(n, t)| (n.clone(), t.size()))
+            .collect()
     }
 
     /// Restores a saved state (moments moved to the variables' device).
@@ -136,8 +147,8 @@ impl KerasAdam {
                 if mn != name || m.size() != w.size() || v.size() != w.size() {
                     bail!("the saved optimizer state does not fit variable {name}");
                 }
-                self.m[i].copy_(m);
-                self.v[i].copy_(v);
+                self.m[i].f_copy_(m)?;
+                self.v[i].f_copy_(v)?;
             }
             Ok(())
         })?;
@@ -157,11 +168,11 @@ mod tests {
     fn first_step_puts_epsilon_outside() {
         let vs = nn::VarStore::new(Device::Cpu);
         let w = vs.root().var("w", &[3], nn::Init::Const(0.0));
-        let mut opt = KerasAdam::new(&vs, AdamConfig::default());
+        let mut opt = KerasAdam::new(&vs, AdamConfig::default()).unwrap();
         let g = [1e-3f64, 1e-9, -2e-8];
         let target = Tensor::from_slice(&g).to_kind(Kind::Float);
         (&w * &target).sum(Kind::Float).backward();
-        opt.step();
+        opt.step().unwrap();
         let c = AdamConfig::default();
         for (i, gi) in g.iter().enumerate() {
             let alpha = c.lr * (1.0 - c.beta2).sqrt() / (1.0 - c.beta1);

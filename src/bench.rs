@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{ensure, Result};
-use tch::nn::{Module, VarStore};
+use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
 use crate::adam::{AdamConfig, KerasAdam};
@@ -58,8 +58,8 @@ pub fn resize(
     if let Some(save) = save {
         let shape = [n as u64, SIDE as u64, SIDE as u64, 1];
         let stats = dataset::stats(&small);
-        let x = Vec::<f32>::try_from(&dataset::standardise(&small, stats).view([-1]))?;
-        let y = Vec::<f32>::try_from(&dataset::unit_masks(&small_masks).view([-1]))?;
+        let x = Vec::<f32>::try_from(&dataset::standardise(&small, stats)?.f_view([-1])?)?;
+        let y = Vec::<f32>::try_from(&dataset::unit_masks(&small_masks)?.f_view([-1])?)?;
         npy::write(&save.images, &shape, &x)?;
         npy::write(&save.masks, &shape, &y)?;
     }
@@ -87,15 +87,15 @@ fn read_model_ready(path: &Path, limit: usize) -> Result<Tensor> {
     ensure!(n > 0, "{}: no rows", path.display());
     let mut v = vec![0f32; n * SIDE_PIXELS];
     r.read_rows(&mut v)?;
-    Ok(Tensor::from_slice(&v).view([n as i64, 1, SIDE as i64, SIDE as i64]))
+    Ok(dataset::to_nchw(&v)?)
 }
 
-fn net_on(device: Device, speed: Speed) -> (VarStore, UNet) {
+fn net_on(device: Device, speed: Speed) -> Result<(VarStore, UNet)> {
     tch::manual_seed(0);
     let vs = VarStore::new(device);
-    let mut net = model::unet(&vs.root(), &UNetConfig::default());
-    net.set_speed(&vs, speed);
-    (vs, net)
+    let mut net = model::unet(&vs.root(), &UNetConfig::default())?;
+    net.set_speed(&vs, speed)?;
+    Ok((vs, net))
 }
 
 fn sync(device: Device) {
@@ -109,8 +109,8 @@ fn sync(device: Device) {
 pub fn train_steps(images: &Path, masks: &Path, b: &NetBench) -> Result<Vec<f64>> {
     model::check_device(b.device)?;
     let rows = b.batch_size * (b.warmup + b.runs);
-    let x = read_model_ready(images, rows)?.to_device(b.device);
-    let y = read_model_ready(masks, rows)?.to_device(b.device);
+    let x = read_model_ready(images, rows)?.f_to_device(b.device)?;
+    let y = read_model_ready(masks, rows)?.f_to_device(b.device)?;
     let n = x.size()[0] as usize;
     ensure!(
         n >= b.batch_size && y.size()[0] as usize == n,
@@ -119,19 +119,19 @@ pub fn train_steps(images: &Path, masks: &Path, b: &NetBench) -> Result<Vec<f64>
         masks.display(),
         b.batch_size
     );
-    let (vs, net) = net_on(b.device, b.speed);
-    let mut opt = KerasAdam::new(&vs, AdamConfig::default());
+    let (vs, net) = net_on(b.device, b.speed)?;
+    let mut opt = KerasAdam::new(&vs, AdamConfig::default())?;
     let batches = n / b.batch_size;
     let mut times = Vec::with_capacity(b.runs);
     for step in 0..b.warmup + b.runs {
         let start = ((step % batches) * b.batch_size) as i64;
         let t0 = Instant::now();
-        let xb = x.narrow(0, start, b.batch_size as i64);
-        let yb = y.narrow(0, start, b.batch_size as i64);
-        opt.zero_grad();
-        let loss = dice_loss(&yb, &net.forward(&xb));
-        loss.backward();
-        opt.step();
+        let xb = x.f_narrow(0, start, b.batch_size as i64)?;
+        let yb = y.f_narrow(0, start, b.batch_size as i64)?;
+        opt.zero_grad()?;
+        let loss = dice_loss(&yb, &net.forward(&xb)?)?;
+        loss.f_backward()?;
+        opt.step()?;
         sync(b.device);
         if step >= b.warmup {
             times.push(t0.elapsed().as_secs_f64());
@@ -143,7 +143,7 @@ pub fn train_steps(images: &Path, masks: &Path, b: &NetBench) -> Result<Vec<f64>
 /// Seconds of each timed forward pass over a batch, without gradients.
 pub fn inference(images: &Path, b: &NetBench) -> Result<Vec<f64>> {
     model::check_device(b.device)?;
-    let x = read_model_ready(images, b.batch_size * (b.warmup + b.runs))?.to_device(b.device);
+    let x = read_model_ready(images, b.batch_size * (b.warmup + b.runs))?.f_to_device(b.device)?;
     let n = x.size()[0] as usize;
     ensure!(
         n >= b.batch_size,
@@ -151,21 +151,22 @@ pub fn inference(images: &Path, b: &NetBench) -> Result<Vec<f64>> {
         images.display(),
         b.batch_size
     );
-    let (_vs, net) = net_on(b.device, b.speed);
+    let (_vs, net) = net_on(b.device, b.speed)?;
     let batches = n / b.batch_size;
     let mut times = Vec::with_capacity(b.runs);
-    tch::no_grad(|| {
+    tch::no_grad(|| -> Result<()> {
         for run in 0..b.warmup + b.runs {
             let start = ((run % batches) * b.batch_size) as i64;
             let t0 = Instant::now();
-            let y = net.forward(&x.narrow(0, start, b.batch_size as i64));
+            let y = net.forward(&x.f_narrow(0, start, b.batch_size as i64)?)?;
             sync(b.device);
             drop(y);
             if run >= b.warmup {
                 times.push(t0.elapsed().as_secs_f64());
             }
         }
-    });
+        Ok(())
+    })?;
     Ok(times)
 }
 

@@ -11,7 +11,8 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use rayon::prelude::*;
-use tch::Tensor;
+use sha2::{Digest, Sha256};
+use tch::{TchError, Tensor};
 
 use crate::data::npy::{Dtype, NpyReader};
 use crate::data::tiff::{HEIGHT, WIDTH};
@@ -32,6 +33,23 @@ pub struct Stats {
     pub std: f64,
 }
 
+impl Stats {
+    /// Refuses statistics that cannot standardise: a non-finite mean, or a std that is
+    /// not a positive finite number (dividing by it gives infinities or NaN). `source`
+    /// says where they came from, for the message.
+    pub fn checked(self, source: &str) -> Result<Stats> {
+        if !self.mean.is_finite() || !self.std.is_finite() || self.std <= 0.0 {
+            bail!(
+                "{source}: mean {} and std {} cannot standardise images (the mean must be a \
+                 finite number and the std a positive one)",
+                self.mean,
+                self.std
+            );
+        }
+        Ok(self)
+    }
+}
+
 /// Reads a uint8 (N, 420, 580) array and resizes every frame to 96 x 96 uint8, the
 /// original's `preprocess`. Streams the file; frames are resized in parallel.
 pub fn preprocess_frames(reader: &mut NpyReader, label: &str, quiet: bool) -> Result<Vec<u8>> {
@@ -40,8 +58,9 @@ pub fn preprocess_frames(reader: &mut NpyReader, label: &str, quiet: bool) -> Re
     let resizer = Resizer::new(HEIGHT, WIDTH, SIDE, SIDE);
     let mut out = vec![0u8; n * SIDE_PIXELS];
     let pb = crate::progress::bar(n as u64, label, quiet);
-    let mut frames = vec![0u8; CHUNK * HEIGHT * WIDTH];
+    let mut frames = vec![0u8; CHUNK.min(n) * HEIGHT * WIDTH];
     for (chunk_index, dst) in out.chunks_mut(CHUNK * SIDE_PIXELS).enumerate() {
+        crate::interrupt::check()?;
         let count = dst.len() / SIDE_PIXELS;
         let src = &mut frames[..count * HEIGHT * WIDTH];
         reader.read_rows(src)?;
@@ -94,23 +113,38 @@ pub fn stats(pixels: &[u8]) -> Stats {
 }
 
 /// (x - mean) / std as a float32 [N, 1, 96, 96] tensor.
-pub fn standardise(pixels: &[u8], s: Stats) -> Tensor {
+pub fn standardise(pixels: &[u8], s: Stats) -> Result<Tensor, TchError> {
     let (mean, std) = (s.mean as f32, s.std as f32);
     let v: Vec<f32> = pixels
         .par_iter()
         .map(|&p| (p as f32 - mean) / std)
         .collect();
-    to_nchw(v)
+    to_nchw(&v)
 }
 
 /// Masks to targets in [0, 1]: float32 / 255, [N, 1, 96, 96].
-pub fn unit_masks(pixels: &[u8]) -> Tensor {
-    to_nchw(pixels.par_iter().map(|&p| p as f32 / 255.0).collect())
+pub fn unit_masks(pixels: &[u8]) -> Result<Tensor, TchError> {
+    let v: Vec<f32> = pixels.par_iter().map(|&p| p as f32 / 255.0).collect();
+    to_nchw(&v)
 }
 
-fn to_nchw(v: Vec<f32>) -> Tensor {
+/// Model-ready values (96 x 96 frames one after another) as a [N, 1, 96, 96] tensor.
+pub fn to_nchw(v: &[f32]) -> Result<Tensor, TchError> {
     let n = (v.len() / SIDE_PIXELS) as i64;
-    Tensor::from_slice(&v).view([n, 1, INPUT_SIZE, INPUT_SIZE])
+    Tensor::f_from_slice(v)?.f_view([n, 1, INPUT_SIZE, INPUT_SIZE])
+}
+
+/// A fingerprint of training data: the first 128 bits of the SHA-256 of `parts`, in hex.
+pub fn fingerprint(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Training inputs ready for the network.
@@ -119,8 +153,17 @@ pub struct Prepared {
     pub images: Tensor,
     /// [N, 1, 96, 96] float32 targets in [0, 1].
     pub masks: Tensor,
+    /// N.
+    pub samples: usize,
     /// The statistics used, when the images were standardised here.
     pub stats: Option<Stats>,
+    /// A fingerprint of the samples as the network sees them before standardisation
+    /// (the 96 x 96 uint8 frames and masks, or the float32 arrays as given).
+    pub fingerprint: String,
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 /// Loads the training arrays: uint8 (N, 420, 580) frames go through the original's
@@ -145,9 +188,11 @@ pub fn load_training(images: &Path, masks: &Path, quiet: bool) -> Result<Prepare
         let x = ri.read_all::<f32>()?;
         let y = rm.read_all::<f32>()?;
         return Ok(Prepared {
-            images: to_nchw(x),
-            masks: to_nchw(y),
+            images: to_nchw(&x)?,
+            masks: to_nchw(&y)?,
+            samples: x.len() / SIDE_PIXELS,
             stats: None,
+            fingerprint: fingerprint(&[&f32_bytes(&x), &f32_bytes(&y)]),
         });
     }
     let t0 = std::time::Instant::now();
@@ -170,9 +215,11 @@ pub fn load_training(images: &Path, masks: &Path, quiet: bool) -> Result<Prepare
         );
     }
     Ok(Prepared {
-        images: standardise(&imgs, s),
-        masks: unit_masks(&msks),
+        images: standardise(&imgs, s)?,
+        masks: unit_masks(&msks)?,
+        samples: imgs.len() / SIDE_PIXELS,
         stats: Some(s),
+        fingerprint: fingerprint(&[&imgs, &msks]),
     })
 }
 
@@ -219,11 +266,39 @@ mod tests {
     }
 
     #[test]
+    fn statistics_that_cannot_standardise_are_refused() {
+        for (mean, std) in [
+            (1.0, 0.0),
+            (1.0, -2.0),
+            (f64::NAN, 1.0),
+            (1.0, f64::INFINITY),
+        ] {
+            let e = Stats { mean, std }.checked("w.h5").unwrap_err().to_string();
+            assert!(e.starts_with("w.h5: mean"), "{e}");
+        }
+        assert!(Stats {
+            mean: 0.0,
+            std: 1e-3
+        }
+        .checked("x")
+        .is_ok());
+    }
+
+    #[test]
+    fn fingerprints_see_content_and_boundaries() {
+        let a = fingerprint(&[b"ab", b"c"]);
+        assert_eq!(a.len(), 32);
+        assert_eq!(a, fingerprint(&[b"ab", b"c"]));
+        assert_ne!(a, fingerprint(&[b"a", b"bc"]));
+        assert_ne!(a, fingerprint(&[b"ab", b"d"]));
+    }
+
+    #[test]
     fn stats_are_population_mean_and_std() {
         let s = stats(&[0, 2, 4, 6]);
         assert_eq!(s.mean, 3.0);
         assert!((s.std - 5f64.sqrt()).abs() < 1e-12);
-        let t = standardise(&[0, 2, 4, 6].repeat(SIDE_PIXELS / 4), s);
+        let t = standardise(&[0, 2, 4, 6].repeat(SIDE_PIXELS / 4), s).unwrap();
         assert_eq!(t.size(), [1, 1, 96, 96]);
         let first = t.view([-1]).double_value(&[0]);
         assert!((first + 3.0 / 5f64.sqrt()).abs() < 1e-6);

@@ -35,13 +35,56 @@ pub struct DemoConfig {
 /// The demo's headline numbers.
 #[derive(Clone, Debug)]
 pub struct DemoReport {
+    pub out: PathBuf,
     pub best_val_dice_coef: Option<f64>,
     pub validation: evaluate::Scores,
     pub submission: evaluate::Scores,
     pub seconds: f64,
 }
 
+impl std::fmt::Display for DemoReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let out = &self.out;
+        let weights = out.join("weights");
+        write!(
+            f,
+            "\ndone in {:.0} s. Outputs in {}:\n  best checkpoint   {}\n  history           {}\n  \
+             curves            {}\n  predictions       {} and {}/\n  overlays          {}/\n  \
+             submission        {}\nscores:\n  best val_dice_coef (Keras)        {}\n  \
+             validation kaggle_dice            {:.4}\n  test submission kaggle_dice       {:.4} ({} images)",
+            self.seconds,
+            out.display(),
+            weights.join(train::BEST).display(),
+            weights.join(train::HISTORY).display(),
+            out.join("training.png").display(),
+            out.join("imgs_mask_test.npy").display(),
+            out.join("preds").display(),
+            out.join("overlays").display(),
+            out.join("submission.csv").display(),
+            self.best_val_dice_coef
+                .map_or_else(|| "n/a".to_owned(), |d| format!("{d:.4}")),
+            self.validation.kaggle_dice,
+            self.submission.kaggle_dice,
+            self.submission.images,
+        )
+    }
+}
+
+/// Runs every step; an interrupt says which step it stopped in and that the finished
+/// steps' outputs are kept.
 pub fn demo(cfg: &DemoConfig) -> Result<DemoReport> {
+    let step = std::cell::Cell::new("[1/7] synth");
+    crate::interrupt::keeping(run_steps(cfg, &step), |inner| {
+        format!(
+            "the demo stopped during {}{}; the outputs of the steps before it are in {}",
+            step.get(),
+            inner.map(|s| format!(" ({s})")).unwrap_or_default(),
+            cfg.out.display()
+        )
+    })
+}
+
+fn run_steps(cfg: &DemoConfig, step: &std::cell::Cell<&'static str>) -> Result<DemoReport> {
     let t0 = Instant::now();
     let gpu = cfg.device.is_cuda();
     let say = |s: String| {
@@ -69,6 +112,7 @@ pub fn demo(cfg: &DemoConfig) -> Result<DemoReport> {
     ));
     crate::synth::synth(&synth)?;
 
+    step.set("[2/7] prepare");
     say(format!("[2/7] prepare -> {}", out.display()));
     crate::data::prepare(&PrepareConfig {
         raw: raw.clone(),
@@ -99,6 +143,7 @@ pub fn demo(cfg: &DemoConfig) -> Result<DemoReport> {
         speed: crate::model::Speed::default(),
         quiet: cfg.quiet,
     };
+    step.set("[3/7] train");
     say(format!(
         "[3/7] train: {} epochs, base width {}, lr {:e}, on {:?} -> {}",
         tcfg.epochs,
@@ -110,13 +155,14 @@ pub fn demo(cfg: &DemoConfig) -> Result<DemoReport> {
     let history = train::train(&tcfg)?;
     let best = weights_dir.join(train::BEST);
 
+    step.set("[4/7] evaluate");
     say("[4/7] evaluate on the validation split".to_owned());
     let rule = MaskRule::default();
     let eval = evaluate::evaluate(&EvalConfig {
         weights: best.clone(),
         images: tcfg.images.clone(),
         masks: tcfg.masks.clone(),
-        validation_split: 0.2,
+        validation_split: None,
         rule,
         stats: StatsSource::Stored,
         batch_size: 32,
@@ -125,13 +171,9 @@ pub fn demo(cfg: &DemoConfig) -> Result<DemoReport> {
         sweep: false,
         quiet: cfg.quiet,
     })?;
-    say(evaluate::to_table(
-        &eval.scores,
-        Some(eval.dice_coef),
-        &rule,
-        &[],
-    ));
+    say(eval.report(rule).to_string());
 
+    step.set("[5/7] predict");
     say("[5/7] predict the test frames".to_owned());
     let masks = out.join("imgs_mask_test.npy");
     let ids = out.join(crate::data::IMGS_ID_TEST);
@@ -153,6 +195,7 @@ pub fn demo(cfg: &DemoConfig) -> Result<DemoReport> {
         quiet: cfg.quiet,
     })?;
 
+    step.set("[6/7] submit");
     say("[6/7] submit and score the submission against the synthetic ground truth".to_owned());
     let csv = out.join("submission.csv");
     crate::submission::submit(&SubmitConfig {
@@ -161,8 +204,9 @@ pub fn demo(cfg: &DemoConfig) -> Result<DemoReport> {
         out: csv.clone(),
         rule,
     })?;
-    let sub = evaluate::score_submission(&csv, &raw.join("test_masks"))?;
+    let sub = evaluate::score_submission(&csv, &raw.join("test_masks"), false)?;
 
+    step.set("[7/7] plot");
     say("[7/7] plot the training curves".to_owned());
     let png = out.join("training.png");
     crate::pictures::plot_history(&weights_dir.join(train::HISTORY), &png)?;
@@ -172,25 +216,8 @@ pub fn demo(cfg: &DemoConfig) -> Result<DemoReport> {
         .and_then(|e| history.history.iter().find(|l| l.epoch == e))
         .and_then(|l| l.val_dice_coef);
     let seconds = t0.elapsed().as_secs_f64();
-    say(format!(
-        "\ndone in {seconds:.0} s. Outputs in {}:\n  best checkpoint   {}\n  history           {}\n  \
-         curves            {}\n  predictions       {} and {}/\n  overlays          {}/\n  \
-         submission        {}\nscores:\n  best val_dice_coef (Keras)        {}\n  \
-         validation kaggle_dice            {:.4}\n  test submission kaggle_dice       {:.4} ({} images)",
-        out.display(),
-        best.display(),
-        weights_dir.join(train::HISTORY).display(),
-        png.display(),
-        out.join("imgs_mask_test.npy").display(),
-        out.join("preds").display(),
-        out.join("overlays").display(),
-        csv.display(),
-        best_val.map_or_else(|| "n/a".to_owned(), |d| format!("{d:.4}")),
-        eval.scores.kaggle_dice,
-        sub.kaggle_dice,
-        sub.images,
-    ));
     Ok(DemoReport {
+        out: out.clone(),
         best_val_dice_coef: best_val,
         validation: eval.scores,
         submission: sub,

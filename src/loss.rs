@@ -4,22 +4,26 @@
 //! every pixel of every image in the batch (one number per batch, not a mean of per-image
 //! scores), smooth = 1. This is not the competition metric, which is a mean per image.
 
-use tch::{Kind, Tensor};
+use tch::{Kind, TchError, Tensor};
 
 /// The tutorial's smoothing constant.
 pub const SMOOTH: f64 = 1.0;
 
 /// Dice coefficient of a batch: a scalar tensor.
-pub fn dice_coef(truth: &Tensor, pred: &Tensor) -> Tensor {
-    let t = truth.flatten(0, -1);
-    let p = pred.flatten(0, -1);
-    let intersection = (&t * &p).sum(Kind::Float);
-    (intersection * 2.0 + SMOOTH) / (t.sum(Kind::Float) + p.sum(Kind::Float) + SMOOTH)
+pub fn dice_coef(truth: &Tensor, pred: &Tensor) -> Result<Tensor, TchError> {
+    let t = truth.f_flatten(0, -1)?;
+    let p = pred.f_flatten(0, -1)?;
+    let intersection = t.f_mul(&p)?.f_sum(Kind::Float)?;
+    let sums = t.f_sum(Kind::Float)?.f_add(&p.f_sum(Kind::Float)?)?;
+    intersection
+        .f_mul_scalar(2.0)?
+        .f_add_scalar(SMOOTH)?
+        .f_div(&sums.f_add_scalar(SMOOTH)?)
 }
 
 /// The training loss, -dice_coef.
-pub fn dice_loss(truth: &Tensor, pred: &Tensor) -> Tensor {
-    -dice_coef(truth, pred)
+pub fn dice_loss(truth: &Tensor, pred: &Tensor) -> Result<Tensor, TchError> {
+    dice_coef(truth, pred)?.f_neg()
 }
 
 #[cfg(test)]
@@ -33,17 +37,26 @@ mod tests {
     #[test]
     fn hand_worked_cases() {
         // sum(t*p) = 0.5, sum(t) = 2, sum(p) = 1.5: (1 + 1) / (3.5 + 1) = 0.444..
-        let d = dice_coef(&t(&[1.0, 1.0, 0.0, 0.0]), &t(&[0.5, 0.0, 1.0, 0.0])).double_value(&[]);
+        let d = dice_coef(&t(&[1.0, 1.0, 0.0, 0.0]), &t(&[0.5, 0.0, 1.0, 0.0]))
+            .unwrap()
+            .double_value(&[]);
         assert!((d - 2.0 / 4.5).abs() < 1e-7, "{d}");
         // Both empty: (0 + 1) / (0 + 0 + 1) = 1.
         assert_eq!(
-            dice_coef(&t(&[0.0; 4]), &t(&[0.0; 4])).double_value(&[]),
+            dice_coef(&t(&[0.0; 4]), &t(&[0.0; 4]))
+                .unwrap()
+                .double_value(&[]),
             1.0
         );
         // Perfect: (2*3 + 1) / (3 + 3 + 1) = 1.
         let ones = t(&[1.0, 1.0, 1.0]);
-        assert!((dice_coef(&ones, &ones).double_value(&[]) - 1.0).abs() < 1e-7);
-        assert!((dice_loss(&ones, &ones).double_value(&[]) + 1.0).abs() < 1e-7);
+        assert!((dice_coef(&ones, &ones).unwrap().double_value(&[]) - 1.0).abs() < 1e-7);
+        assert!((dice_loss(&ones, &ones).unwrap().double_value(&[]) + 1.0).abs() < 1e-7);
+    }
+
+    #[test]
+    fn mismatched_shapes_are_an_error() {
+        assert!(dice_coef(&t(&[1.0, 0.0]), &t(&[1.0, 0.0, 1.0])).is_err());
     }
 
     #[test]
@@ -51,7 +64,7 @@ mod tests {
         // Two images: the batch score is not the mean of per-image scores.
         let truth = t(&[1.0, 1.0, 0.0, 0.0]).view([2, 1, 1, 2]);
         let pred = t(&[1.0, 1.0, 1.0, 1.0]).view([2, 1, 1, 2]);
-        let batch = dice_coef(&truth, &pred).double_value(&[]);
+        let batch = dice_coef(&truth, &pred).unwrap().double_value(&[]);
         assert!((batch - 5.0 / 7.0).abs() < 1e-7, "{batch}");
     }
 }

@@ -14,21 +14,25 @@ use crate::dataset::{SIDE, SIDE_PIXELS};
 use crate::submission::{enlarger, MaskRule};
 
 fn save_png(path: &Path, img: &image::DynamicImage) -> Result<()> {
-    let tmp = crate::atomic::temp_beside(path)?;
-    {
-        let mut w = std::io::BufWriter::new(tmp.as_file());
-        img.write_to(&mut w, ImageFormat::Png)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
+    crate::atomic::write_with(path, |w| {
+        img.write_to(w, ImageFormat::Png)
+            .with_context(|| format!("writing {}", path.display()))
+    })?;
     Ok(())
+}
+
+/// A safe point before picture `k` of `n`: an interrupt says how many were written.
+fn stop_point(k: usize, n: usize, what: &str, dir: &Path) -> Result<()> {
+    crate::interrupt::keeping(crate::interrupt::check(), |_| {
+        format!("{k} of {n} {what} were written to {}", dir.display())
+    })
 }
 
 /// `dir/{id}_pred.png`: uint8(prob * 255), 96 x 96, as the original wrote them.
 pub fn write_pred_pngs(dir: &Path, ids: &[i32], probs: &[f32]) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for (id, p) in ids.iter().zip(probs.chunks(SIDE_PIXELS)) {
+    for (k, (id, p)) in ids.iter().zip(probs.chunks(SIDE_PIXELS)).enumerate() {
+        stop_point(k, ids.len(), "prediction PNGs", dir)?;
         let bytes: Vec<u8> = p.iter().map(|&v| (v * 255.0) as u8).collect();
         let img = image::GrayImage::from_raw(SIDE as u32, SIDE as u32, bytes)
             .context("building a 96 x 96 picture")?;
@@ -74,7 +78,8 @@ pub fn write_overlays(
     let resizer = enlarger();
     let mut frame = vec![0u8; PIXELS];
     let mut truth = vec![0u8; PIXELS];
-    for (id, p) in ids.iter().zip(probs.chunks(SIDE_PIXELS)) {
+    for (k, (id, p)) in ids.iter().zip(probs.chunks(SIDE_PIXELS)).enumerate() {
+        stop_point(k, ids.len(), "overlays", dir)?;
         reader.read_rows(&mut frame)?;
         let mut img = RgbImage::from_fn(WIDTH as u32, HEIGHT as u32, |x, y| {
             let v = frame[y as usize * WIDTH + x as usize];

@@ -9,16 +9,19 @@
 //! (such as the original Keras `weights.h5`) has none. Model-ready float32
 //! (N, 96, 96, 1) arrays are fed as they are, as Keras's `model.predict` does.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use tch::nn::{Module, VarStore};
-use tch::{Device, Kind, Tensor};
+use tch::nn::VarStore;
+use tch::{Device, Kind, TchError, Tensor};
 
 use crate::data::npy::{Dtype, NpyReader, NpyWriter};
 use crate::data::tiff::{HEIGHT, WIDTH};
 use crate::dataset::{self, Stats, SIDE_PIXELS};
+use crate::interrupt;
 use crate::keras::{self, KerasFile, LoadReport};
+use crate::libtorch::explain;
 use crate::model::{self, UNet, UNetConfig, INPUT_SIZE};
 
 /// A U-Net with weights from a Keras file, ready to run.
@@ -30,8 +33,8 @@ pub struct Loaded {
     pub report: LoadReport,
 }
 
-/// Reads a Keras weight file and builds the U-Net of its width on `device`, to run as
-/// `speed` says.
+/// Reads a Keras weight file, checks every shape, and builds the U-Net of its width on
+/// `device`, to run as `speed` says.
 pub fn load(
     path: &Path,
     device: Device,
@@ -40,14 +43,12 @@ pub fn load(
 ) -> Result<Loaded> {
     model::check_device(device)?;
     let file = keras::read(path)?;
-    let cfg = UNetConfig {
-        base_width: file.base_width()?,
-    };
-    let mut vs = VarStore::new(device);
-    let mut net = model::unet(&vs.root(), &cfg);
-    let report = keras::apply(&file, &mut vs, allow_partial)?;
-    net.set_speed(&vs, speed);
-    let r = &report;
+    let mut loaded = keras::load(&file, device, allow_partial)?;
+    loaded
+        .net
+        .set_speed(&loaded.vs, speed)
+        .map_err(|e| explain(e, "laying out the weights", device, None))?;
+    let r = &loaded.report;
     if !r.missing.is_empty() || !r.unused.is_empty() {
         log::warn!(
             "{}: loaded {} layers; not in the file: [{}]; unused from the file: [{}]",
@@ -58,11 +59,11 @@ pub fn load(
         );
     }
     Ok(Loaded {
-        vs,
-        net,
-        cfg,
+        vs: loaded.vs,
+        net: loaded.net,
+        cfg: loaded.cfg,
         file,
-        report,
+        report: loaded.report,
     })
 }
 
@@ -78,18 +79,19 @@ pub enum StatsSource {
 }
 
 impl StatsSource {
-    /// The statistics to use with `file`'s weights.
+    /// The statistics to use with `file`'s weights; refused when they cannot
+    /// standardise (a std that is not positive and finite).
     pub fn resolve(&self, file: &KerasFile, quiet: bool) -> Result<Stats> {
         match self {
-            StatsSource::Given(s) => Ok(*s),
+            StatsSource::Given(s) => s.checked("--mean and --std"),
             StatsSource::From(p) => {
                 let mut r = NpyReader::open(p)?;
-                Ok(dataset::stats(&dataset::preprocess_frames(
-                    &mut r, "stats", quiet,
-                )?))
+                let frames = dataset::preprocess_frames(&mut r, "stats", quiet)?;
+                dataset::stats(&frames).checked(&format!("statistics of {}", p.display()))
             }
             StatsSource::Stored => match (file.meta.mean, file.meta.std) {
-                (Some(mean), Some(std)) => Ok(Stats { mean, std }),
+                (Some(mean), Some(std)) => Stats { mean, std }
+                    .checked(&format!("the statistics stored in {}", file.path.display())),
                 _ => bail!(
                     "{} stores no training mean/std (an original Keras file?): pass --mean and \
                      --std, or --stats-from imgs_train.npy",
@@ -101,7 +103,8 @@ impl StatsSource {
 }
 
 /// Probabilities for `images` ([N, 1, 96, 96] on any device), in batches, without
-/// gradients; returns N * 96 * 96 values.
+/// gradients; returns N * 96 * 96 values. Stops at an interrupt between batches; a
+/// libtorch failure (out of memory) is an error naming the batch.
 pub fn probabilities(
     net: &UNet,
     images: &Tensor,
@@ -109,19 +112,25 @@ pub fn probabilities(
     device: Device,
     quiet: bool,
 ) -> Result<Vec<f32>> {
-    let n = images.size()[0];
+    let n = images.size().first().copied().unwrap_or(0);
     let pb = crate::progress::bar(n as u64, "predict", quiet);
     let mut out = Vec::with_capacity(n as usize * SIDE_PIXELS);
     let mut s = 0;
     while s < n {
+        interrupt::check()?;
         let b = (batch as i64).min(n - s);
-        let x = images.narrow(0, s, b).to_device(device);
-        let y = tch::no_grad(|| net.forward(&x));
-        let y = y
-            .to_device(Device::Cpu)
-            .to_kind(Kind::Float)
-            .contiguous()
-            .view([-1]);
+        let y = tch::no_grad(|| -> Result<Tensor, TchError> {
+            let x = images.f_narrow(0, s, b)?.f_to_device(device)?;
+            net.forward(&x)?
+                .f_to_device(Device::Cpu)?
+                .f_to_kind(Kind::Float)?
+                .f_contiguous()?
+                .f_view([-1])
+        })
+        .map_err(|e| {
+            let what = format!("prediction of images {}..{}", s + 1, s + b);
+            explain(e, &what, device, Some(batch))
+        })?;
         out.extend(Vec::<f32>::try_from(&y).context("copying predictions from the device")?);
         s += b;
         pb.inc(b as u64);
@@ -156,8 +165,28 @@ pub struct PredictConfig {
     pub quiet: bool,
 }
 
-/// Runs prediction; returns the number of images.
-pub fn predict(cfg: &PredictConfig) -> Result<usize> {
+/// What `predict` did.
+#[derive(Clone, Debug)]
+pub struct PredictReport {
+    pub images: usize,
+    pub weights: PathBuf,
+    pub out: PathBuf,
+}
+
+impl fmt::Display for PredictReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "predicted {} images with {} -> {}",
+            self.images,
+            self.weights.display(),
+            self.out.display()
+        )
+    }
+}
+
+/// Runs prediction: the probabilities first, then the pictures.
+pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
     let mut reader = NpyReader::open(&cfg.images)?;
     let side = INPUT_SIZE as u64;
     let frames = match (reader.dtype, reader.shape.as_slice()) {
@@ -172,7 +201,8 @@ pub fn predict(cfg: &PredictConfig) -> Result<usize> {
         ),
     };
     let loaded = load(&cfg.weights, cfg.device, cfg.allow_partial, cfg.speed)?;
-    let images = if frames {
+    let nothing = |_: Option<&str>| format!("{} was not written", cfg.out.display());
+    let (probs, ids) = if frames {
         let stats = cfg.stats.resolve(&loaded.file, cfg.quiet)?;
         // The ids only name pictures; read them first so a bad file fails before the work.
         let pictures = cfg.png_dir.is_some() || cfg.overlays.is_some();
@@ -181,14 +211,46 @@ pub fn predict(cfg: &PredictConfig) -> Result<usize> {
         } else {
             Vec::new()
         };
-        let small = dataset::preprocess_frames(&mut reader, "resize", cfg.quiet)?;
-        let x = dataset::standardise(&small, stats);
-        let probs = probabilities(&loaded.net, &x, cfg.batch_size, cfg.device, cfg.quiet)?;
-        if let Some(dir) = &cfg.png_dir {
-            crate::pictures::write_pred_pngs(dir, &ids, &probs)?;
-        }
-        if let Some(dir) = &cfg.overlays {
-            let limit = cfg.limit.unwrap_or(ids.len()).min(ids.len());
+        let small = interrupt::keeping(
+            dataset::preprocess_frames(&mut reader, "resize", cfg.quiet),
+            nothing,
+        )?;
+        let x = dataset::standardise(&small, stats)
+            .map_err(|e| explain(e, "standardising the frames", Device::Cpu, None))?;
+        let probs = interrupt::keeping(
+            probabilities(&loaded.net, &x, cfg.batch_size, cfg.device, cfg.quiet),
+            nothing,
+        )?;
+        (probs, ids)
+    } else {
+        let x = reader.read_all::<f32>()?;
+        let t = dataset::to_nchw(&x)
+            .map_err(|e| explain(e, "reading the model-ready images", Device::Cpu, None))?;
+        let probs = interrupt::keeping(
+            probabilities(&loaded.net, &t, cfg.batch_size, cfg.device, cfg.quiet),
+            nothing,
+        )?;
+        (probs, Vec::new())
+    };
+    let n = probs.len() / SIDE_PIXELS;
+    let mut writer = NpyWriter::<f32>::create(&cfg.out, &[n as u64, side, side, 1])?;
+    for row in probs.chunks(SIDE_PIXELS) {
+        writer.push_row(row)?;
+    }
+    writer.finish()?;
+    let written = |inner: Option<&str>| {
+        format!(
+            "{} was written; {}",
+            cfg.out.display(),
+            inner.unwrap_or("the pictures were not")
+        )
+    };
+    if let Some(dir) = &cfg.png_dir {
+        interrupt::keeping(crate::pictures::write_pred_pngs(dir, &ids, &probs), written)?;
+    }
+    if let Some(dir) = &cfg.overlays {
+        let limit = cfg.limit.unwrap_or(ids.len()).min(ids.len());
+        interrupt::keeping(
             crate::pictures::write_overlays(
                 dir,
                 &cfg.images,
@@ -196,22 +258,15 @@ pub fn predict(cfg: &PredictConfig) -> Result<usize> {
                 &probs,
                 cfg.truth_dir.as_deref(),
                 &cfg.rule,
-            )?;
-        }
-        probs
-    } else {
-        let x = reader.read_all::<f32>()?;
-        let n = x.len() / SIDE_PIXELS;
-        let t = Tensor::from_slice(&x).view([n as i64, 1, INPUT_SIZE, INPUT_SIZE]);
-        probabilities(&loaded.net, &t, cfg.batch_size, cfg.device, cfg.quiet)?
-    };
-    let n = images.len() / SIDE_PIXELS;
-    let mut writer = NpyWriter::<f32>::create(&cfg.out, &[n as u64, side, side, 1])?;
-    for row in images.chunks(SIDE_PIXELS) {
-        writer.push_row(row)?;
+            ),
+            written,
+        )?;
     }
-    writer.finish()?;
-    Ok(n)
+    Ok(PredictReport {
+        images: n,
+        weights: cfg.weights.clone(),
+        out: cfg.out.clone(),
+    })
 }
 
 /// Reads int32 ids and checks there is one per image.
@@ -219,4 +274,26 @@ fn read_ids(path: &Path, n: u64) -> Result<Vec<i32>> {
     let r = NpyReader::open(path).context("the test ids name the PNGs; pass --ids")?;
     r.expect(Dtype::I32, &[Some(n)])?;
     r.read_all::<i32>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch of the wrong shape reaching the network (the seam a file cannot reach:
+    /// `predict` checks shapes first) comes back as a one-line libtorch error.
+    #[test]
+    fn a_libtorch_failure_in_a_batch_is_an_error() {
+        let vs = VarStore::new(Device::Cpu);
+        let net = model::unet(&vs.root(), &UNetConfig { base_width: 2 }).unwrap();
+        let x = Tensor::zeros([3, 2, 96, 96], (Kind::Float, Device::Cpu));
+        let e = probabilities(&net, &x, 2, Device::Cpu, true).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(
+            msg.starts_with("libtorch failed during prediction of images 1..2: "),
+            "{msg}"
+        );
+        assert!(msg.contains("to have 1 channels"), "{msg}");
+        assert_eq!(msg.lines().count(), 1, "{msg}");
+    }
 }

@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use rayon::prelude::*;
 
 use crate::data::npy::{Dtype, NpyReader};
@@ -166,8 +166,34 @@ pub fn encode(probs: &[f32], order: &[usize], rule: &MaskRule) -> Vec<String> {
         .collect()
 }
 
-/// Writes the submission; returns (rows, non-empty rows).
-pub fn submit(cfg: &SubmitConfig) -> Result<(usize, usize)> {
+/// What `submit` wrote.
+#[derive(Clone, Debug)]
+pub struct SubmitReport {
+    pub out: PathBuf,
+    pub rows: usize,
+    pub nonempty: usize,
+}
+
+impl std::fmt::Display for SubmitReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "wrote {} ({} rows, {} with a mask)",
+            self.out.display(),
+            self.rows,
+            self.nonempty
+        )
+    }
+}
+
+/// Writes the submission.
+pub fn submit(cfg: &SubmitConfig) -> Result<SubmitReport> {
+    crate::interrupt::keeping(write_submission(cfg), |_| {
+        format!("{} was not written", cfg.out.display())
+    })
+}
+
+fn write_submission(cfg: &SubmitConfig) -> Result<SubmitReport> {
     let t0 = std::time::Instant::now();
     let (probs, ids) = read_predictions(&cfg.masks, &cfg.ids)?;
     log::info!(
@@ -178,24 +204,26 @@ pub fn submit(cfg: &SubmitConfig) -> Result<(usize, usize)> {
     let mut order: Vec<usize> = (0..ids.len()).collect();
     order.sort_by_key(|&i| ids[i]);
     let t0 = std::time::Instant::now();
+    crate::interrupt::check()?;
     let rows = encode(&probs, &order, &cfg.rule);
+    crate::interrupt::check()?;
     log::info!(
         "encoded {} masks in {:.3} s",
         rows.len(),
         t0.elapsed().as_secs_f64()
     );
-    let tmp = crate::atomic::temp_beside(&cfg.out)?;
-    {
-        let mut w = std::io::BufWriter::new(tmp.as_file());
+    crate::atomic::write_with(&cfg.out, |w| {
         w.write_all(b"img,pixels\n")?;
         for (&i, rle) in order.iter().zip(&rows) {
             writeln!(w, "{},{rle}", ids[i])?;
         }
-        w.flush()?;
-    }
-    tmp.persist(&cfg.out)
-        .with_context(|| format!("writing {}", cfg.out.display()))?;
-    Ok((rows.len(), rows.iter().filter(|r| !r.is_empty()).count()))
+        Ok(())
+    })?;
+    Ok(SubmitReport {
+        out: cfg.out.clone(),
+        rows: rows.len(),
+        nonempty: rows.iter().filter(|r| !r.is_empty()).count(),
+    })
 }
 
 #[cfg(test)]

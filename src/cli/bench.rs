@@ -9,7 +9,7 @@ use serde_json::json;
 use tch::Device;
 
 use super::parse_device;
-use super::train::SpeedArgs;
+use super::shared::SpeedArgs;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {

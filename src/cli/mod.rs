@@ -1,24 +1,32 @@
-//! The command line: one `Args` struct per subcommand, turned into the library's plain
-//! config structs. The library never sees clap.
+//! The command line: one `Args` struct per subcommand, each in the file named after it,
+//! turned into the library's plain config structs and run. The library never sees clap.
 
 mod bench;
-mod infer;
+mod data;
+mod demo;
+mod evaluate;
+mod keras;
+mod predict;
+mod shared;
+mod submit;
 #[cfg(test)]
 mod tests;
 mod train;
 
-use std::path::PathBuf;
+use std::fmt::Display;
 
-use clap::{Args, Parser, Subcommand};
-use nerveseg::data::PrepareConfig;
+use anyhow::Result;
+use clap::{Parser, Subcommand};
 use nerveseg::keras::Format;
-use nerveseg::synth::SynthConfig;
 use tch::Device;
 
 pub use self::bench::BenchArgs;
-pub use self::infer::{
-    ConvertArgs, DemoArgs, EvaluateArgs, InspectArgs, PlotArgs, PredictArgs, SubmitArgs,
-};
+pub use self::data::{PrepareArgs, SynthArgs};
+pub use self::demo::{DemoArgs, PlotArgs};
+pub use self::evaluate::EvaluateArgs;
+pub use self::keras::{ConvertArgs, InspectArgs};
+pub use self::predict::PredictArgs;
+pub use self::submit::SubmitArgs;
 pub use self::train::TrainArgs;
 
 const LONG_VERSION: &str = concat!(
@@ -31,6 +39,8 @@ const LONG_VERSION: &str = concat!(
 /// The Keras U-Net tutorial for Kaggle's Ultrasound Nerve Segmentation, on libtorch.
 ///
 /// The pipeline: `synth` (or the Kaggle data) -> `prepare` -> train -> predict -> submit.
+/// Ctrl-C (or SIGTERM) stops any command at its next safe point, keeping every earlier
+/// output as it was (exit code 130); a second Ctrl-C stops at once.
 #[derive(Debug, Parser)]
 #[command(name = "nerveseg", version, long_version = LONG_VERSION, propagate_version = true)]
 pub struct Cli {
@@ -71,49 +81,63 @@ pub enum Command {
     Bench(BenchArgs),
 }
 
-#[derive(Debug, Args)]
-pub struct SynthArgs {
-    /// Folder to write train/, test/ (and test_masks/) into.
-    #[arg(long, value_name = "DIR", default_value = "raw")]
-    pub out: PathBuf,
-    /// Number of training subjects (patients), as in the Kaggle set.
-    #[arg(long, value_name = "N", default_value_t = 47, value_parser = clap::value_parser!(u32).range(1..))]
-    pub subjects: u32,
-    /// Training images per subject (47 x 120 = 5,640 pairs, Kaggle has 5,635).
-    #[arg(long, value_name = "N", default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..))]
-    pub per_subject: u32,
-    /// Number of test images (ids 1..N), as in the Kaggle set.
-    #[arg(long, value_name = "N", default_value_t = 5508)]
-    pub test: u32,
-    /// Random seed; the same seed gives the same files.
-    #[arg(long, value_name = "SEED", default_value_t = 0)]
-    pub seed: u64,
-    /// Also write the test ground truth to test_masks/{id}_mask.tif, so a submission can be scored.
-    #[arg(long)]
-    pub test_masks: bool,
-    /// Replace Kaggle-named files already in the output folders.
-    #[arg(long)]
-    pub overwrite: bool,
+/// What a subcommand has to say when it finishes.
+pub enum Output {
+    /// A summary of what was done (files written): left out with `--quiet`.
+    Summary(Box<dyn Display>),
+    /// What the user asked to see (scores, a description): printed even with `--quiet`.
+    Answer(Box<dyn Display>),
 }
 
-#[derive(Debug, Args)]
-pub struct PrepareArgs {
-    /// Folder in the Kaggle layout: train/{subject}_{n}.tif, train/{subject}_{n}_mask.tif, test/{id}.tif.
-    #[arg(long, value_name = "DIR", default_value = "raw")]
-    pub raw: PathBuf,
-    /// Folder for imgs_train.npy, imgs_mask_train.npy, imgs_test.npy, imgs_id_test.npy.
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    pub out: PathBuf,
-    /// Only the training part (imgs_train.npy, imgs_mask_train.npy).
-    #[arg(long, conflicts_with = "test_only")]
-    pub train_only: bool,
-    /// Only the test part (imgs_test.npy, imgs_id_test.npy).
-    #[arg(long)]
-    pub test_only: bool,
+impl Output {
+    fn summary(d: impl Display + 'static) -> Output {
+        Output::Summary(Box::new(d))
+    }
+    fn answer(d: impl Display + 'static) -> Output {
+        Output::Answer(Box::new(d))
+    }
+
+    /// What to print on stdout, if anything.
+    pub fn text(&self, quiet: bool) -> Option<String> {
+        match self {
+            Output::Summary(_) if quiet => None,
+            Output::Summary(d) | Output::Answer(d) => Some(d.to_string()),
+        }
+    }
 }
 
+/// Runs the subcommand.
+pub fn run(cli: Cli) -> Result<Output> {
+    let quiet = cli.quiet;
+    Ok(match cli.command {
+        Command::Synth(a) => Output::summary(nerveseg::synth::synth(&a.into_config(quiet))?),
+        Command::Prepare(a) => Output::summary(nerveseg::data::prepare(&a.into_config(quiet))?),
+        Command::Train(a) => Output::summary(nerveseg::train::train(&a.into_config(quiet))?),
+        Command::Predict(a) => Output::summary(nerveseg::predict::predict(&a.into_config(quiet))?),
+        Command::Submit(a) => Output::summary(nerveseg::submission::submit(&a.into_config())?),
+        Command::Evaluate(a) => Output::answer(a.run(quiet)?),
+        Command::Plot(a) => Output::summary(a.run()?),
+        Command::Demo(a) => Output::summary(nerveseg::demo::demo(&a.into_config(quiet))?),
+        Command::Convert(a) => Output::summary(a.run()?),
+        Command::Inspect(a) => Output::answer(a.run()?),
+        Command::Info => Output::answer(nerveseg::info::Info::collect()),
+        Command::Bench(a) => Output::answer(a.run()?),
+    })
+}
+
+/// Where to run: `auto` (CUDA when available), `cpu`, `cuda` or `cuda:N`.
 pub(crate) fn parse_device(s: &str) -> Result<Device, String> {
-    nerveseg::model::parse_device(s)
+    match s {
+        "auto" => Ok(Device::cuda_if_available()),
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Ok(Device::Cuda(0)),
+        _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(n)) => Ok(Device::Cuda(n)),
+            _ => Err(format!(
+                "unknown device {s:?}: use auto, cpu, cuda or cuda:N"
+            )),
+        },
+    }
 }
 
 pub(crate) fn parse_format(s: &str) -> Result<Format, String> {
@@ -124,32 +148,5 @@ pub(crate) fn parse_format(s: &str) -> Result<Format, String> {
         _ => Err(format!(
             "unknown format {s:?}: use keras2, keras2-weights or keras3"
         )),
-    }
-}
-
-impl SynthArgs {
-    pub fn into_config(self, quiet: bool) -> SynthConfig {
-        SynthConfig {
-            out: self.out,
-            subjects: self.subjects,
-            per_subject: self.per_subject,
-            test: self.test,
-            seed: self.seed,
-            test_masks: self.test_masks,
-            overwrite: self.overwrite,
-            quiet,
-        }
-    }
-}
-
-impl PrepareArgs {
-    pub fn into_config(self, quiet: bool) -> PrepareConfig {
-        PrepareConfig {
-            raw: self.raw,
-            out: self.out,
-            train: !self.test_only,
-            test: !self.train_only,
-            quiet,
-        }
     }
 }

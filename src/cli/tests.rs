@@ -1,5 +1,7 @@
 //! Parse tests for every subcommand's flags and defaults.
 
+use std::path::PathBuf;
+
 use super::*;
 use clap::CommandFactory;
 
@@ -211,4 +213,55 @@ fn inspect_takes_a_file() {
 #[test]
 fn info_parses() {
     assert!(matches!(parse(&["info"]).command, Command::Info));
+}
+
+#[test]
+fn devices_parse() {
+    assert_eq!(parse_device("cpu"), Ok(Device::Cpu));
+    assert_eq!(parse_device("cuda"), Ok(Device::Cuda(0)));
+    assert_eq!(parse_device("cuda:3"), Ok(Device::Cuda(3)));
+    assert!(parse_device("gpu").is_err());
+    assert!(parse_device("cuda:x").is_err());
+}
+
+#[test]
+fn evaluate_takes_the_checkpoints_split_unless_told() {
+    let Command::Evaluate(a) = parse(&["evaluate"]).command else {
+        panic!("not evaluate")
+    };
+    assert_eq!(a.validation_split, None);
+    assert!(!a.allow_missing);
+    let Command::Evaluate(a) = parse(&["evaluate", "--validation-split", "0.3"]).command else {
+        panic!("not evaluate")
+    };
+    assert_eq!(a.validation_split, Some(0.3));
+    // --allow-missing only means something for a submission.
+    assert!(Cli::try_parse_from(["nerveseg", "evaluate", "--allow-missing"]).is_err());
+    let Command::Evaluate(a) = parse(&[
+        "evaluate",
+        "--submission",
+        "s.csv",
+        "--masks",
+        "t",
+        "--allow-missing",
+    ])
+    .command
+    else {
+        panic!("not evaluate")
+    };
+    assert!(a.allow_missing);
+}
+
+#[test]
+fn a_negative_std_reaches_the_check_instead_of_clap() {
+    let Command::Predict(a) = parse(&["predict", "--mean", "-3", "--std", "-1"]).command else {
+        panic!("not predict")
+    };
+    assert_eq!(
+        a.stats.source(),
+        nerveseg::predict::StatsSource::Given(nerveseg::dataset::Stats {
+            mean: -3.0,
+            std: -1.0
+        })
+    );
 }

@@ -7,6 +7,7 @@ use nerveseg::train::TrainConfig;
 use tch::Device;
 
 use super::parse_device;
+use super::shared::SpeedArgs;
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -60,24 +61,6 @@ pub struct TrainArgs {
     /// GPUs with tensor cores and CPUs with AVX-512 BF16). Not the Keras parity mode.
     #[arg(long)]
     pub amp: bool,
-}
-
-/// Speed switches shared by the commands that run the network.
-#[derive(Debug, Args)]
-pub struct SpeedArgs {
-    /// Keep activations and weights in NCHW memory order instead of channels-last (NHWC).
-    /// Channels-last is faster; both are float32 and agree to rounding.
-    #[arg(long)]
-    pub no_channels_last: bool,
-}
-
-impl SpeedArgs {
-    pub fn speed(&self, bf16: bool) -> nerveseg::model::Speed {
-        nerveseg::model::Speed {
-            channels_last: !self.no_channels_last,
-            bf16,
-        }
-    }
 }
 
 impl TrainArgs {

@@ -49,8 +49,31 @@ pub struct PrepareReport {
     pub seconds: f64,
 }
 
-/// Runs the data stage. Either every requested output is written, or none is changed.
+impl std::fmt::Display for PrepareReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for p in &self.written {
+            writeln!(f, "wrote {}", p.display())?;
+        }
+        write!(
+            f,
+            "{} training and {} test images in {:.1} s",
+            self.train_images, self.test_images, self.seconds
+        )
+    }
+}
+
+/// Runs the data stage. Either every requested output is written, or none is changed;
+/// an interrupt changes none.
 pub fn prepare(cfg: &PrepareConfig) -> Result<PrepareReport> {
+    crate::interrupt::keeping(prepare_all(cfg), |_| {
+        format!(
+            "nothing was written; the files in {} are as they were",
+            cfg.out.display()
+        )
+    })
+}
+
+fn prepare_all(cfg: &PrepareConfig) -> Result<PrepareReport> {
     let start = Instant::now();
     // List and check every name before reading any pixel.
     let train = if cfg.train {
@@ -138,7 +161,9 @@ pub fn prepare(cfg: &PrepareConfig) -> Result<PrepareReport> {
         finished.push(imgs);
         ids_writer = Some(w);
     }
-    // Everything was read without error: only now replace the outputs.
+    // Everything was read without error: only now replace the outputs, all of them or
+    // (when a stop was asked for) none.
+    crate::interrupt::check()?;
     for w in finished {
         report.written.push(w.finish()?);
     }
@@ -162,6 +187,7 @@ fn pipelined<C: Send, T: Send>(
         None => return Ok(()),
     };
     for c in chunks {
+        crate::interrupt::check()?;
         let (written, next) = rayon::join(|| write(pending), || read(c));
         written?;
         pending = next?;

@@ -7,11 +7,11 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-use tiff::decoder::Decoder;
+use anyhow::{bail, ensure, Context, Result};
+use tiff::decoder::{Decoder, Limits};
 use tiff::ColorType;
 
 /// Rows of a Kaggle frame.
@@ -114,19 +114,25 @@ pub fn scan_train(dir: &Path) -> Result<Vec<TrainPair>> {
         dir,
         "train/{subject}_{n}.tif and train/{subject}_{n}_mask.tif",
     )? {
-        match RawName::parse(&name) {
-            Some(RawName::TrainImage { subject, n }) => {
-                images.insert((subject, n), name);
-            }
-            Some(RawName::TrainMask { subject, n }) => {
-                masks.insert((subject, n), name);
-            }
+        let (map, key) = match RawName::parse(&name) {
+            Some(RawName::TrainImage { subject, n }) => (&mut images, (subject, n)),
+            Some(RawName::TrainMask { subject, n }) => (&mut masks, (subject, n)),
             _ => bail!(
                 "{}: name does not follow the Kaggle pattern {{subject}}_{{n}}.tif or \
                  {{subject}}_{{n}}_mask.tif",
                 dir.join(&name).display()
             ),
+        };
+        if let Some(other) = map.get(&key) {
+            bail!(
+                "{} and {} both name subject {} image {}; keep one",
+                dir.join(other).display(),
+                dir.join(&name).display(),
+                key.0,
+                key.1
+            );
         }
+        map.insert(key, name);
     }
     if let Some(((s, n), name)) = masks.iter().find(|(k, _)| !images.contains_key(k)) {
         bail!(
@@ -162,30 +168,39 @@ pub fn scan_train(dir: &Path) -> Result<Vec<TrainPair>> {
 
 /// Lists `dir` (a Kaggle `test/` folder) ordered by id.
 pub fn scan_test(dir: &Path) -> Result<Vec<TestImage>> {
-    let mut out = Vec::new();
+    let mut by_id = std::collections::BTreeMap::new();
     for name in list_names(dir, "test/{id}.tif")? {
-        match RawName::parse(&name) {
-            Some(RawName::Test { id }) => out.push(TestImage {
-                id,
-                path: dir.join(name),
-            }),
-            _ => bail!(
+        let Some(RawName::Test { id }) = RawName::parse(&name) else {
+            bail!(
                 "{}: name does not follow the Kaggle pattern {{id}}.tif",
                 dir.join(&name).display()
-            ),
+            );
+        };
+        if let Some(other) = by_id.get(&id) {
+            bail!(
+                "{} and {} both name test image {id}; keep one",
+                dir.join(other).display(),
+                dir.join(&name).display()
+            );
         }
+        by_id.insert(id, name);
     }
-    out.sort_by_key(|t| t.id);
-    if out.is_empty() {
+    let Some((&last, name)) = by_id.last_key_value() else {
         bail!("{}: no test images ({{id}}.tif) found", dir.display());
-    }
-    if i32::try_from(out[out.len() - 1].id).is_err() {
+    };
+    if i32::try_from(last).is_err() {
         bail!(
             "{}: id too large for imgs_id_test.npy (int32)",
-            out[out.len() - 1].path.display()
+            dir.join(name).display()
         );
     }
-    Ok(out)
+    Ok(by_id
+        .into_iter()
+        .map(|(id, name)| TestImage {
+            id,
+            path: dir.join(name),
+        })
+        .collect())
 }
 
 /// Describes a TIFF colour type the way a person would say it.
@@ -205,12 +220,55 @@ impl fmt::Display for Kind {
     }
 }
 
+/// The `tiff` crate's limits for one 8-bit frame: no decoded buffer larger than the
+/// frame, no compressed strip larger than twice it (LZW can grow noise a little).
+fn limits() -> Limits {
+    let mut l = Limits::default();
+    l.decoding_buffer_size = PIXELS;
+    l.intermediate_buffer_size = 2 * PIXELS;
+    l
+}
+
+/// Checks the strips (or tiles) the IFD lists before any is read: at most one per row,
+/// each inside the file and no larger than the decoder may buffer.
+fn check_chunks(dec: &mut Decoder<BufReader<File>>, file_len: u64) -> Result<()> {
+    use tiff::tags::Tag;
+    let (offsets, counts) = match dec.get_chunk_type() {
+        tiff::decoder::ChunkType::Strip => (Tag::StripOffsets, Tag::StripByteCounts),
+        tiff::decoder::ChunkType::Tile => (Tag::TileOffsets, Tag::TileByteCounts),
+    };
+    let offsets = dec.get_tag_u64_vec(offsets).context("no strip offsets")?;
+    let counts = dec
+        .get_tag_u64_vec(counts)
+        .context("no strip byte counts")?;
+    ensure!(
+        offsets.len() == counts.len() && !counts.is_empty() && counts.len() <= HEIGHT,
+        "{} strip offsets and {} byte counts for {HEIGHT} rows",
+        offsets.len(),
+        counts.len()
+    );
+    for (i, (&o, &c)) in offsets.iter().zip(&counts).enumerate() {
+        let end = o.checked_add(c);
+        ensure!(
+            end.is_some_and(|e| e <= file_len) && c <= 2 * PIXELS as u64,
+            "strip {i} claims {c} bytes at offset {o}, outside the {file_len}-byte file"
+        );
+    }
+    Ok(())
+}
+
 /// Reads an 8-bit single-channel 420 x 580 TIFF into `out` (row-major, PIXELS bytes).
-/// Errors name the file and say what was found.
+/// Sizes are checked before anything is decoded; errors name the file and say what was
+/// found.
 pub fn read_frame(path: &Path, out: &mut [u8]) -> Result<()> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let file_len = file
+        .metadata()
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
     let mut dec = Decoder::new(BufReader::new(file))
-        .with_context(|| format!("{}: not a readable TIFF file", path.display()))?;
+        .with_context(|| format!("{}: not a readable TIFF file", path.display()))?
+        .with_limits(limits());
     let (w, h) = dec
         .dimensions()
         .with_context(|| format!("{}: not a readable TIFF file", path.display()))?;
@@ -230,6 +288,8 @@ pub fn read_frame(path: &Path, out: &mut [u8]) -> Result<()> {
             path.display()
         );
     }
+    check_chunks(&mut dec, file_len)
+        .with_context(|| format!("{}: TIFF is corrupt", path.display()))?;
     dec.read_image_bytes(&mut out[..PIXELS])
         .with_context(|| format!("{}: TIFF is truncated or corrupt", path.display()))?;
     Ok(())
@@ -257,22 +317,11 @@ pub fn read_mask(path: &Path, out: &mut [u8]) -> Result<()> {
 /// Writes an 8-bit grayscale TIFF (uncompressed, as Kaggle's) atomically: a temporary
 /// file in the same folder, renamed into place.
 pub fn write_gray8(path: &Path, width: usize, height: usize, data: &[u8]) -> Result<()> {
-    let tmp = crate::atomic::temp_beside(path)?;
-    {
-        let mut w = BufWriter::new(tmp.as_file());
-        tiff::encoder::TiffEncoder::new(&mut w)
-            .and_then(|mut enc| {
-                enc.write_image::<tiff::encoder::colortype::Gray8>(
-                    width as u32,
-                    height as u32,
-                    data,
-                )
-            })
-            .with_context(|| format!("writing {}", path.display()))?;
-        std::io::Write::flush(&mut w).with_context(|| format!("writing {}", path.display()))?;
-    }
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
+    crate::atomic::write_with(path, |w| {
+        let mut enc = tiff::encoder::TiffEncoder::new(w)?;
+        enc.write_image::<tiff::encoder::colortype::Gray8>(width as u32, height as u32, data)
+            .with_context(|| format!("writing {}", path.display()))
+    })?;
     Ok(())
 }
 
@@ -344,6 +393,28 @@ mod tests {
         touch(d.path(), &["10.tif", "9.tif", "100.tif", "1.tif"]);
         let ids: Vec<u32> = scan_test(d.path()).unwrap().iter().map(|t| t.id).collect();
         assert_eq!(ids, [1, 9, 10, 100]);
+    }
+
+    #[test]
+    fn two_names_for_one_frame_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        touch(d.path(), &["1_2.tif", "01_2.tif", "1_2_mask.tif"]);
+        let e = format!("{:#}", scan_train(d.path()).unwrap_err());
+        assert!(
+            e.contains("01_2.tif and") && e.contains("1_2.tif both name subject 1 image 2"),
+            "{e}"
+        );
+        let d = tempfile::tempdir().unwrap();
+        touch(d.path(), &["1_2.tif", "1_2_mask.tif", "1_02_mask.tif"]);
+        let e = format!("{:#}", scan_train(d.path()).unwrap_err());
+        assert!(e.contains("both name subject 1 image 2"), "{e}");
+        let d = tempfile::tempdir().unwrap();
+        touch(d.path(), &["7.tif", "007.tif"]);
+        let e = format!("{:#}", scan_test(d.path()).unwrap_err());
+        assert!(
+            e.contains("007.tif and") && e.contains("both name test image 7"),
+            "{e}"
+        );
     }
 
     #[test]

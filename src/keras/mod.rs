@@ -18,19 +18,19 @@
 //! Keras 3 layout. Writes go to a temporary file that is renamed into place.
 
 mod config;
+mod load;
 mod read;
 mod write;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
-use tch::nn::VarStore;
-use tch::{Kind, Tensor};
+use anyhow::Result;
+use tch::{Kind, TchError, Tensor};
 
 pub use self::config::{creation_order, keras3_name, model_config};
+pub use self::load::{apply, load, Checked, LoadReport, Loaded};
 pub use self::read::{read, read_adam_state};
 pub use self::write::{write, write_checkpoint};
-use crate::model::{UNetConfig, CONVS, TRANSPOSES};
 
 /// The layouts nerveseg reads and writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +65,22 @@ pub struct Meta {
     /// so far and its epoch (1-based).
     pub best_val_loss: Option<f64>,
     pub best_epoch: Option<i64>,
+    /// What defines the training run that wrote the checkpoint.
+    pub run: Option<RunRecord>,
+}
+
+/// What defines a training run, recorded in its checkpoints so that `--resume` can
+/// refuse to continue a different run and `evaluate` can score the same validation
+/// frames.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunRecord {
+    pub validation_split: f64,
+    pub seed: u64,
+    pub shuffle: bool,
+    pub batch_size: u64,
+    /// Number of samples (training and validation) and a fingerprint of their content.
+    pub samples: u64,
+    pub fingerprint: String,
 }
 
 /// Adam's state as tf-keras keeps it under `optimizer_weights`: the step count and the
@@ -93,6 +109,12 @@ pub(crate) const ATTR_WIDTH: &str = "nerveseg_base_width";
 pub(crate) const ATTR_VERSION: &str = "nerveseg_version";
 pub(crate) const ATTR_BEST_LOSS: &str = "nerveseg_best_val_loss";
 pub(crate) const ATTR_BEST_EPOCH: &str = "nerveseg_best_epoch";
+pub(crate) const ATTR_VALIDATION_SPLIT: &str = "nerveseg_validation_split";
+pub(crate) const ATTR_SEED: &str = "nerveseg_seed";
+pub(crate) const ATTR_SHUFFLE: &str = "nerveseg_shuffle";
+pub(crate) const ATTR_BATCH_SIZE: &str = "nerveseg_batch_size";
+pub(crate) const ATTR_SAMPLES: &str = "nerveseg_samples";
+pub(crate) const ATTR_FINGERPRINT: &str = "nerveseg_samples_fingerprint";
 
 /// The tf-keras version whose layout we write (checked against it by the fixture script).
 pub const WRITTEN_KERAS_VERSION: &str = "2.19.0";
@@ -104,14 +126,22 @@ pub struct Array {
     pub data: Vec<f32>,
 }
 
+/// One array as a file stores it: the dataset's HDF5 path and the shape it claims
+/// (Keras layout). Its values are read only once the shape was checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stored {
+    pub dataset: String,
+    pub shape: Vec<usize>,
+}
+
 /// One weighted layer as the file has it.
 #[derive(Clone, Debug)]
 pub struct FileLayer {
     /// The layer's name in the file.
     pub name: String,
     pub transpose: bool,
-    pub kernel: Array,
-    pub bias: Array,
+    pub kernel: Stored,
+    pub bias: Stored,
 }
 
 /// A Keras weight file, read.
@@ -130,142 +160,73 @@ pub(crate) fn shape_str(s: &[usize]) -> String {
     format!("({})", dims.join(", "))
 }
 
-/// What [`apply`] did.
-#[derive(Clone, Debug, Default)]
-pub struct LoadReport {
-    /// (our layer, the file's layer) pairs that were loaded.
-    pub applied: Vec<(String, String)>,
-    /// Our layers the file had nothing for.
-    pub missing: Vec<String>,
-    /// The file's layers nothing of ours took.
-    pub unused: Vec<String>,
-}
-
-/// Our layer names by kind, in Keras creation order.
-fn our_layers() -> (Vec<&'static str>, Vec<&'static str>) {
-    (
-        CONVS.iter().map(|c| c.0).collect(),
-        TRANSPOSES.iter().map(|t| t.0).collect(),
-    )
-}
-
 /// Keras layout -> libtorch layout, for a Conv2D kernel (kh, kw, in, out) -> (out, in, kh, kw)
 /// and for a Conv2DTranspose kernel (kh, kw, out, in) -> (in, out, kh, kw) alike.
-pub fn kernel_to_tch(a: &Array) -> Tensor {
+pub fn kernel_to_tch(a: &Array) -> Result<Tensor, TchError> {
     let dims: Vec<i64> = a.shape.iter().map(|&d| d as i64).collect();
-    Tensor::from_slice(&a.data)
-        .view(dims.as_slice())
-        .permute([3, 2, 0, 1])
-        .contiguous()
+    Tensor::f_from_slice(&a.data)?
+        .f_view(dims.as_slice())?
+        .f_permute([3, 2, 0, 1])?
+        .f_contiguous()
 }
 
 /// libtorch layout -> Keras layout (the inverse of [`kernel_to_tch`]).
 pub fn kernel_to_keras(t: &Tensor) -> Result<Array> {
     let k = t
-        .to_device(tch::Device::Cpu)
-        .to_kind(Kind::Float)
-        .permute([2, 3, 1, 0])
-        .contiguous();
+        .f_to_device(tch::Device::Cpu)?
+        .f_to_kind(Kind::Float)?
+        .f_permute([2, 3, 1, 0])?
+        .f_contiguous()?;
     tensor_array(&k)
 }
 
 pub(crate) fn tensor_array(t: &Tensor) -> Result<Array> {
     let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
     let flat = t
-        .to_device(tch::Device::Cpu)
-        .to_kind(Kind::Float)
-        .contiguous()
-        .view([-1]);
+        .f_to_device(tch::Device::Cpu)?
+        .f_to_kind(Kind::Float)?
+        .f_contiguous()?
+        .f_view([-1])?;
     let data = Vec::<f32>::try_from(&flat)?;
     Ok(Array { shape, data })
 }
 
-/// Copies the file's weights into `vs` (a U-Net from `model::unet`), matching layers by
-/// kind and order and checking every shape. Anything missing or left over is an error
-/// unless `allow_partial`.
-pub fn apply(file: &KerasFile, vs: &mut VarStore, allow_partial: bool) -> Result<LoadReport> {
-    let path = file.path.display();
-    let vars = vs.variables();
-    let (convs, ups) = our_layers();
-    let theirs_conv: Vec<&FileLayer> = file.layers.iter().filter(|l| !l.transpose).collect();
-    let theirs_up: Vec<&FileLayer> = file.layers.iter().filter(|l| l.transpose).collect();
-    let mut report = LoadReport::default();
-    let mut pairs = Vec::new();
-    for (ours, theirs) in [(&convs, &theirs_conv), (&ups, &theirs_up)] {
-        for (i, name) in ours.iter().enumerate() {
-            match theirs.get(i) {
-                Some(l) => pairs.push((*name, *l)),
-                None => report.missing.push((*name).to_owned()),
-            }
-        }
-        report
-            .unused
-            .extend(theirs.iter().skip(ours.len()).map(|l| l.name.clone()));
+/// What `convert` wrote.
+#[derive(Clone, Debug)]
+pub struct ConvertReport {
+    pub input: PathBuf,
+    pub output: PathBuf,
+    pub format: Format,
+    pub layers: usize,
+}
+
+impl std::fmt::Display for ConvertReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "wrote {} ({}, {} layers) from {}",
+            self.output.display(),
+            self.format,
+            self.layers,
+            self.input.display()
+        )
     }
-    if !allow_partial && (!report.missing.is_empty() || !report.unused.is_empty()) {
-        bail!(
-            "{path}: not the tutorial's U-Net: expected {} Conv2D and {} Conv2DTranspose layers, \
-             found {} and {}{}{} (--allow-partial loads what matches)",
-            convs.len(),
-            ups.len(),
-            theirs_conv.len(),
-            theirs_up.len(),
-            if report.missing.is_empty() {
-                String::new()
-            } else {
-                format!("; missing: {}", report.missing.join(", "))
-            },
-            if report.unused.is_empty() {
-                String::new()
-            } else {
-                format!("; extra: {}", report.unused.join(", "))
-            },
-        );
-    }
-    tch::no_grad(|| -> Result<()> {
-        for (ours, theirs) in pairs {
-            let w = &vars[&format!("{ours}.weight")];
-            let b = &vars[&format!("{ours}.bias")];
-            let want_kernel: Vec<usize> = {
-                let s = w.size();
-                [s[2], s[3], s[1], s[0]]
-                    .iter()
-                    .map(|&d| d as usize)
-                    .collect()
-            };
-            if theirs.kernel.shape != want_kernel || theirs.bias.shape != [b.size()[0] as usize] {
-                bail!(
-                    "{path}: layer {} (ours {ours}): kernel {} and bias {}, expected {} and ({}): \
-                     a different architecture or width",
-                    theirs.name,
-                    shape_str(&theirs.kernel.shape),
-                    shape_str(&theirs.bias.shape),
-                    shape_str(&want_kernel),
-                    b.size()[0]
-                );
-            }
-            let mut w = w.shallow_clone();
-            let mut b = b.shallow_clone();
-            w.copy_(&kernel_to_tch(&theirs.kernel));
-            b.copy_(&Tensor::from_slice(&theirs.bias.data));
-            report.applied.push((ours.to_owned(), theirs.name.clone()));
-        }
-        Ok(())
-    })?;
-    Ok(report)
 }
 
 /// Converts any supported file to `format`, keeping nerveseg's metadata.
-pub fn convert(input: &Path, output: &Path, format: Format) -> Result<LoadReport> {
+pub fn convert(input: &Path, output: &Path, format: Format) -> Result<ConvertReport> {
     let file = read(input)?;
-    let cfg = UNetConfig {
-        base_width: file.base_width()?,
-    };
-    let mut vs = VarStore::new(tch::Device::Cpu);
-    let _net = crate::model::unet(&vs.root(), &cfg);
-    let report = apply(&file, &mut vs, false)?;
-    write(output, &vs, &cfg, &file.meta, format)?;
-    Ok(report)
+    let loaded = load(&file, tch::Device::Cpu, false)?;
+    crate::interrupt::keeping(crate::interrupt::check(), |_| {
+        format!("{} was not written", output.display())
+    })?;
+    write(output, &loaded.vs, &loaded.cfg, &file.meta, format)?;
+    Ok(ConvertReport {
+        input: input.to_owned(),
+        output: output.to_owned(),
+        format,
+        layers: loaded.report.applied.len(),
+    })
 }
 
 /// A human-readable summary of a weight file: format, layers, shapes, parameters, metadata.

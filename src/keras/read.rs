@@ -1,5 +1,9 @@
 //! Reading Keras weight files: detects the layout (tf-keras model or weights, Keras 2.0
-//! names, Keras 3 `.weights.h5`) and returns the weighted layers in creation order.
+//! names, Keras 3 `.weights.h5`) and lists the weighted layers in creation order with
+//! their shapes. Values are read later, and only after every shape was checked against
+//! the U-Net (`load.rs`): a file's shapes are its claims, and nothing is allocated for
+//! them before they are known to be the tutorial's.
+//!
 //! h5py and Keras store strings in several HDF5 types (variable-length UTF-8 or ASCII,
 //! fixed-length bytes), so every string is read whichever way it was written.
 
@@ -10,9 +14,14 @@ use anyhow::{anyhow, bail, ensure, Context, Result};
 use hdf5::types::{FixedAscii, FixedUnicode, VarLenAscii, VarLenUnicode};
 
 use super::{
-    keras_var_name, shape_str, AdamState, Array, FileLayer, Format, KerasFile, Meta,
-    ATTR_BEST_EPOCH, ATTR_BEST_LOSS, ATTR_EPOCH, ATTR_MEAN, ATTR_STD,
+    keras_var_name, shape_str, AdamState, Array, FileLayer, Format, KerasFile, Meta, RunRecord,
+    Stored, ATTR_BATCH_SIZE, ATTR_BEST_EPOCH, ATTR_BEST_LOSS, ATTR_EPOCH, ATTR_FINGERPRINT,
+    ATTR_MEAN, ATTR_SAMPLES, ATTR_SEED, ATTR_SHUFFLE, ATTR_STD, ATTR_VALIDATION_SPLIT,
 };
+
+/// Names in a list attribute (`layer_names`, `weight_names`): the tutorial's U-Net has 36
+/// layers; a list far longer is not a Keras model of it.
+const MAX_NAMES: usize = 4096;
 
 /// Reads a string attribute whatever way it was stored (fixed-length bytes as h5py
 /// writes `np.bytes_`, or variable-length as h5py writes `str`).
@@ -20,6 +29,9 @@ fn read_str_attr(loc: &hdf5::Location, name: &str) -> Result<Option<String>> {
     let Ok(attr) = loc.attr(name) else {
         return Ok(None);
     };
+    if attr.size() != 1 {
+        return Ok(None);
+    }
     if let Ok(s) = attr.read_scalar::<VarLenUnicode>() {
         return Ok(Some(s.as_str().to_owned()));
     }
@@ -37,9 +49,14 @@ fn read_str_list(loc: &hdf5::Location, name: &str) -> Result<Option<Vec<String>>
     let Ok(attr) = loc.attr(name) else {
         return Ok(None);
     };
-    if attr.size() == 0 {
+    let n = attr.size();
+    if n == 0 {
         return Ok(Some(Vec::new()));
     }
+    ensure!(
+        n <= MAX_NAMES,
+        "attribute {name} lists {n} names, more than any Keras U-Net has"
+    );
     if let Ok(v) = attr.read_raw::<VarLenUnicode>() {
         return Ok(Some(v.iter().map(|s| s.as_str().to_owned()).collect()));
     }
@@ -62,10 +79,12 @@ fn read_str_list(loc: &hdf5::Location, name: &str) -> Result<Option<Vec<String>>
     )
 }
 
-fn read_array(ds: &hdf5::Dataset) -> Result<Array> {
-    let shape = ds.shape();
-    let data = ds.read_raw::<f32>()?;
-    Ok(Array { shape, data })
+/// Where a dataset is and the shape it claims; no values are read.
+fn stored(ds: &hdf5::Dataset) -> Stored {
+    Stored {
+        dataset: ds.name(),
+        shape: ds.shape(),
+    }
 }
 
 fn read_f64_attr(loc: &hdf5::Location, name: &str) -> Option<f64> {
@@ -74,6 +93,27 @@ fn read_f64_attr(loc: &hdf5::Location, name: &str) -> Option<f64> {
 
 fn read_i64_attr(loc: &hdf5::Location, name: &str) -> Option<i64> {
     loc.attr(name).ok()?.read_scalar::<i64>().ok()
+}
+
+fn read_u64_attr(loc: &hdf5::Location, name: &str) -> Option<u64> {
+    loc.attr(name).ok()?.read_scalar::<u64>().ok()
+}
+
+/// The training run a nerveseg checkpoint records, when it records one.
+fn read_run(root: &hdf5::Group) -> Result<Option<RunRecord>> {
+    let Some(validation_split) = read_f64_attr(root, ATTR_VALIDATION_SPLIT) else {
+        return Ok(None);
+    };
+    let u = |name: &str| read_u64_attr(root, name).ok_or_else(|| anyhow!("no {name} attribute"));
+    Ok(Some(RunRecord {
+        validation_split,
+        seed: u(ATTR_SEED)?,
+        shuffle: u(ATTR_SHUFFLE)? != 0,
+        batch_size: u(ATTR_BATCH_SIZE)?,
+        samples: u(ATTR_SAMPLES)?,
+        fingerprint: read_str_attr(root, ATTR_FINGERPRINT)?
+            .ok_or_else(|| anyhow!("no {ATTR_FINGERPRINT} attribute"))?,
+    }))
 }
 
 /// Classifies a layer by the class in `model_config` when the file has one, else by its
@@ -109,7 +149,7 @@ fn layer_classes(root: &hdf5::Group) -> HashMap<String, String> {
     out
 }
 
-/// Reads the weights of a Keras 2 layer group (`weight_names` lists its datasets).
+/// Lists the weights of a Keras 2 layer group (`weight_names` names its datasets).
 fn read_keras2_layer(
     group: &hdf5::Group,
     name: &str,
@@ -124,10 +164,7 @@ fn read_keras2_layer(
         let ds = group
             .dataset(w)
             .with_context(|| format!("layer {name}: weight {w} is listed but missing"))?;
-        arrays.push((
-            w.clone(),
-            read_array(&ds).with_context(|| format!("layer {name}: reading {w}"))?,
-        ));
+        arrays.push((w.clone(), stored(&ds)));
     }
     let pick = |suffix: &str| {
         arrays
@@ -157,6 +194,11 @@ fn name_number(name: &str) -> u64 {
 fn read_keras3(file: &hdf5::File) -> Result<Vec<FileLayer>> {
     let layers = file.group("layers")?;
     let mut names = layers.member_names()?;
+    ensure!(
+        names.len() <= MAX_NAMES,
+        "{} layer groups, more than any Keras U-Net has",
+        names.len()
+    );
     names.sort_by_key(|n| (n.contains("transpose"), name_number(n)));
     let mut out = Vec::new();
     for name in names {
@@ -170,10 +212,16 @@ fn read_keras3(file: &hdf5::File) -> Result<Vec<FileLayer>> {
             n_vars == 2,
             "layer {name}: expected 2 variables (kernel, bias), found {n_vars}"
         );
-        let kernel =
-            read_array(&vars.dataset("0")?).with_context(|| format!("layer {name}: kernel"))?;
-        let bias =
-            read_array(&vars.dataset("1")?).with_context(|| format!("layer {name}: bias"))?;
+        let kernel = stored(
+            &vars
+                .dataset("0")
+                .with_context(|| format!("layer {name}: kernel"))?,
+        );
+        let bias = stored(
+            &vars
+                .dataset("1")
+                .with_context(|| format!("layer {name}: bias"))?,
+        );
         out.push(FileLayer {
             transpose: name.contains("transpose"),
             name,
@@ -184,12 +232,14 @@ fn read_keras3(file: &hdf5::File) -> Result<Vec<FileLayer>> {
     Ok(out)
 }
 
-/// Reads a Keras weight file of any supported layout.
+/// Reads the layout, layer list, shapes and metadata of a Keras weight file of any
+/// supported layout; no weight values.
 pub fn read(path: &Path) -> Result<KerasFile> {
     read_inner(path).with_context(|| format!("reading Keras weights {}", path.display()))
 }
 
-fn read_inner(path: &Path) -> Result<KerasFile> {
+/// Opens `path` as HDF5 after checking it starts like one.
+fn open_hdf5(path: &Path) -> Result<hdf5::File> {
     if !path.is_file() {
         bail!("file not found");
     }
@@ -200,8 +250,11 @@ fn read_inner(path: &Path) -> Result<KerasFile> {
         let n = f.read(&mut magic)?;
         ensure!(n == 8 && &magic == b"\x89HDF\r\n\x1a\n", "not an HDF5 file");
     }
-    let file = hdf5::File::open(path)
-        .map_err(|e| anyhow!("not a readable HDF5 file (truncated?): {e}"))?;
+    hdf5::File::open(path).map_err(|e| anyhow!("not a readable HDF5 file (truncated?): {e}"))
+}
+
+fn read_inner(path: &Path) -> Result<KerasFile> {
+    let file = open_hdf5(path)?;
     let root: &hdf5::Group = &file;
     let keras_version = read_str_attr(root, "keras_version")?;
     let meta = Meta {
@@ -210,6 +263,7 @@ fn read_inner(path: &Path) -> Result<KerasFile> {
         epoch: read_i64_attr(root, ATTR_EPOCH),
         best_val_loss: read_f64_attr(root, ATTR_BEST_LOSS),
         best_epoch: read_i64_attr(root, ATTR_BEST_EPOCH),
+        run: read_run(root).context("the checkpoint's record of its training run")?,
     };
     let (format, group) = if root.link_exists("model_weights") {
         (Format::Keras2Model, file.group("model_weights")?)
@@ -248,55 +302,93 @@ fn read_inner(path: &Path) -> Result<KerasFile> {
     })
 }
 
-impl KerasFile {
-    /// The base width, read off the first convolution's kernel (kh, kw, 1, width).
-    pub fn base_width(&self) -> Result<i64> {
-        let first = self
-            .layers
-            .iter()
-            .find(|l| !l.transpose)
-            .ok_or_else(|| anyhow!("{}: no Conv2D layer found", self.path.display()))?;
-        match first.kernel.shape.as_slice() {
-            [3, 3, 1, w] => Ok(*w as i64),
-            s => bail!(
-                "{}: the first Conv2D ({}) has kernel {}, expected (3, 3, 1, width): not the tutorial's U-Net",
-                self.path.display(),
-                first.name,
-                shape_str(s)
-            ),
-        }
-    }
+/// Reads one float32 dataset after checking it still has the `shape` it was checked
+/// for (the file may have changed since it was listed).
+fn read_checked(file: &hdf5::File, at: &Stored, shape: &[usize]) -> Result<Array> {
+    let ds = file
+        .dataset(&at.dataset)
+        .with_context(|| format!("opening {}", at.dataset))?;
+    let found = ds.shape();
+    ensure!(
+        found == shape,
+        "{} has shape {}, expected {}",
+        at.dataset,
+        shape_str(&found),
+        shape_str(shape)
+    );
+    let data = ds
+        .read_raw::<f32>()
+        .with_context(|| format!("reading {}", at.dataset))?;
+    ensure!(
+        data.len() == shape.iter().product::<usize>(),
+        "{}: {} values for shape {}",
+        at.dataset,
+        data.len(),
+        shape_str(shape)
+    );
+    Ok(Array {
+        shape: shape.to_vec(),
+        data,
+    })
+}
 
-    pub fn parameter_count(&self) -> usize {
-        self.layers
-            .iter()
-            .map(|l| l.kernel.data.len() + l.bias.data.len())
-            .sum()
+impl KerasFile {
+    /// Reads the kernel and bias of each of `layers` (layers of this file whose shapes
+    /// were checked), in that order.
+    pub fn read_values(&self, layers: &[&FileLayer]) -> Result<Vec<(Array, Array)>> {
+        (|| -> Result<Vec<(Array, Array)>> {
+            let file = open_hdf5(&self.path)?;
+            layers
+                .iter()
+                .map(|l| {
+                    Ok((
+                        read_checked(&file, &l.kernel, &l.kernel.shape)?,
+                        read_checked(&file, &l.bias, &l.bias.shape)?,
+                    ))
+                })
+                .collect()
+        })()
+        .with_context(|| format!("reading Keras weights {}", self.path.display()))
     }
 }
 
 /// Reads the Adam state nerveseg saved with `write_checkpoint` (`optimizer_weights`,
-/// tf-keras's layout) for the variables named in `names`. `None` when the file has none.
-pub fn read_adam_state(path: &Path, names: &[String]) -> Result<Option<AdamState>> {
+/// tf-keras's layout) for the variables `vars` (VarStore name and libtorch shape), each
+/// checked against its variable's shape before it is read. `None` when the file has none.
+pub fn read_adam_state(path: &Path, vars: &[(String, Vec<i64>)]) -> Result<Option<AdamState>> {
     (|| -> Result<Option<AdamState>> {
-        let file = hdf5::File::open(path)?;
+        let file = open_hdf5(path)?;
         let Ok(g) = file.group("optimizer_weights") else {
             return Ok(None);
         };
         let iterations = g.dataset("iteration:0")?.read_scalar::<i64>()?;
+        ensure!(iterations >= 0, "a negative step count {iterations}");
         let mut state = AdamState {
             iterations,
             m: Vec::new(),
             v: Vec::new(),
         };
-        for name in names {
+        for (name, shape) in vars {
+            let kernel = shape.len() == 4;
+            let keras_shape: Vec<usize> = if kernel {
+                [shape[2], shape[3], shape[1], shape[0]]
+                    .iter()
+                    .map(|&d| d as usize)
+                    .collect()
+            } else {
+                shape.iter().map(|&d| d as usize).collect()
+            };
             for (which, out) in [("m", &mut state.m), ("v", &mut state.v)] {
                 let key = format!("Adam/{which}/{}", keras_var_name(name));
-                let a = read_array(&g.dataset(&key).with_context(|| format!("missing {key}"))?)?;
-                let t = if a.shape.len() == 4 {
-                    super::kernel_to_tch(&a)
+                let at = Stored {
+                    dataset: format!("optimizer_weights/{key}"),
+                    shape: keras_shape.clone(),
+                };
+                let a = read_checked(&file, &at, &keras_shape)?;
+                let t = if kernel {
+                    super::kernel_to_tch(&a)?
                 } else {
-                    tch::Tensor::from_slice(&a.data)
+                    tch::Tensor::f_from_slice(&a.data)?
                 };
                 out.push((name.clone(), t));
             }

@@ -10,8 +10,9 @@ use tch::nn::VarStore;
 
 use super::config::{creation_order, keras3_name, model_config};
 use super::{
-    keras_var_name, kernel_to_keras, tensor_array, AdamState, Array, Format, Meta, ATTR_BEST_EPOCH,
-    ATTR_BEST_LOSS, ATTR_EPOCH, ATTR_MEAN, ATTR_STD, ATTR_VERSION, ATTR_WIDTH,
+    keras_var_name, kernel_to_keras, tensor_array, AdamState, Array, Format, Meta, ATTR_BATCH_SIZE,
+    ATTR_BEST_EPOCH, ATTR_BEST_LOSS, ATTR_EPOCH, ATTR_FINGERPRINT, ATTR_MEAN, ATTR_SAMPLES,
+    ATTR_SEED, ATTR_SHUFFLE, ATTR_STD, ATTR_VALIDATION_SPLIT, ATTR_VERSION, ATTR_WIDTH,
     WRITTEN_KERAS_VERSION,
 };
 use crate::model::UNetConfig;
@@ -49,15 +50,13 @@ fn write_impl(
     format: Format,
     adam: Option<&AdamState>,
 ) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let dir = crate::atomic::parent_dir(path);
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = crate::atomic::temp_beside(path)?.into_temp_path();
     let layers = export_layers(vs)?;
+    let out = crate::atomic::AtomicFile::create(path)?;
     (|| -> Result<()> {
-        let file = hdf5::File::create(&tmp)?;
+        // HDF5 opens files by name: it truncates and fills the partial file.
+        let file = hdf5::File::create(out.partial_path())?;
         match format {
             Format::Keras2Model => {
                 write_root_attrs(&file, cfg, meta)?;
@@ -84,8 +83,8 @@ fn write_impl(
         Ok(())
     })()
     .with_context(|| format!("writing {}", path.display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("renaming the finished file to {}", path.display()))?;
+    // Checkpoints are what a run leaves: forced to disk before they replace the last one.
+    out.commit_synced()?;
     Ok(())
 }
 
@@ -153,6 +152,20 @@ fn write_meta_attrs(loc: &hdf5::Location, cfg: &UNetConfig, meta: &Meta) -> Resu
         loc.new_attr::<i64>()
             .create(ATTR_BEST_EPOCH)?
             .write_scalar(&e)?;
+    }
+    if let Some(run) = &meta.run {
+        loc.new_attr::<f64>()
+            .create(ATTR_VALIDATION_SPLIT)?
+            .write_scalar(&run.validation_split)?;
+        for (name, v) in [
+            (ATTR_SEED, run.seed),
+            (ATTR_SHUFFLE, run.shuffle as u64),
+            (ATTR_BATCH_SIZE, run.batch_size),
+            (ATTR_SAMPLES, run.samples),
+        ] {
+            loc.new_attr::<u64>().create(name)?.write_scalar(&v)?;
+        }
+        write_str_attr(loc, ATTR_FINGERPRINT, &run.fingerprint)?;
     }
     Ok(())
 }

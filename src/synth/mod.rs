@@ -14,6 +14,7 @@
 mod scene;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
@@ -40,10 +41,25 @@ pub struct SynthConfig {
 /// What `synth` wrote.
 #[derive(Clone, Debug, Default)]
 pub struct SynthReport {
+    pub out: PathBuf,
     pub train_pairs: usize,
     pub train_with_nerve: usize,
     pub test_images: usize,
     pub seconds: f64,
+}
+
+impl std::fmt::Display for SynthReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "wrote {} training pairs ({} with a nerve) and {} test images to {} in {:.1} s",
+            self.train_pairs,
+            self.train_with_nerve,
+            self.test_images,
+            self.out.display(),
+            self.seconds
+        )
+    }
 }
 
 /// One file to write.
@@ -86,11 +102,13 @@ pub fn synth(cfg: &SynthConfig) -> Result<SynthReport> {
     jobs.extend((1..=cfg.test).map(|id| Job::Test { id }));
 
     let pb = crate::progress::bar(jobs.len() as u64, "synth", cfg.quiet);
+    let done = AtomicUsize::new(0);
     let with_nerve = jobs
         .par_iter()
         .map_init(
             || (vec![0u8; PIXELS], vec![0u8; PIXELS]),
             |(img, mask), job| -> Result<usize> {
+                crate::interrupt::check()?;
                 let present = match *job {
                     Job::Train { subject, n } => {
                         let s = &subjects[subject as usize - 1];
@@ -134,12 +152,23 @@ pub fn synth(cfg: &SynthConfig) -> Result<SynthReport> {
                     }
                 };
                 pb.inc(1);
+                done.fetch_add(1, Ordering::Relaxed);
                 Ok(present as usize)
             },
         )
-        .try_reduce(|| 0, |a, b| Ok(a + b))?;
+        .try_reduce(|| 0, |a, b| Ok(a + b));
+    let with_nerve = crate::interrupt::keeping(with_nerve, |_| {
+        format!(
+            "{} of {} frames were written to {}, each one whole; run synth again with \
+             --overwrite to start over",
+            done.load(Ordering::Relaxed),
+            jobs.len(),
+            cfg.out.display()
+        )
+    })?;
     pb.finish_and_clear();
     Ok(SynthReport {
+        out: cfg.out.clone(),
         train_pairs: (cfg.subjects * cfg.per_subject) as usize,
         train_with_nerve: with_nerve,
         test_images: cfg.test as usize,

@@ -15,17 +15,13 @@ type LayerWeights = (bool, Vec<usize>, Vec<f32>, Vec<f32>);
 /// The weights of a file in matched order: convs, then transposes.
 fn weights(path: &Path) -> Vec<LayerWeights> {
     let f = keras::read(path).unwrap();
+    let layers: Vec<_> = f.layers.iter().collect();
+    let values = f.read_values(&layers).unwrap();
     let mut v: Vec<_> = f
         .layers
         .iter()
-        .map(|l| {
-            (
-                l.transpose,
-                l.kernel.shape.clone(),
-                l.kernel.data.clone(),
-                l.bias.data.clone(),
-            )
-        })
+        .zip(values)
+        .map(|(l, (kernel, bias))| (l.transpose, kernel.shape, kernel.data, bias.data))
         .collect();
     v.sort_by_key(|l| l.0); // stable: keeps file order within each kind
     v
@@ -69,7 +65,7 @@ fn export_of_a_model_imports_back_exactly_with_metadata() {
     tch::manual_seed(1);
     let cfg = UNetConfig { base_width: 2 };
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let _net = unet(&vs.root(), &cfg);
+    let _net = unet(&vs.root(), &cfg).unwrap();
     let meta = Meta {
         mean: Some(99.25),
         std: Some(51.5),
@@ -83,7 +79,7 @@ fn export_of_a_model_imports_back_exactly_with_metadata() {
     assert_eq!(file.meta, meta);
     assert_eq!(file.base_width().unwrap(), 2);
     let mut vs2 = tch::nn::VarStore::new(tch::Device::Cpu);
-    let _net2 = unet(&vs2.root(), &cfg);
+    let _net2 = unet(&vs2.root(), &cfg).unwrap();
     let report = keras::apply(&file, &mut vs2, false).unwrap();
     assert_eq!(report.applied.len(), 23);
     assert!(report.missing.is_empty() && report.unused.is_empty());

@@ -79,29 +79,137 @@ fn a_submission_is_scored_as_kaggle_would() {
     );
 }
 
+/// The sorted ids of the truth folder.
+const IDS: [u64; 16] = [
+    1, 2, 3, 5, 9, 10, 12, 21, 33, 100, 101, 215, 999, 1000, 4321, 5508,
+];
+
+/// A submission with a row for every test id: empty, except `rows` (id, rle).
+fn full_csv(rows: &[(u64, &str)]) -> String {
+    let mut s = "img,pixels\n".to_owned();
+    for id in IDS {
+        let rle = rows.iter().find(|r| r.0 == id).map_or("", |r| r.1);
+        s += &format!("{id},{rle}\n");
+    }
+    s
+}
+
 #[test]
 fn bad_submissions_are_explained() {
     let env = TestEnv::new();
     truth_folder(&env);
-    std::fs::write(env.path("dup.csv"), "img,pixels\n1,\n1,5 3\n").unwrap();
-    env.run(&["evaluate", "--submission", "dup.csv", "--masks", "truth"])
-        .fails_with(&["dup.csv: id 1 appears more than once"]);
-    std::fs::write(env.path("odd.csv"), "img,pixels\n1,5\n").unwrap();
-    env.run(&["evaluate", "--submission", "odd.csv", "--masks", "truth"])
-        .fails_with(&["odd.csv line 2 (id 1)", "odd count"]);
-    std::fs::write(env.path("missing.csv"), "img,pixels\n77,\n").unwrap();
-    env.run(&[
-        "evaluate",
-        "--submission",
-        "missing.csv",
-        "--masks",
-        "truth",
-    ])
-    .fails_with(&["truth/77_mask.tif"]);
+    let run = |name: &str, text: &str, needles: &[&str]| {
+        std::fs::write(env.path(name), text).unwrap();
+        env.run(&["evaluate", "--submission", name, "--masks", "truth"])
+            .fails_with(needles);
+    };
+    run(
+        "dup.csv",
+        &(full_csv(&[]) + "1,5 3\n"),
+        &["dup.csv: id 1 appears more than once (lines 2 and 18)"],
+    );
+    run(
+        "odd.csv",
+        &full_csv(&[(3, "5")]),
+        &["odd.csv line 4 (id 3)", "odd count"],
+    );
+    run(
+        "other.csv",
+        &(full_csv(&[]) + "77,\n"),
+        &["other.csv line 18: id 77 is not a test id (no 77_mask.tif"],
+    );
     std::fs::write(env.path("one.csv"), "img,pixels\n1,\n").unwrap();
     env.run(&["evaluate", "--submission", "one.csv"])
         .fails_with(&["imgs_mask_train.npy is not a folder", "--masks"]);
-    std::fs::write(env.path("head.csv"), "id,rle\n1,\n").unwrap();
-    env.run(&["evaluate", "--submission", "head.csv", "--masks", "truth"])
-        .fails_with(&["head.csv: expected the header img,pixels"]);
+    run(
+        "head.csv",
+        "id,rle\n1,\n",
+        &["head.csv: expected the header img,pixels"],
+    );
+}
+
+/// Runs that would have been scored before (an overflowing length, out of order), ids
+/// that only look like numbers, and a submission that lacks most test ids.
+#[test]
+fn hostile_submissions_are_refused() {
+    let env = TestEnv::new();
+    truth_folder(&env);
+    let run = |name: &str, text: &str, needles: &[&str]| {
+        std::fs::write(env.path(name), text).unwrap();
+        env.run(&["evaluate", "--submission", name, "--masks", "truth"])
+            .fails_with(needles)
+    };
+    run(
+        "overflow.csv",
+        &full_csv(&[(1, "18446744073709551615 5")]),
+        &["overflow.csv line 2 (id 1)", "outside the 420 x 580 frame"],
+    );
+    run(
+        "long.csv",
+        &full_csv(&[(1, "1 18446744073709551615")]),
+        &[
+            "long.csv line 2 (id 1)",
+            "run 1 18446744073709551615 lies outside",
+        ],
+    );
+    run(
+        "order.csv",
+        &full_csv(&[(2, "500 10 100 5")]),
+        &["order.csv line 3 (id 2)", "must be sorted"],
+    );
+    run(
+        "zeros.csv",
+        &full_csv(&[]).replace("\n5,\n", "\n05,\n"),
+        &["zeros.csv line 5", "id \"05\" has leading zeros"],
+    );
+    run(
+        "sign.csv",
+        &full_csv(&[]).replace("\n5,\n", "\n+5,\n"),
+        &["sign.csv line 5", "not a whole number"],
+    );
+    // Kaggle rejects a file without a row for every test id...
+    std::fs::write(env.path("few.csv"), "img,pixels\n1,\n2,\n").unwrap();
+    let err = env
+        .run(&["evaluate", "--submission", "few.csv", "--masks", "truth"])
+        .fails_with(&[
+            "few.csv: 14 of the 16 test ids in truth have no row (e.g. 3, 5, 9, 10, 12)",
+        ]);
+    assert!(err.contains("--allow-missing"), "{err}");
+    // ... and with --allow-missing, a missing row scores as an empty prediction: the
+    // truth masks of ids 1 and 2 are scored against empty rows either way.
+    let few = json(
+        &env.run(&[
+            "evaluate",
+            "--submission",
+            "few.csv",
+            "--masks",
+            "truth",
+            "--allow-missing",
+            "--json",
+        ])
+        .ok(),
+    );
+    std::fs::write(env.path("empty.csv"), full_csv(&[])).unwrap();
+    let empty = json(
+        &env.run(&[
+            "evaluate",
+            "--submission",
+            "empty.csv",
+            "--masks",
+            "truth",
+            "--json",
+        ])
+        .ok(),
+    );
+    assert_eq!(few["images"], 16);
+    assert_eq!(few["kaggle_dice"], empty["kaggle_dice"]);
+    let k = empty["kaggle_dice"].as_f64().unwrap();
+    assert!(k > 0.0 && k < 1.0, "{k}");
+    // Two names for one true mask.
+    std::fs::copy(env.path("truth/5_mask.tif"), env.path("truth/05_mask.tif")).unwrap();
+    run(
+        "empty.csv",
+        &full_csv(&[]),
+        &["are both the mask of test id 5"],
+    );
 }

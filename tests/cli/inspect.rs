@@ -39,7 +39,7 @@ fn inspect_shows_stored_statistics() {
     let env = TestEnv::new();
     let cfg = nerveseg::model::UNetConfig { base_width: 1 };
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let _net = nerveseg::model::unet(&vs.root(), &cfg);
+    let _net = nerveseg::model::unet(&vs.root(), &cfg).unwrap();
     let meta = nerveseg::keras::Meta {
         mean: Some(100.5),
         std: Some(50.25),

@@ -81,16 +81,21 @@ fn reader_names_the_file_on_bad_input() {
     let e = format!("{:#}", NpyReader::open(&p).err().unwrap());
     assert!(e.contains("bad.npy: not a valid .npy file"), "{e}");
 
-    // A header promising more data than the file holds.
+    // A header promising more data than the file holds, or less: refused on opening,
+    // with both numbers.
     let mut bytes = std::fs::read(fixture("u8_3x4x5.npy")).unwrap();
     bytes.truncate(bytes.len() - 10);
     std::fs::write(&p, &bytes).unwrap();
-    let e = format!(
-        "{:#}",
-        NpyReader::open(&p).unwrap().read_all::<u8>().unwrap_err()
-    );
+    let e = format!("{:#}", NpyReader::open(&p).err().unwrap());
     assert!(
-        e.contains("bad.npy: the file is shorter than its header says"),
+        e.contains("bad.npy: the header says uint8 of shape [3, 4, 5], 60 bytes of data, but the file holds 50 bytes after the header (truncated?)"),
+        "{e}"
+    );
+    bytes.extend_from_slice(&[0; 11]);
+    std::fs::write(&p, &bytes).unwrap();
+    let e = format!("{:#}", NpyReader::open(&p).err().unwrap());
+    assert!(
+        e.contains("61 bytes after the header (trailing bytes)"),
         "{e}"
     );
 

@@ -1,0 +1,86 @@
+//! `evaluate`'s flags: a checkpoint on its validation split, or a submission.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use nerveseg::evaluate::{self, EvalConfig, Report};
+
+use super::shared::{MaskRuleArgs, RunArgs, StatsArgs};
+
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// Checkpoint to score on the validation split.
+    #[arg(long, value_name = "FILE", default_value = "weights/weights.h5")]
+    pub weights: PathBuf,
+    /// Prepared training frames; the last --validation-split share is scored.
+    #[arg(long, value_name = "FILE", default_value = "imgs_train.npy")]
+    pub images: PathBuf,
+    /// Prepared training masks; with --submission, a folder of {id}_mask.tif instead.
+    #[arg(long, value_name = "PATH", default_value = "imgs_mask_train.npy")]
+    pub masks: PathBuf,
+    /// Score this submission CSV against the masks folder, as Kaggle would.
+    #[arg(long, value_name = "FILE")]
+    pub submission: Option<PathBuf>,
+    /// With --submission: score a test id without a row as an empty prediction (as
+    /// Kaggle's scorer would) instead of refusing the file.
+    #[arg(long, requires = "submission")]
+    pub allow_missing: bool,
+    /// Share of the samples, from the end, that was held out for validation. Default: the
+    /// split the checkpoint was trained with (0.2 when it does not say).
+    #[arg(long, value_name = "FRACTION")]
+    pub validation_split: Option<f64>,
+    /// Try thresholds and min sizes and report the best pair by the competition metric.
+    #[arg(long)]
+    pub sweep: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub stats: StatsArgs,
+    #[command(flatten)]
+    pub rule: MaskRuleArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+impl EvaluateArgs {
+    pub fn into_config(self, quiet: bool) -> EvalConfig {
+        EvalConfig {
+            weights: self.weights,
+            images: self.images,
+            masks: self.masks,
+            validation_split: self.validation_split,
+            rule: self.rule.rule(),
+            stats: self.stats.source(),
+            batch_size: self.run.batch_size as usize,
+            device: self.run.device,
+            speed: self.run.speed(),
+            sweep: self.sweep,
+            quiet,
+        }
+    }
+
+    /// Scores and returns the table or the JSON line.
+    pub fn run(self, quiet: bool) -> Result<String> {
+        let json = self.json;
+        let submission = self.submission.clone();
+        let allow_missing = self.allow_missing;
+        let cfg = self.into_config(quiet);
+        let report = match submission {
+            Some(csv) => Report {
+                scores: evaluate::score_submission(&csv, &cfg.masks, allow_missing)?,
+                dice_coef: None,
+                rule: cfg.rule,
+                sweep: Vec::new(),
+                split: None,
+            },
+            None => evaluate::evaluate(&cfg)?.report(cfg.rule),
+        };
+        Ok(if json {
+            report.to_json()
+        } else {
+            report.to_string()
+        })
+    }
+}

@@ -1,0 +1,72 @@
+//! `predict`'s flags.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use nerveseg::predict::PredictConfig;
+
+use super::shared::{MaskRuleArgs, RunArgs, StatsArgs};
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// Keras weight file: a nerveseg checkpoint or a Keras file of the tutorial's U-Net.
+    #[arg(long, value_name = "FILE", default_value = "weights/weights.h5")]
+    pub weights: PathBuf,
+    /// Test frames: uint8 (N, 420, 580) from `prepare` (resized and standardised here), or
+    /// a model-ready float32 (N, 96, 96, 1) array fed as it is.
+    #[arg(long, value_name = "FILE", default_value = "imgs_test.npy")]
+    pub images: PathBuf,
+    /// Test ids (int32), naming the PNGs and overlays.
+    #[arg(long, value_name = "FILE", default_value = "imgs_id_test.npy")]
+    pub ids: PathBuf,
+    /// Where to write the float32 (N, 96, 96, 1) probabilities.
+    #[arg(long, value_name = "FILE", default_value = "imgs_mask_test.npy")]
+    pub out: PathBuf,
+    /// Folder for {id}_pred.png (uint8 prob * 255, 96 x 96), as the original.
+    #[arg(long, value_name = "DIR", default_value = "preds")]
+    pub png_dir: PathBuf,
+    /// Write no PNGs.
+    #[arg(long)]
+    pub no_png: bool,
+    /// Folder for full-size pictures of each frame with the predicted outline (red).
+    #[arg(long, value_name = "DIR")]
+    pub overlays: Option<PathBuf>,
+    /// Ground-truth {id}_mask.tif folder (e.g. raw/test_masks) to draw in green too.
+    #[arg(long, value_name = "DIR", requires = "overlays")]
+    pub truth: Option<PathBuf>,
+    /// At most this many overlays.
+    #[arg(long, value_name = "N", requires = "overlays")]
+    pub limit: Option<usize>,
+    #[command(flatten)]
+    pub stats: StatsArgs,
+    #[command(flatten)]
+    pub rule: MaskRuleArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Load a weight file whose layers do not all match (missing or extra layers), using
+    /// what matches by order; the rest keeps its fresh initialisation.
+    #[arg(long)]
+    pub allow_partial: bool,
+}
+
+impl PredictArgs {
+    pub fn into_config(self, quiet: bool) -> PredictConfig {
+        PredictConfig {
+            weights: self.weights,
+            images: self.images,
+            ids: self.ids,
+            out: self.out,
+            png_dir: (!self.no_png).then_some(self.png_dir),
+            overlays: self.overlays,
+            truth_dir: self.truth,
+            limit: self.limit,
+            stats: self.stats.source(),
+            rule: self.rule.rule(),
+            batch_size: self.run.batch_size as usize,
+            device: self.run.device,
+            speed: self.run.speed(),
+            allow_partial: self.allow_partial,
+            quiet,
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Flag groups that several subcommands share: how the network runs, how probabilities
+//! become masks, and where the standardisation statistics come from.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use nerveseg::dataset::Stats;
+use nerveseg::predict::StatsSource;
+use nerveseg::submission::MaskRule;
+use tch::Device;
+
+use super::parse_device;
+
+/// Speed switches shared by the commands that run the network.
+#[derive(Debug, Args)]
+pub struct SpeedArgs {
+    /// Keep activations and weights in NCHW memory order instead of channels-last (NHWC).
+    /// Channels-last is faster; both are float32 and agree to rounding.
+    #[arg(long)]
+    pub no_channels_last: bool,
+}
+
+impl SpeedArgs {
+    pub fn speed(&self, bf16: bool) -> nerveseg::model::Speed {
+        nerveseg::model::Speed {
+            channels_last: !self.no_channels_last,
+            bf16,
+        }
+    }
+}
+
+/// How the network runs (predict, evaluate).
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Images per forward pass (in evaluate also the batch of Keras's dice_coef).
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: u32,
+    /// Where to run: auto (CUDA when available), cpu, cuda or cuda:N.
+    #[arg(long, value_name = "DEVICE", default_value = "auto", value_parser = parse_device)]
+    pub device: Device,
+    /// Run the convolutions in bfloat16 (fast on GPUs with tensor cores and CPUs with
+    /// AVX-512 BF16); probabilities move by about 1e-2, so not the Keras parity mode.
+    #[arg(long)]
+    pub bf16: bool,
+    #[command(flatten)]
+    pub speed: SpeedArgs,
+}
+
+impl RunArgs {
+    pub fn speed(&self) -> nerveseg::model::Speed {
+        self.speed.speed(self.bf16)
+    }
+}
+
+/// How probability maps become full-size masks (submit, evaluate, overlays).
+#[derive(Debug, Args)]
+pub struct MaskRuleArgs {
+    /// A 96 x 96 probability above this is in the mask.
+    #[arg(long, value_name = "P", default_value_t = 0.5)]
+    pub threshold: f64,
+    /// Masks with fewer full-size pixels are written empty.
+    #[arg(long, value_name = "PIXELS", default_value_t = 10)]
+    pub min_size: usize,
+    /// After enlarging, keep every pixel above 0 (the original submission.py's dilation)
+    /// instead of thresholding at 0.5 again.
+    #[arg(long)]
+    pub keep_above_zero: bool,
+}
+
+impl MaskRuleArgs {
+    pub fn rule(&self) -> MaskRule {
+        MaskRule {
+            threshold: self.threshold,
+            min_size: self.min_size,
+            keep_above_zero: self.keep_above_zero,
+        }
+    }
+}
+
+/// Where the standardisation mean/std come from when the checkpoint has none.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Training pixel mean, for a checkpoint without stored statistics (with --std).
+    #[arg(
+        long,
+        value_name = "MEAN",
+        requires = "std",
+        allow_negative_numbers = true
+    )]
+    pub mean: Option<f64>,
+    /// Training pixel standard deviation (with --mean); a positive number.
+    #[arg(
+        long,
+        value_name = "STD",
+        requires = "mean",
+        allow_negative_numbers = true
+    )]
+    pub std: Option<f64>,
+    /// Recompute the statistics from this training array, as the original did.
+    #[arg(long, value_name = "FILE", conflicts_with = "mean")]
+    pub stats_from: Option<PathBuf>,
+}
+
+impl StatsArgs {
+    pub fn source(&self) -> StatsSource {
+        match (self.mean, self.std, &self.stats_from) {
+            (Some(mean), Some(std), _) => StatsSource::Given(Stats { mean, std }),
+            (_, _, Some(p)) => StatsSource::From(p.clone()),
+            _ => StatsSource::Stored,
+        }
+    }
+}

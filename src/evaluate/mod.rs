@@ -1,0 +1,251 @@
+//! Scores on labelled data, side by side: the Keras batch `dice_coef` that training
+//! prints, and the competition metric (mean over images of Dice at full size on binary
+//! masks, 1 when both are empty), plus how well "nerve present" is detected. Scores a
+//! checkpoint on the validation split, or a submission file against ground-truth masks
+//! (`kaggle.rs`).
+
+mod kaggle;
+mod report;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use rayon::prelude::*;
+use tch::{Device, TchError, Tensor};
+
+pub use self::kaggle::{rle_decode, score_submission};
+pub use self::report::{best_of, Report};
+use crate::data::npy::{Dtype, NpyReader};
+use crate::data::tiff::{HEIGHT, PIXELS, WIDTH};
+use crate::dataset::{self, SIDE_PIXELS};
+use crate::libtorch::explain;
+use crate::predict::{self, StatsSource};
+use crate::submission::{enlarger, MaskRule};
+
+/// The validation split when neither the command nor the checkpoint gives one: Keras's
+/// `validation_split=0.2` of the original.
+pub const DEFAULT_SPLIT: f64 = 0.2;
+
+/// Dice of two binary masks, 1 when both are empty (the competition's rule).
+pub fn dice(pred: &[u8], truth: &[u8]) -> f64 {
+    let (mut both, mut p, mut t) = (0usize, 0usize, 0usize);
+    for (&a, &b) in pred.iter().zip(truth) {
+        let (a, b) = (a != 0, b != 0);
+        both += (a && b) as usize;
+        p += a as usize;
+        t += b as usize;
+    }
+    if p + t == 0 {
+        1.0
+    } else {
+        2.0 * both as f64 / (p + t) as f64
+    }
+}
+
+/// Competition score and detection counts over a set of images.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Scores {
+    pub images: usize,
+    pub kaggle_dice: f64,
+    pub tp: usize,
+    pub fp: usize,
+    pub fn_: usize,
+    pub tn: usize,
+}
+
+impl Scores {
+    /// From (pixel counts of prediction, of truth, Dice) per image.
+    fn from_images(per_image: &[(usize, usize, f64)]) -> Scores {
+        let mut s = Scores {
+            images: per_image.len(),
+            ..Default::default()
+        };
+        for &(p, t, d) in per_image {
+            s.kaggle_dice += d;
+            match (p > 0, t > 0) {
+                (true, true) => s.tp += 1,
+                (true, false) => s.fp += 1,
+                (false, true) => s.fn_ += 1,
+                (false, false) => s.tn += 1,
+            }
+        }
+        s.kaggle_dice /= s.images.max(1) as f64;
+        s
+    }
+    pub fn precision(&self) -> f64 {
+        self.tp as f64 / (self.tp + self.fp).max(1) as f64
+    }
+    pub fn recall(&self) -> f64 {
+        self.tp as f64 / (self.tp + self.fn_).max(1) as f64
+    }
+}
+
+/// What `evaluate` on the validation split reads.
+#[derive(Clone, Debug)]
+pub struct EvalConfig {
+    pub weights: PathBuf,
+    pub images: PathBuf,
+    pub masks: PathBuf,
+    /// The share held out for validation; `None` takes the checkpoint's (else 0.2).
+    pub validation_split: Option<f64>,
+    pub rule: MaskRule,
+    pub stats: StatsSource,
+    pub batch_size: usize,
+    pub device: Device,
+    pub speed: crate::model::Speed,
+    pub sweep: bool,
+    pub quiet: bool,
+}
+
+/// The outcome of evaluating a checkpoint.
+#[derive(Clone, Debug)]
+pub struct Evaluation {
+    pub scores: Scores,
+    /// The validation split scored, and whether it came from the checkpoint.
+    pub validation_split: f64,
+    pub split_from_checkpoint: bool,
+    /// Keras's val_dice_coef: the plain mean of per-batch Dice at 96 x 96.
+    pub dice_coef: f64,
+    /// (threshold, min size, kaggle_dice) for every pair tried, when sweeping.
+    pub sweep: Vec<(f64, usize, f64)>,
+}
+
+/// Reads the last `n - skip` frames of a uint8 (N, 420, 580) array.
+fn tail_frames(path: &Path, split: f64) -> Result<(Vec<u8>, usize)> {
+    let mut r = NpyReader::open(path)?;
+    r.expect(Dtype::U8, &[None, Some(HEIGHT as u64), Some(WIDTH as u64)])?;
+    let n = r.shape[0] as usize;
+    let skip = dataset::train_count(n, split);
+    let mut scratch = vec![0u8; PIXELS];
+    for _ in 0..skip {
+        crate::interrupt::check()?;
+        r.read_rows(&mut scratch)?;
+    }
+    let mut out = vec![0u8; (n - skip) * PIXELS];
+    r.read_rows(&mut out)?;
+    Ok((out, n - skip))
+}
+
+/// Evaluates a checkpoint on the validation split of the prepared training arrays.
+pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
+    let loaded = predict::load(&cfg.weights, cfg.device, false, cfg.speed)?;
+    let stored = loaded.file.meta.run.as_ref().map(|r| r.validation_split);
+    let split = cfg.validation_split.or(stored).unwrap_or(DEFAULT_SPLIT);
+    if !(split > 0.0 && split <= 1.0) {
+        bail!("--validation-split must be in (0, 1] to have images to score, got {split}");
+    }
+    let stats = cfg.stats.resolve(&loaded.file, cfg.quiet)?;
+    let (frames, n) = tail_frames(&cfg.images, split)?;
+    let (truth, n_masks) = tail_frames(&cfg.masks, split)?;
+    if n != n_masks || n == 0 {
+        bail!(
+            "{} and {} give {n} and {n_masks} validation images",
+            cfg.images.display(),
+            cfg.masks.display()
+        );
+    }
+    let host = |what: &str, e: TchError| explain(e, what, Device::Cpu, None);
+    let x = dataset::standardise(&dataset::resize_frames(&frames), stats)
+        .map_err(|e| host("standardising the frames", e))?;
+    let y = dataset::unit_masks(&dataset::resize_frames(&truth))
+        .map_err(|e| host("scaling the masks", e))?;
+    let probs = predict::probabilities(&loaded.net, &x, cfg.batch_size, cfg.device, cfg.quiet)?;
+    let p = dataset::to_nchw(&probs).map_err(|e| host("reading the predictions", e))?;
+    let dice_coef =
+        batch_dice_coef(&y, &p, n, cfg.batch_size).map_err(|e| host("computing dice_coef", e))?;
+
+    let up = enlarger();
+    let score_rule = |rule: &MaskRule| -> Vec<(usize, usize, f64)> {
+        (0..n)
+            .into_par_iter()
+            .map(|i| {
+                let pred = rule.full_mask(&probs[i * SIDE_PIXELS..(i + 1) * SIDE_PIXELS], &up);
+                let t = &truth[i * PIXELS..(i + 1) * PIXELS];
+                let count = |m: &[u8]| m.iter().filter(|&&v| v != 0).count();
+                (count(&pred), count(t), dice(&pred, t))
+            })
+            .collect()
+    };
+    let scores = Scores::from_images(&score_rule(&cfg.rule));
+    let mut sweep = Vec::new();
+    if cfg.sweep {
+        for threshold in [0.3, 0.4, 0.5, 0.6, 0.7, 0.8] {
+            // One resize per threshold; the size rule only empties masks.
+            let raw = score_rule(&MaskRule {
+                threshold,
+                min_size: 0,
+                ..cfg.rule
+            });
+            for min_size in [0usize, 10, 500, 1000, 2000, 3000, 4000, 5000, 6000] {
+                let kept: Vec<(usize, usize, f64)> = raw
+                    .iter()
+                    .map(|&(p, t, d)| {
+                        if p > 0 && p < min_size {
+                            (0, t, if t == 0 { 1.0 } else { 0.0 })
+                        } else {
+                            (p, t, d)
+                        }
+                    })
+                    .collect();
+                sweep.push((threshold, min_size, Scores::from_images(&kept).kaggle_dice));
+            }
+        }
+    }
+    Ok(Evaluation {
+        scores,
+        validation_split: split,
+        split_from_checkpoint: cfg.validation_split.is_none() && stored.is_some(),
+        dice_coef,
+        sweep,
+    })
+}
+
+impl Evaluation {
+    /// What to print, with the `rule` the scores used.
+    pub fn report(&self, rule: MaskRule) -> Report {
+        Report {
+            scores: self.scores,
+            dice_coef: Some(self.dice_coef),
+            rule,
+            sweep: self.sweep.clone(),
+            split: Some((self.validation_split, self.split_from_checkpoint)),
+        }
+    }
+}
+
+/// Keras's val_dice_coef: the batch Dice of each batch of `batch`, plain mean over
+/// batches.
+fn batch_dice_coef(y: &Tensor, p: &Tensor, n: usize, batch: usize) -> Result<f64, TchError> {
+    let mut batch_dice = Vec::new();
+    let mut s = 0;
+    while s < n {
+        let b = batch.min(n - s);
+        let d = crate::loss::dice_coef(
+            &y.f_narrow(0, s as i64, b as i64)?,
+            &p.f_narrow(0, s as i64, b as i64)?,
+        )?;
+        batch_dice.push(d.f_double_value(&[])?);
+        s += b;
+    }
+    Ok(batch_dice.iter().sum::<f64>() / batch_dice.len().max(1) as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dice_is_one_when_both_empty() {
+        assert_eq!(dice(&[0, 0, 0], &[0, 0, 0]), 1.0);
+        assert_eq!(dice(&[1, 0, 0], &[0, 0, 0]), 0.0);
+        assert_eq!(dice(&[1, 1, 0], &[0, 1, 1]), 0.5);
+    }
+
+    #[test]
+    fn detection_counts() {
+        let s = Scores::from_images(&[(5, 5, 0.8), (5, 0, 0.0), (0, 5, 0.0), (0, 0, 1.0)]);
+        assert_eq!((s.tp, s.fp, s.fn_, s.tn), (1, 1, 1, 1));
+        assert!((s.kaggle_dice - 0.45).abs() < 1e-12);
+        assert_eq!(s.precision(), 0.5);
+    }
+}

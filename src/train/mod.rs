@@ -1,0 +1,441 @@
+//! Training, the heart of the original `train.py`: `model.fit(imgs, masks, batch_size=32,
+//! epochs=20, shuffle=True, validation_split=0.2, callbacks=[ModelCheckpoint(
+//! 'weights.h5', monitor='val_loss', save_best_only=True)])` with Adam(lr=1e-5) and the
+//! Dice loss, reporting Keras's own epoch figures.
+//!
+//! Keras's averaging: the epoch `loss` is the mean of batch losses weighted by batch size,
+//! `dice_coef` the plain mean of batch values; the same for the validation pass.
+//! Beside the best checkpoint (`weights.h5`) each epoch writes `history.csv` and then
+//! `last.h5` (weights, Adam state, epoch, best so far), so `--resume` can continue; every
+//! checkpoint records what defines the run (`resume.rs`), and a resume refuses another.
+
+mod history;
+mod resume;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use tch::nn::VarStore;
+use tch::{Device, Kind, TchError, Tensor};
+
+use self::history::Averages;
+pub use self::history::{format_epoch, read_history, write_history, EpochLog};
+use crate::adam::{AdamConfig, KerasAdam};
+use crate::dataset::{self, Prepared};
+use crate::keras::{self, Meta, RunRecord};
+use crate::libtorch::explain;
+use crate::loss::dice_loss;
+use crate::model::{self, UNet, UNetConfig};
+
+pub const BEST: &str = "weights.h5";
+pub const LAST: &str = "last.h5";
+pub const HISTORY: &str = "history.csv";
+
+/// Everything `train` needs; defaults are the tutorial's.
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    pub images: PathBuf,
+    pub masks: PathBuf,
+    pub out_dir: PathBuf,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub adam: AdamConfig,
+    pub validation_split: f64,
+    pub seed: u64,
+    pub shuffle: bool,
+    pub device: Device,
+    /// Start from these weights (any Keras file) instead of a fresh initialisation.
+    pub init_weights: Option<PathBuf>,
+    /// Continue the run saved in `out_dir/last.h5`.
+    pub resume: bool,
+    pub base_width: i64,
+    /// Memory layout and compute precision of the forward pass (`--amp` is bf16).
+    pub speed: model::Speed,
+    pub quiet: bool,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, Default)]
+pub struct TrainReport {
+    pub history: Vec<EpochLog>,
+    pub best_epoch: Option<usize>,
+    pub best_val_loss: Option<f64>,
+    /// Where the best checkpoint is.
+    pub best_path: PathBuf,
+}
+
+impl fmt::Display for TrainReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(e) = self.best_epoch else {
+            return write!(f, "no epoch to train: the run had already reached --epochs");
+        };
+        let path = self.best_path.display();
+        match self
+            .history
+            .iter()
+            .find(|l| l.epoch == e)
+            .and_then(|l| l.val_dice_coef)
+        {
+            Some(d) => write!(
+                f,
+                "best epoch {} (val_dice_coef {d:.4}) saved to {path}",
+                e + 1
+            ),
+            None => write!(f, "last epoch {} saved to {path}", e + 1),
+        }
+    }
+}
+
+/// The model and where the run starts: fresh, from `--init-weights`, or resumed.
+struct Start {
+    vs: VarStore,
+    net: UNet,
+    cfg: UNetConfig,
+    epoch: usize,
+    history: Vec<EpochLog>,
+    best: Option<(usize, f64)>,
+}
+
+/// Runs training; returns the history. Errors and interrupts leave the best checkpoint
+/// as it was; an interrupt says what was kept.
+pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
+    model::check_device(cfg.device)?;
+    if !(0.0..1.0).contains(&cfg.validation_split) {
+        bail!(
+            "--validation-split must be in [0, 1), got {}",
+            cfg.validation_split
+        );
+    }
+    std::fs::create_dir_all(&cfg.out_dir)
+        .with_context(|| format!("creating {}", cfg.out_dir.display()))?;
+    let data = dataset::load_training(&cfg.images, &cfg.masks, cfg.quiet)?;
+    let n = data.samples;
+    let n_train = dataset::train_count(n, cfg.validation_split);
+    if n_train == 0 || (cfg.validation_split > 0.0 && n_train == n) {
+        bail!(
+            "{n} samples cannot be split with --validation-split {}",
+            cfg.validation_split
+        );
+    }
+    let run = RunRecord {
+        validation_split: cfg.validation_split,
+        seed: cfg.seed,
+        shuffle: cfg.shuffle,
+        batch_size: cfg.batch_size as u64,
+        samples: n as u64,
+        fingerprint: data.fingerprint.clone(),
+    };
+    let mut start = build(cfg, &run)?;
+    let device = cfg.device;
+    let on_device = |what: &str, e: TchError| explain(e, what, device, Some(cfg.batch_size));
+    start
+        .net
+        .set_speed(&start.vs, cfg.speed)
+        .map_err(|e| on_device("laying out the weights", e))?;
+    let mut opt =
+        KerasAdam::new(&start.vs, cfg.adam).map_err(|e| on_device("creating Adam's state", e))?;
+    if cfg.resume {
+        let last = cfg.out_dir.join(LAST);
+        let state = keras::read_adam_state(&last, &opt.shapes())?
+            .with_context(|| format!("{} holds no optimizer state", last.display()))?;
+        opt.load_state(&state)?;
+    }
+    let Prepared {
+        images,
+        masks,
+        stats,
+        ..
+    } = data;
+    // The whole set moves to the device once; batches are gathered there.
+    let to_device = |t: Tensor| t.f_to_device(device);
+    let images = to_device(images).map_err(|e| on_device("moving the images to the device", e))?;
+    let masks = to_device(masks).map_err(|e| on_device("moving the masks to the device", e))?;
+    let meta_base = Meta {
+        mean: stats.map(|s| s.mean),
+        std: stats.map(|s| s.std),
+        run: Some(run),
+        ..Default::default()
+    };
+    let Start {
+        vs,
+        net,
+        cfg: ucfg,
+        epoch: first_epoch,
+        mut history,
+        mut best,
+    } = start;
+    let best_path = cfg.out_dir.join(BEST);
+    let last_path = cfg.out_dir.join(LAST);
+
+    for epoch in first_epoch..cfg.epochs {
+        let t0 = Instant::now();
+        let pass = Pass {
+            net: &net,
+            images: &images,
+            masks: &masks,
+            device,
+            batch: cfg.batch_size,
+        };
+        let avg = pass
+            .train_epoch(&mut opt, n_train, cfg, epoch)
+            .map_err(|e| crate::interrupt::keep(e, |_| interrupted(cfg, &history, best)))?;
+        let val = if n_train < n {
+            Some(
+                pass.validate(n_train, n, epoch)
+                    .map_err(|e| crate::interrupt::keep(e, |_| interrupted(cfg, &history, best)))?,
+            )
+        } else {
+            None
+        };
+        let log = EpochLog {
+            epoch,
+            loss: avg.loss(),
+            dice_coef: avg.dice(),
+            val_loss: val.as_ref().map(Averages::loss),
+            val_dice_coef: val.as_ref().map(Averages::dice),
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        if let Some(v) = log.val_loss.filter(|v| !v.is_finite()) {
+            bail!(
+                "the validation loss became {v} at epoch {}; stopped. The best checkpoint {} is \
+                 as it was",
+                epoch + 1,
+                best_path.display()
+            );
+        }
+        // ModelCheckpoint(save_best_only): only when val_loss improves; every epoch
+        // without validation.
+        let improved = match (log.val_loss, best) {
+            (Some(v), Some((_, b))) => v < b,
+            _ => true,
+        };
+        if improved {
+            best = Some((epoch, log.val_loss.unwrap_or(log.loss)));
+            let meta = Meta {
+                epoch: Some(epoch as i64 + 1),
+                ..meta_base.clone()
+            };
+            keras::write(&best_path, &vs, &ucfg, &meta, keras::Format::Keras2Model)?;
+        }
+        history.push(log);
+        // The history first: a crash before last.h5 then leaves a row too many, which a
+        // resume drops, never a row too few.
+        write_history(&cfg.out_dir.join(HISTORY), &history)?;
+        let meta = Meta {
+            epoch: Some(epoch as i64 + 1),
+            best_val_loss: best.map(|b| b.1),
+            best_epoch: best.map(|b| b.0 as i64 + 1),
+            ..meta_base.clone()
+        };
+        keras::write_checkpoint(&last_path, &vs, &ucfg, &meta, &opt.state())?;
+        if !cfg.quiet {
+            println!("{}", format_epoch(&log, cfg.epochs, improved));
+        }
+    }
+    Ok(TrainReport {
+        history,
+        best_epoch: best.map(|b| b.0),
+        best_val_loss: best.map(|b| b.1),
+        best_path,
+    })
+}
+
+/// What an interrupted run kept, and how to continue it.
+fn interrupted(cfg: &TrainConfig, history: &[EpochLog], best: Option<(usize, f64)>) -> String {
+    match best {
+        Some((e, _)) if !history.is_empty() => format!(
+            "the best checkpoint {} (epoch {}) is intact. Run the same command with --resume \
+             to continue from epoch {}",
+            cfg.out_dir.join(BEST).display(),
+            e + 1,
+            history.len() + 1
+        ),
+        _ => format!(
+            "no epoch finished; {} holds nothing new",
+            cfg.out_dir.display()
+        ),
+    }
+}
+
+/// The model and where the run starts: fresh, from `--init-weights`, or resumed (after
+/// checking that it is the same run).
+fn build(cfg: &TrainConfig, run: &RunRecord) -> Result<Start> {
+    let batch = Some(cfg.batch_size);
+    let source = if cfg.resume {
+        let last = cfg.out_dir.join(LAST);
+        let file = keras::read(&last).context("nothing to resume; run without --resume first")?;
+        resume::check_same_run(&file, run)?;
+        Some(file)
+    } else {
+        cfg.init_weights.as_deref().map(keras::read).transpose()?
+    };
+    let Some(file) = source else {
+        tch::manual_seed(cfg.seed as i64);
+        let ucfg = UNetConfig {
+            base_width: cfg.base_width,
+        };
+        let vs = VarStore::new(cfg.device);
+        let net = model::unet(&vs.root(), &ucfg).map_err(|e| {
+            explain(
+                e,
+                &format!("building the U-Net of width {}", cfg.base_width),
+                cfg.device,
+                batch,
+            )
+        })?;
+        return Ok(Start {
+            vs,
+            net,
+            cfg: ucfg,
+            epoch: 0,
+            history: Vec::new(),
+            best: None,
+        });
+    };
+    let loaded = keras::load(&file, cfg.device, false)?;
+    let (epoch, history, best) = if cfg.resume {
+        let epoch = resume::epoch(&file)?;
+        let history = read_history(&cfg.out_dir.join(HISTORY), epoch)?;
+        let best = file
+            .meta
+            .best_val_loss
+            .zip(file.meta.best_epoch)
+            .filter(|&(l, e)| l.is_finite() && e >= 1)
+            .map(|(l, e)| (e as usize - 1, l));
+        (epoch, history, best)
+    } else {
+        (0, Vec::new(), None)
+    };
+    Ok(Start {
+        vs: loaded.vs,
+        net: loaded.net,
+        cfg: loaded.cfg,
+        epoch,
+        history,
+        best,
+    })
+}
+
+/// One pass over batches of the data on the device.
+struct Pass<'a> {
+    net: &'a UNet,
+    images: &'a Tensor,
+    masks: &'a Tensor,
+    device: Device,
+    batch: usize,
+}
+
+impl Pass<'_> {
+    /// One epoch of training steps over the first `n_train` samples, in the epoch's
+    /// order; stops at an interrupt between batches, and with an error when the loss
+    /// stops being finite.
+    fn train_epoch(
+        &self,
+        opt: &mut KerasAdam,
+        n_train: usize,
+        cfg: &TrainConfig,
+        epoch: usize,
+    ) -> Result<Averages> {
+        let t0 = Instant::now();
+        let order = dataset::epoch_order(n_train, cfg.seed, epoch, cfg.shuffle);
+        let pb = crate::progress::bar(
+            n_train as u64,
+            &format!("{}/{}", epoch + 1, cfg.epochs),
+            cfg.quiet,
+        );
+        let fail = |what: String, e: TchError| explain(e, &what, self.device, Some(self.batch));
+        // The batch losses stay on the device until the epoch ends (or the bar is
+        // redrawn), so the GPU is never made to wait for the host inside the loop.
+        let order_t = Tensor::f_from_slice(&order)
+            .and_then(|t| t.f_to_device(self.device))
+            .map_err(|e| fail(format!("the order of epoch {}", epoch + 1), e))?;
+        let sizes: Vec<usize> = order.chunks(self.batch).map(<[i64]>::len).collect();
+        let mut losses: Vec<Tensor> = Vec::with_capacity(sizes.len());
+        let mut shown = Instant::now();
+        let mut start = 0;
+        for (b, &size) in sizes.iter().enumerate() {
+            if let Err(e) = crate::interrupt::check() {
+                pb.abandon();
+                return Err(e);
+            }
+            let what = || format!("training step {} of epoch {}", b + 1, epoch + 1);
+            let idx = order_t
+                .f_narrow(0, start, size as i64)
+                .map_err(|e| fail(what(), e))?;
+            start += size as i64;
+            losses.push(self.step(opt, &idx).map_err(|e| fail(what(), e))?);
+            pb.inc(size as u64);
+            if !cfg.quiet && shown.elapsed().as_secs_f64() >= 0.5 {
+                shown = Instant::now();
+                let avg = Averages::of(&to_host(&losses)?, sizes.iter().copied());
+                let rate = avg.samples as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+                pb.set_message(format!(
+                    "loss {:.4} dice {:.4} {rate:.1} img/s",
+                    avg.loss(),
+                    avg.dice()
+                ));
+            }
+        }
+        let values = to_host(&losses)?;
+        pb.finish_and_clear();
+        if let Some(b) = values.iter().position(|v| !v.is_finite()) {
+            bail!(
+                "the loss became {} at epoch {} batch {}; stopped. The best checkpoint {} is as it was",
+                values[b],
+                epoch + 1,
+                b + 1,
+                cfg.out_dir.join(BEST).display()
+            );
+        }
+        Ok(Averages::of(&values, sizes.iter().copied()))
+    }
+
+    /// One training step on the samples `idx`: the loss, detached.
+    fn step(&self, opt: &mut KerasAdam, idx: &Tensor) -> Result<Tensor, TchError> {
+        let x = self.images.f_index_select(0, idx)?;
+        let y = self.masks.f_index_select(0, idx)?;
+        opt.zero_grad()?;
+        let loss = dice_loss(&y, &self.net.forward(&x)?)?;
+        loss.f_backward()?;
+        opt.step()?;
+        loss.f_detach()
+    }
+
+    /// The validation pass over samples `from..to`, in order, without gradients.
+    fn validate(&self, from: usize, to: usize, epoch: usize) -> Result<Averages> {
+        let mut losses = Vec::new();
+        let mut sizes = Vec::new();
+        let mut s = from;
+        while s < to {
+            crate::interrupt::check()?;
+            let e = (s + self.batch).min(to);
+            let loss = tch::no_grad(|| -> Result<Tensor, TchError> {
+                let x = self.images.f_narrow(0, s as i64, (e - s) as i64)?;
+                let y = self.masks.f_narrow(0, s as i64, (e - s) as i64)?;
+                dice_loss(&y, &self.net.forward(&x)?)
+            })
+            .map_err(|err| {
+                let what = format!("validation of epoch {} at sample {}", epoch + 1, s + 1);
+                explain(err, &what, self.device, Some(self.batch))
+            })?;
+            losses.push(loss);
+            sizes.push(e - s);
+            s = e;
+        }
+        Ok(Averages::of(&to_host(&losses)?, sizes.into_iter()))
+    }
+}
+
+/// Scalar losses to host f64 in one transfer (one synchronisation).
+fn to_host(losses: &[Tensor]) -> Result<Vec<f64>> {
+    if losses.is_empty() {
+        return Ok(Vec::new());
+    }
+    let all = Tensor::f_stack(losses, 0)
+        .and_then(|t| t.f_to_kind(Kind::Double))
+        .and_then(|t| t.f_to_device(Device::Cpu))
+        .map_err(|e| explain(e, "reading the losses", Device::Cpu, None))?;
+    Ok(Vec::<f64>::try_from(&all)?)
+}
