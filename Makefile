@@ -9,7 +9,7 @@ TORCH_VERSION := 2.11.0
 STAMP := $(VENV)/.nerveseg-setup-torch-$(TORCH_VERSION)
 CARGO ?= cargo
 
-.PHONY: all setup build test demo bench bench-venv fixtures-npy fixtures-keras fixtures-preprocess fixtures-submission clean-venv
+.PHONY: all setup build test demo bench bench-venv fixtures-npy fixtures-keras fixtures-preprocess fixtures-submission clean-venv fuzz
 
 all: build
 
@@ -89,3 +89,25 @@ fixtures-submission:
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Fuzzes the readers of untrusted files (fuzz/, see fuzz/README.md) with cargo-fuzz on the
+# nightly toolchain; not part of `make test`. Installs cargo-fuzz if missing, copies the
+# committed seeds (fuzz/seeds/TARGET) into the corpus folders (fuzz/corpus/TARGET) and runs
+# the targets one after another, each for FUZZ_SECONDS seconds (default 1200), keeping on
+# past a crash; exits non-zero at the end if any target stopped early. Crashes are saved
+# in fuzz/artifacts/TARGET/. The first build compiles libtorch's bindings and HDF5 again
+# (10+ minutes on 2 cores).
+# FUZZ_SECONDS: seconds per target. FUZZ_TARGETS: which targets (default all four).
+FUZZ_SECONDS ?= 1200
+FUZZ_TARGETS ?= npy tiff keras submission
+FUZZ_FLAGS := -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=10 -max_total_time=$(FUZZ_SECONDS)
+fuzz: setup
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
+	@failed=""; for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/corpus/$$t && cp fuzz/seeds/$$t/* fuzz/corpus/$$t/ || exit 1; \
+		echo "== fuzzing $$t for $(FUZZ_SECONDS) s"; \
+		RAYON_NUM_THREADS=1 LD_LIBRARY_PATH="$(CURDIR)/$(VENV)/libtorch/lib" \
+			cargo +nightly fuzz run --sanitizer none $$t fuzz/corpus/$$t -- $(FUZZ_FLAGS) \
+			|| failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: stopped early:$$failed (see fuzz/artifacts/)"; exit 1; fi

@@ -40,9 +40,19 @@ pub fn is_out_of_memory(line: &str) -> bool {
         || l.contains("alloc_failed")
 }
 
-/// A libtorch failure while doing `what` (e.g. "training step 3 of epoch 2") on `device`,
-/// with batches of `batch` images when the work is batched.
-pub fn explain(e: TchError, what: &str, device: Device, batch: Option<usize>) -> anyhow::Error {
+/// What a user can change when memory runs out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Advice {
+    /// The work runs in batches of this many images.
+    BatchSize(usize),
+    /// The work builds or holds a U-Net of this base width.
+    BaseWidth(i64),
+    /// Nothing to suggest.
+    None,
+}
+
+/// A libtorch failure while doing `what` (e.g. "training step 3 of epoch 2") on `device`.
+pub fn explain(e: TchError, what: &str, device: Device, advice: Advice) -> anyhow::Error {
     let line = first_line(&e);
     if is_out_of_memory(&line) {
         // CUDA says "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has ...": keep
@@ -56,12 +66,16 @@ pub fn explain(e: TchError, what: &str, device: Device, batch: Option<usize>) ->
             })
             .unwrap_or_default();
         let device = device_name(device);
-        match batch {
-            Some(b) => anyhow!(
+        match advice {
+            Advice::BatchSize(b) => anyhow!(
                 "out of memory on {device} during {what} at --batch-size {b}{tried}; try a \
                  smaller --batch-size"
             ),
-            None => anyhow!("out of memory on {device} during {what}{tried}"),
+            Advice::BaseWidth(w) => anyhow!(
+                "out of memory on {device} during {what}{tried}: a U-Net of base width {w} \
+                 does not fit; try a smaller --base-width or another --device"
+            ),
+            Advice::None => anyhow!("out of memory on {device} during {what}{tried}"),
         }
     } else {
         anyhow!("libtorch failed during {what}: {line}")
@@ -78,7 +92,7 @@ mod tests {
         let a = Tensor::zeros([2, 3], (Kind::Float, Device::Cpu));
         let b = Tensor::zeros([4, 5], (Kind::Float, Device::Cpu));
         let e = a.f_matmul(&b).unwrap_err();
-        let msg = explain(e, "a test", Device::Cpu, Some(8)).to_string();
+        let msg = explain(e, "a test", Device::Cpu, Advice::BatchSize(8)).to_string();
         assert!(msg.starts_with("libtorch failed during a test: "), "{msg}");
         assert!(msg.contains("cannot be multiplied"), "{msg}");
         assert_eq!(msg.lines().count(), 1, "{msg}");
@@ -89,7 +103,13 @@ mod tests {
     fn a_real_allocation_failure_says_out_of_memory() {
         // 2^45 floats: 128 TiB, more than any machine's address space.
         let e = Tensor::f_empty([1i64 << 45], (Kind::Float, Device::Cpu)).unwrap_err();
-        let msg = explain(e, "prediction of batch 1", Device::Cpu, Some(32)).to_string();
+        let msg = explain(
+            e,
+            "prediction of batch 1",
+            Device::Cpu,
+            Advice::BatchSize(32),
+        )
+        .to_string();
         assert!(
             msg.starts_with("out of memory on cpu during prediction of batch 1 at --batch-size 32"),
             "{msg}"
@@ -107,7 +127,13 @@ mod tests {
              CUDACachingAllocator.cpp:1\nframe #0: c10::Error::Error"
                 .to_owned(),
         );
-        let msg = explain(e, "training step 1 of epoch 1", Device::Cuda(0), Some(4096)).to_string();
+        let msg = explain(
+            e,
+            "training step 1 of epoch 1",
+            Device::Cuda(0),
+            Advice::BatchSize(4096),
+        )
+        .to_string();
         assert_eq!(
             msg,
             "out of memory on cuda:0 during training step 1 of epoch 1 at --batch-size 4096 \

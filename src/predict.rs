@@ -21,7 +21,7 @@ use crate::data::tiff::{HEIGHT, WIDTH};
 use crate::dataset::{self, Stats, SIDE_PIXELS};
 use crate::interrupt;
 use crate::keras::{self, KerasFile, LoadReport};
-use crate::libtorch::explain;
+use crate::libtorch::{explain, Advice};
 use crate::model::{self, UNet, UNetConfig, INPUT_SIZE};
 
 /// A U-Net with weights from a Keras file, ready to run.
@@ -44,10 +44,14 @@ pub fn load(
     model::check_device(device)?;
     let file = keras::read(path)?;
     let mut loaded = keras::load(&file, device, allow_partial)?;
-    loaded
-        .net
-        .set_speed(&loaded.vs, speed)
-        .map_err(|e| explain(e, "laying out the weights", device, None))?;
+    loaded.net.set_speed(&loaded.vs, speed).map_err(|e| {
+        explain(
+            e,
+            "laying out the weights",
+            device,
+            Advice::BaseWidth(loaded.cfg.base_width),
+        )
+    })?;
     let r = &loaded.report;
     if !r.missing.is_empty() || !r.unused.is_empty() {
         log::warn!(
@@ -129,7 +133,7 @@ pub fn probabilities(
         })
         .map_err(|e| {
             let what = format!("prediction of images {}..{}", s + 1, s + b);
-            explain(e, &what, device, Some(batch))
+            explain(e, &what, device, Advice::BatchSize(batch))
         })?;
         out.extend(Vec::<f32>::try_from(&y).context("copying predictions from the device")?);
         s += b;
@@ -201,13 +205,17 @@ pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
         ),
     };
     let loaded = load(&cfg.weights, cfg.device, cfg.allow_partial, cfg.speed)?;
+    // The output is opened first, so an unwritable place fails before the work; its
+    // rows come once every batch is predicted.
+    let n = reader.shape[0];
+    let mut writer = NpyWriter::<f32>::create(&cfg.out, &[n, side, side, 1])?;
     let nothing = |_: Option<&str>| format!("{} was not written", cfg.out.display());
     let (probs, ids) = if frames {
         let stats = cfg.stats.resolve(&loaded.file, cfg.quiet)?;
         // The ids only name pictures; read them first so a bad file fails before the work.
         let pictures = cfg.png_dir.is_some() || cfg.overlays.is_some();
         let ids = if pictures {
-            read_ids(&cfg.ids, reader.shape[0])?
+            read_ids(&cfg.ids, n)?
         } else {
             Vec::new()
         };
@@ -216,7 +224,7 @@ pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
             nothing,
         )?;
         let x = dataset::standardise(&small, stats)
-            .map_err(|e| explain(e, "standardising the frames", Device::Cpu, None))?;
+            .map_err(|e| explain(e, "standardising the frames", Device::Cpu, Advice::None))?;
         let probs = interrupt::keeping(
             probabilities(&loaded.net, &x, cfg.batch_size, cfg.device, cfg.quiet),
             nothing,
@@ -224,19 +232,24 @@ pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
         (probs, ids)
     } else {
         let x = reader.read_all::<f32>()?;
-        let t = dataset::to_nchw(&x)
-            .map_err(|e| explain(e, "reading the model-ready images", Device::Cpu, None))?;
+        let t = dataset::to_nchw(&x).map_err(|e| {
+            explain(
+                e,
+                "reading the model-ready images",
+                Device::Cpu,
+                Advice::None,
+            )
+        })?;
         let probs = interrupt::keeping(
             probabilities(&loaded.net, &t, cfg.batch_size, cfg.device, cfg.quiet),
             nothing,
         )?;
         (probs, Vec::new())
     };
-    let n = probs.len() / SIDE_PIXELS;
-    let mut writer = NpyWriter::<f32>::create(&cfg.out, &[n as u64, side, side, 1])?;
     for row in probs.chunks(SIDE_PIXELS) {
         writer.push_row(row)?;
     }
+    interrupt::keeping(interrupt::check(), nothing)?;
     writer.finish()?;
     let written = |inner: Option<&str>| {
         format!(
@@ -263,7 +276,7 @@ pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
         )?;
     }
     Ok(PredictReport {
-        images: n,
+        images: n as usize,
         weights: cfg.weights.clone(),
         out: cfg.out.clone(),
     })

@@ -18,7 +18,7 @@ pub use self::report::{best_of, Report};
 use crate::data::npy::{Dtype, NpyReader};
 use crate::data::tiff::{HEIGHT, PIXELS, WIDTH};
 use crate::dataset::{self, SIDE_PIXELS};
-use crate::libtorch::explain;
+use crate::libtorch::{explain, Advice};
 use crate::predict::{self, StatsSource};
 use crate::submission::{enlarger, MaskRule};
 
@@ -144,7 +144,7 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
             cfg.masks.display()
         );
     }
-    let host = |what: &str, e: TchError| explain(e, what, Device::Cpu, None);
+    let host = |what: &str, e: TchError| explain(e, what, Device::Cpu, Advice::None);
     let x = dataset::standardise(&dataset::resize_frames(&frames), stats)
         .map_err(|e| host("standardising the frames", e))?;
     let y = dataset::unit_masks(&dataset::resize_frames(&truth))

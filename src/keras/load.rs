@@ -196,7 +196,7 @@ pub fn load(file: &KerasFile, device: Device, allow_partial: bool) -> Result<Loa
             e,
             &format!("building the U-Net of width {}", checked.cfg.base_width),
             device,
-            None,
+            crate::libtorch::Advice::BaseWidth(checked.cfg.base_width),
         )
     })?;
     checked.copy_into(file, &vs)?;

@@ -24,8 +24,8 @@ use self::history::Averages;
 pub use self::history::{format_epoch, read_history, write_history, EpochLog};
 use crate::adam::{AdamConfig, KerasAdam};
 use crate::dataset::{self, Prepared};
-use crate::keras::{self, Meta, RunRecord};
-use crate::libtorch::explain;
+use crate::keras::{self, KerasFile, Meta, RunRecord};
+use crate::libtorch::{explain, Advice};
 use crate::loss::dice_loss;
 use crate::model::{self, UNet, UNetConfig};
 
@@ -108,8 +108,9 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
             cfg.validation_split
         );
     }
-    std::fs::create_dir_all(&cfg.out_dir)
-        .with_context(|| format!("creating {}", cfg.out_dir.display()))?;
+    // The weights to start from are read and checked before the data, which can take a
+    // while to load.
+    let source = weights_source(cfg)?;
     let data = dataset::load_training(&cfg.images, &cfg.masks, cfg.quiet)?;
     let n = data.samples;
     let n_train = dataset::train_count(n, cfg.validation_split);
@@ -127,9 +128,12 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
         samples: n as u64,
         fingerprint: data.fingerprint.clone(),
     };
-    let mut start = build(cfg, &run)?;
+    let mut start = build(cfg, source, &run)?;
+    std::fs::create_dir_all(&cfg.out_dir)
+        .with_context(|| format!("creating {}", cfg.out_dir.display()))?;
     let device = cfg.device;
-    let on_device = |what: &str, e: TchError| explain(e, what, device, Some(cfg.batch_size));
+    let model = Advice::BaseWidth(start.cfg.base_width);
+    let on_device = |what: &str, e: TchError| explain(e, what, device, model);
     start
         .net
         .set_speed(&start.vs, cfg.speed)
@@ -150,8 +154,9 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
     } = data;
     // The whole set moves to the device once; batches are gathered there.
     let to_device = |t: Tensor| t.f_to_device(device);
-    let images = to_device(images).map_err(|e| on_device("moving the images to the device", e))?;
-    let masks = to_device(masks).map_err(|e| on_device("moving the masks to the device", e))?;
+    let data = |what: &str, e: TchError| explain(e, what, device, Advice::None);
+    let images = to_device(images).map_err(|e| data("moving the images to the device", e))?;
+    let masks = to_device(masks).map_err(|e| data("moving the masks to the device", e))?;
     let meta_base = Meta {
         mean: stats.map(|s| s.mean),
         std: stats.map(|s| s.std),
@@ -259,18 +264,28 @@ fn interrupted(cfg: &TrainConfig, history: &[EpochLog], best: Option<(usize, f64
     }
 }
 
+/// The file to start from (`last.h5` to resume, or `--init-weights`), read and with
+/// every shape checked; `None` for a fresh start.
+fn weights_source(cfg: &TrainConfig) -> Result<Option<KerasFile>> {
+    let file = if cfg.resume {
+        let last = cfg.out_dir.join(LAST);
+        keras::read(&last).context("nothing to resume; run without --resume first")?
+    } else {
+        match &cfg.init_weights {
+            Some(p) => keras::read(p)?,
+            None => return Ok(None),
+        }
+    };
+    file.check(false)?;
+    Ok(Some(file))
+}
+
 /// The model and where the run starts: fresh, from `--init-weights`, or resumed (after
 /// checking that it is the same run).
-fn build(cfg: &TrainConfig, run: &RunRecord) -> Result<Start> {
-    let batch = Some(cfg.batch_size);
-    let source = if cfg.resume {
-        let last = cfg.out_dir.join(LAST);
-        let file = keras::read(&last).context("nothing to resume; run without --resume first")?;
-        resume::check_same_run(&file, run)?;
-        Some(file)
-    } else {
-        cfg.init_weights.as_deref().map(keras::read).transpose()?
-    };
+fn build(cfg: &TrainConfig, source: Option<KerasFile>, run: &RunRecord) -> Result<Start> {
+    if let (true, Some(last)) = (cfg.resume, &source) {
+        resume::check_same_run(last, run)?;
+    }
     let Some(file) = source else {
         tch::manual_seed(cfg.seed as i64);
         let ucfg = UNetConfig {
@@ -282,7 +297,7 @@ fn build(cfg: &TrainConfig, run: &RunRecord) -> Result<Start> {
                 e,
                 &format!("building the U-Net of width {}", cfg.base_width),
                 cfg.device,
-                batch,
+                Advice::BaseWidth(cfg.base_width),
             )
         })?;
         return Ok(Start {
@@ -345,7 +360,9 @@ impl Pass<'_> {
             &format!("{}/{}", epoch + 1, cfg.epochs),
             cfg.quiet,
         );
-        let fail = |what: String, e: TchError| explain(e, &what, self.device, Some(self.batch));
+        let fail = |what: String, e: TchError| {
+            explain(e, &what, self.device, Advice::BatchSize(self.batch))
+        };
         // The batch losses stay on the device until the epoch ends (or the bar is
         // redrawn), so the GPU is never made to wait for the host inside the loop.
         let order_t = Tensor::f_from_slice(&order)
@@ -418,7 +435,7 @@ impl Pass<'_> {
             })
             .map_err(|err| {
                 let what = format!("validation of epoch {} at sample {}", epoch + 1, s + 1);
-                explain(err, &what, self.device, Some(self.batch))
+                explain(err, &what, self.device, Advice::BatchSize(self.batch))
             })?;
             losses.push(loss);
             sizes.push(e - s);
@@ -436,6 +453,6 @@ fn to_host(losses: &[Tensor]) -> Result<Vec<f64>> {
     let all = Tensor::f_stack(losses, 0)
         .and_then(|t| t.f_to_kind(Kind::Double))
         .and_then(|t| t.f_to_device(Device::Cpu))
-        .map_err(|e| explain(e, "reading the losses", Device::Cpu, None))?;
+        .map_err(|e| explain(e, "reading the losses", Device::Cpu, Advice::None))?;
     Ok(Vec::<f64>::try_from(&all)?)
 }

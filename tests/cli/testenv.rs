@@ -1,7 +1,9 @@
 //! A temporary folder and a way to run the binary in it.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 
 pub struct TestEnv {
     dir: tempfile::TempDir,
@@ -94,6 +96,99 @@ impl TestEnv {
         .ok();
     }
 
+    /// Every file under the folder (recursively) with its bytes.
+    pub fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        walk(self.dir.path(), &mut |p| {
+            let rel = p.strip_prefix(self.dir.path()).unwrap().to_owned();
+            out.insert(rel, std::fs::read(p).unwrap());
+        });
+        out
+    }
+
+    /// Partial files (`NAME.partial-PID-N`) anywhere under the folder.
+    pub fn partial_files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        walk(self.dir.path(), &mut |p| {
+            if p.to_string_lossy().contains(".partial-") {
+                out.push(p.to_owned());
+            }
+        });
+        out
+    }
+
+    /// Runs `nerveseg ARGS`, expecting it to refuse: a one-line error holding every
+    /// needle, no panic, no partial file left, and every file in the folder exactly as
+    /// it was. Returns stderr.
+    pub fn refuses(&self, args: &[&str], needles: &[&str]) -> String {
+        self.refusal(args, needles, || self.run(args))
+    }
+
+    /// As [`TestEnv::refuses`], and returns the run's peak memory in MiB too.
+    pub fn refuses_within(&self, args: &[&str], needles: &[&str], limit_mib: f64) -> (String, f64) {
+        let mut peak = 0.0;
+        let err = self.refusal(args, needles, || {
+            let (run, p) = self.run_peak(args);
+            peak = p;
+            run
+        });
+        assert!(peak < limit_mib, "{args:?}: peak memory {peak:.0} MiB");
+        (err, peak)
+    }
+
+    fn refusal(&self, args: &[&str], needles: &[&str], run: impl FnOnce() -> Run) -> String {
+        let before = self.snapshot();
+        let err = run().fails_with(needles);
+        assert_eq!(self.partial_files(), Vec::<PathBuf>::new(), "{args:?}");
+        let after = self.snapshot();
+        assert_eq!(
+            before.keys().collect::<Vec<_>>(),
+            after.keys().collect::<Vec<_>>(),
+            "{args:?} changed the folder"
+        );
+        for (p, bytes) in &before {
+            assert!(after[p] == *bytes, "{args:?} changed {}", p.display());
+        }
+        err
+    }
+
+    /// Runs `nerveseg ARGS` and returns the run with the peak resident memory of the
+    /// process in MiB (from wait4's rusage: this child alone, not the test's others).
+    // The child is reaped by wait4 below, which Child::wait cannot give the rusage of.
+    #[allow(clippy::zombie_processes)]
+    pub fn run_peak(&self, args: &[&str]) -> (Run, f64) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nerveseg"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running nerveseg");
+        let drain = |mut r: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                r.read_to_end(&mut v).unwrap();
+                v
+            })
+        };
+        let out = drain(Box::new(child.stdout.take().unwrap()));
+        let err = drain(Box::new(child.stderr.take().unwrap()));
+        let mut status = 0;
+        // SAFETY: rusage is plain data; wait4 fills it for our own child.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+        assert_eq!(pid, child.id() as libc::pid_t, "wait4 failed");
+        use std::os::unix::process::ExitStatusExt;
+        let output = Output {
+            status: std::process::ExitStatus::from_raw(status),
+            stdout: out.join().unwrap(),
+            stderr: err.join().unwrap(),
+        };
+        // ru_maxrss is in KiB on Linux.
+        (Run { output }, usage.ru_maxrss as f64 / 1024.0)
+    }
+
     /// Names of the files in a folder, sorted.
     pub fn names(&self, rel: &str) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.path(rel))
@@ -104,5 +199,20 @@ impl TestEnv {
             .unwrap_or_default();
         v.sort();
         v
+    }
+}
+
+/// Calls `f` on every file under `dir`.
+fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            walk(&p, f);
+        } else {
+            f(&p);
+        }
     }
 }

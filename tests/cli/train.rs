@@ -88,7 +88,7 @@ fn adam_steps_match_tf_keras_with(speed: Speed) {
 }
 
 /// A tiny prepared set: 2 subjects x 6 frames.
-fn prepared() -> TestEnv {
+pub fn prepared() -> TestEnv {
     let env = TestEnv::new();
     env.synth_small(2, 6, 1);
     env.run(&[
@@ -111,7 +111,7 @@ fn history(env: &TestEnv, dir: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-const TINY: [&str; 8] = [
+pub const TINY: [&str; 8] = [
     "--device",
     "cpu",
     "--base-width",
@@ -422,4 +422,9 @@ fn ctrl_c_stops_after_the_batch_and_keeps_the_checkpoint() {
     );
     assert!(err.contains("--resume"), "{err}");
     keras::read(&env.path("weights/weights.h5")).unwrap();
+    // No partial file, and the history matches the last checkpoint's epoch.
+    assert!(env.partial_files().is_empty(), "{:?}", env.partial_files());
+    let last = keras::read(&env.path("weights/last.h5")).unwrap();
+    let rows = history(&env, "weights").len() as i64 - 1;
+    assert!(rows >= last.meta.epoch.unwrap(), "{rows} rows");
 }

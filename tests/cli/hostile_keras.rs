@@ -1,0 +1,171 @@
+//! Keras files from strangers: a kernel of width 0, a first kernel claiming a width of
+//! 4096 (a 150 GB model), a layer of the wrong shape further in, a dataset declaring
+//! more values than any U-Net has. Each is refused on reading, before a model is built
+//! or a value read, naming the file, the layer and the shapes.
+
+use std::path::Path;
+
+use crate::keras_fixtures::keras_fixture;
+use crate::testenv::TestEnv;
+
+/// Copies the width-4 tf-keras fixture to `name` and replaces the kernel of its
+/// `index`-th weighted layer (file order) by a dataset of `shape`, holding zeros when
+/// `write` (else declared only: HDF5 allocates nothing until it is written).
+fn doctored(env: &TestEnv, name: &str, index: usize, shape: &[usize], write: bool) -> String {
+    let path = env.path(name);
+    std::fs::copy(keras_fixture("unet_w4_weights.h5"), &path).unwrap();
+    let layer = nerveseg::keras::read(&path).unwrap().layers[index].clone();
+    let f = hdf5::File::open_rw(&path).unwrap();
+    f.unlink(&layer.kernel.dataset).unwrap();
+    let (group, leaf) = layer.kernel.dataset.rsplit_once('/').unwrap();
+    let ds = f
+        .group(group)
+        .unwrap()
+        .new_dataset::<f32>()
+        .shape(shape)
+        .create(leaf)
+        .unwrap();
+    if write {
+        ds.write_raw(&vec![0f32; shape.iter().product()]).unwrap();
+    }
+    layer.name
+}
+
+fn weights_args<'a>(cmd: &'a str, w: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![cmd];
+    match cmd {
+        "predict" | "evaluate" => v.extend(["--weights", w, "--device", "cpu"]),
+        "train" => v.extend(["--init-weights", w, "--device", "cpu"]),
+        "convert" => v.extend([w, "out.h5"]),
+        _ => v.push(w),
+    }
+    v.extend(rest);
+    v
+}
+
+#[test]
+fn a_width_of_zero_is_an_error_not_a_libtorch_panic() {
+    let env = TestEnv::new();
+    let first = doctored(&env, "zero.h5", 0, &[3, 3, 1, 0], true);
+    let inputs = keras_fixture("inputs_w4.npy");
+    let inputs = inputs.to_str().unwrap();
+    for cmd in ["predict", "convert", "train"] {
+        let extra: &[&str] = match cmd {
+            "predict" | "train" => &["--images", inputs],
+            _ => &[],
+        };
+        env.refuses(
+            &weights_args(cmd, "zero.h5", extra),
+            &[&format!(
+                "zero.h5: the first Conv2D ({first}) has kernel (3, 3, 1, 0): a base width of 0, \
+                 outside 1..=256"
+            )],
+        );
+    }
+    // inspect still describes it, saying what is wrong with the width.
+    let out = env.run(&["inspect", "zero.h5"]).ok();
+    assert!(out.contains("base width: unknown"), "{out}");
+}
+
+#[test]
+fn a_width_of_4096_is_refused_at_once() {
+    let env = TestEnv::new();
+    doctored(&env, "wide.h5", 0, &[3, 3, 1, 4096], true);
+    let limit = {
+        let (run, peak) = env.run_peak(&["--version"]);
+        run.ok();
+        peak + 200.0
+    };
+    let t0 = std::time::Instant::now();
+    let inputs = keras_fixture("inputs_w4.npy");
+    for args in [
+        weights_args(
+            "predict",
+            "wide.h5",
+            &["--images", inputs.to_str().unwrap()],
+        ),
+        weights_args("convert", "wide.h5", &[]),
+    ] {
+        env.refuses_within(
+            &args,
+            &[
+                "wide.h5",
+                "has kernel (3, 3, 1, 4096): a base width of 4096",
+            ],
+            limit,
+        );
+    }
+    assert!(t0.elapsed().as_secs() < 30, "{:?}", t0.elapsed());
+}
+
+#[test]
+fn a_layer_of_the_wrong_shape_is_named_with_both_shapes() {
+    let env = TestEnv::new();
+    // The fifth weighted layer in file order is a Conv2D of 8 -> 16 channels at width 4.
+    let name = doctored(&env, "mid.h5", 4, &[3, 3, 8, 9], true);
+    env.refuses(
+        &weights_args("convert", "mid.h5", &[]),
+        &[&format!(
+            "mid.h5: layer {name} (ours conv2d_5): kernel (3, 3, 8, 9) and bias (16), expected \
+             (3, 3, 8, 16) and (16) for base width 4"
+        )],
+    );
+}
+
+/// A kernel declaring 36 billion values (144 GB of float32) that the file never stores:
+/// refused from its shape alone, so neither inspect nor loading reads it.
+#[test]
+fn a_dataset_declaring_144_gb_is_never_read() {
+    let env = TestEnv::new();
+    let name = doctored(&env, "declared.h5", 2, &[3, 3, 4, 1_000_000_000], false);
+    assert!(std::fs::metadata(env.path("declared.h5")).unwrap().len() < 2 << 20);
+    let limit = {
+        let (run, peak) = env.run_peak(&["--version"]);
+        run.ok();
+        peak + 200.0
+    };
+    env.refuses_within(
+        &weights_args("convert", "declared.h5", &[]),
+        &[&format!(
+            "declared.h5: layer {name} (ours conv2d_3): kernel (3, 3, 4, 1000000000)"
+        )],
+        limit,
+    );
+    let (run, peak) = env.run_peak(&["inspect", "declared.h5"]);
+    let out = run.ok();
+    assert!(out.contains("(3, 3, 4, 1000000000)"), "{out}");
+    assert!(peak < limit, "inspect: peak {peak:.0} MiB");
+}
+
+/// The optimizer state of a resumed run is checked too: an Adam moment of the wrong shape
+/// in last.h5 is refused, naming it.
+#[test]
+fn an_adam_moment_of_the_wrong_shape_is_refused() {
+    let env = crate::train::prepared();
+    env.run(&[&["train", "-q", "--epochs", "1"][..], &crate::train::TINY].concat())
+        .ok();
+    let last = env.path("weights/last.h5");
+    {
+        let f = hdf5::File::open_rw(&last).unwrap();
+        let key = "optimizer_weights/Adam/m/conv2d_2/kernel:0";
+        f.unlink(key).unwrap();
+        f.group("optimizer_weights/Adam/m/conv2d_2")
+            .unwrap()
+            .new_dataset::<f32>()
+            .shape([3, 3, 2, 5])
+            .create("kernel:0")
+            .unwrap();
+    }
+    env.refuses(
+        &[
+            &["train", "--epochs", "2", "--resume"][..],
+            &crate::train::TINY,
+        ]
+        .concat(),
+        &[
+            "reading the optimizer state in weights/last.h5",
+            "Adam/m/conv2d_2/kernel:0 has shape (3, 3, 2, 5), expected (3, 3, 2, 2)",
+        ],
+    );
+    assert!(Path::new(&last).exists());
+}
