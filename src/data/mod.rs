@@ -7,6 +7,7 @@
 //! size. Every output goes to a
 //! temporary file first and all are renamed into place only when everything succeeded.
 
+pub mod layout;
 pub mod npy;
 pub mod tiff;
 
@@ -77,12 +78,12 @@ fn prepare_all(cfg: &PrepareConfig) -> Result<PrepareReport> {
     let start = Instant::now();
     // List and check every name before reading any pixel.
     let train = if cfg.train {
-        Some(tiff::scan_train(&cfg.raw.join("train"))?)
+        Some(layout::scan_train(&cfg.raw.join("train"))?)
     } else {
         None
     };
     let test = if cfg.test {
-        Some(tiff::scan_test(&cfg.raw.join("test"))?)
+        Some(layout::scan_test(&cfg.raw.join("test"))?)
     } else {
         None
     };

@@ -21,7 +21,8 @@ use rayon::prelude::*;
 
 use self::scene::mix;
 pub use self::scene::Subject;
-use crate::data::tiff::{self, RawName, HEIGHT, PIXELS, WIDTH};
+use crate::data::layout::RawName;
+use crate::data::tiff::{self, HEIGHT, PIXELS, WIDTH};
 
 /// What `synth` writes.
 #[derive(Clone, Debug)]

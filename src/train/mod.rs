@@ -10,6 +10,7 @@
 //! checkpoint records what defines the run (`resume.rs`), and a resume refuses another.
 
 mod history;
+mod pass;
 mod resume;
 
 use std::fmt;
@@ -18,15 +19,15 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use tch::nn::VarStore;
-use tch::{Device, Kind, TchError, Tensor};
+use tch::{Device, TchError, Tensor};
 
 use self::history::Averages;
 pub use self::history::{format_epoch, read_history, write_history, EpochLog};
+use self::pass::Pass;
 use crate::adam::{AdamConfig, KerasAdam};
 use crate::dataset::{self, Prepared};
 use crate::keras::{self, KerasFile, Meta, RunRecord};
 use crate::libtorch::{explain, Advice};
-use crate::loss::dice_loss;
 use crate::model::{self, UNet, UNetConfig};
 
 pub const BEST: &str = "weights.h5";
@@ -331,128 +332,4 @@ fn build(cfg: &TrainConfig, source: Option<KerasFile>, run: &RunRecord) -> Resul
         history,
         best,
     })
-}
-
-/// One pass over batches of the data on the device.
-struct Pass<'a> {
-    net: &'a UNet,
-    images: &'a Tensor,
-    masks: &'a Tensor,
-    device: Device,
-    batch: usize,
-}
-
-impl Pass<'_> {
-    /// One epoch of training steps over the first `n_train` samples, in the epoch's
-    /// order; stops at an interrupt between batches, and with an error when the loss
-    /// stops being finite.
-    fn train_epoch(
-        &self,
-        opt: &mut KerasAdam,
-        n_train: usize,
-        cfg: &TrainConfig,
-        epoch: usize,
-    ) -> Result<Averages> {
-        let t0 = Instant::now();
-        let order = dataset::epoch_order(n_train, cfg.seed, epoch, cfg.shuffle);
-        let pb = crate::progress::bar(
-            n_train as u64,
-            &format!("{}/{}", epoch + 1, cfg.epochs),
-            cfg.quiet,
-        );
-        let fail = |what: String, e: TchError| {
-            explain(e, &what, self.device, Advice::BatchSize(self.batch))
-        };
-        // The batch losses stay on the device until the epoch ends (or the bar is
-        // redrawn), so the GPU is never made to wait for the host inside the loop.
-        let order_t = Tensor::f_from_slice(&order)
-            .and_then(|t| t.f_to_device(self.device))
-            .map_err(|e| fail(format!("the order of epoch {}", epoch + 1), e))?;
-        let sizes: Vec<usize> = order.chunks(self.batch).map(<[i64]>::len).collect();
-        let mut losses: Vec<Tensor> = Vec::with_capacity(sizes.len());
-        let mut shown = Instant::now();
-        let mut start = 0;
-        for (b, &size) in sizes.iter().enumerate() {
-            if let Err(e) = crate::interrupt::check() {
-                pb.abandon();
-                return Err(e);
-            }
-            let what = || format!("training step {} of epoch {}", b + 1, epoch + 1);
-            let idx = order_t
-                .f_narrow(0, start, size as i64)
-                .map_err(|e| fail(what(), e))?;
-            start += size as i64;
-            losses.push(self.step(opt, &idx).map_err(|e| fail(what(), e))?);
-            pb.inc(size as u64);
-            if !cfg.quiet && shown.elapsed().as_secs_f64() >= 0.5 {
-                shown = Instant::now();
-                let avg = Averages::of(&to_host(&losses)?, sizes.iter().copied());
-                let rate = avg.samples as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-                pb.set_message(format!(
-                    "loss {:.4} dice {:.4} {rate:.1} img/s",
-                    avg.loss(),
-                    avg.dice()
-                ));
-            }
-        }
-        let values = to_host(&losses)?;
-        pb.finish_and_clear();
-        if let Some(b) = values.iter().position(|v| !v.is_finite()) {
-            bail!(
-                "the loss became {} at epoch {} batch {}; stopped. The best checkpoint {} is as it was",
-                values[b],
-                epoch + 1,
-                b + 1,
-                cfg.out_dir.join(BEST).display()
-            );
-        }
-        Ok(Averages::of(&values, sizes.iter().copied()))
-    }
-
-    /// One training step on the samples `idx`: the loss, detached.
-    fn step(&self, opt: &mut KerasAdam, idx: &Tensor) -> Result<Tensor, TchError> {
-        let x = self.images.f_index_select(0, idx)?;
-        let y = self.masks.f_index_select(0, idx)?;
-        opt.zero_grad()?;
-        let loss = dice_loss(&y, &self.net.forward(&x)?)?;
-        loss.f_backward()?;
-        opt.step()?;
-        loss.f_detach()
-    }
-
-    /// The validation pass over samples `from..to`, in order, without gradients.
-    fn validate(&self, from: usize, to: usize, epoch: usize) -> Result<Averages> {
-        let mut losses = Vec::new();
-        let mut sizes = Vec::new();
-        let mut s = from;
-        while s < to {
-            crate::interrupt::check()?;
-            let e = (s + self.batch).min(to);
-            let loss = tch::no_grad(|| -> Result<Tensor, TchError> {
-                let x = self.images.f_narrow(0, s as i64, (e - s) as i64)?;
-                let y = self.masks.f_narrow(0, s as i64, (e - s) as i64)?;
-                dice_loss(&y, &self.net.forward(&x)?)
-            })
-            .map_err(|err| {
-                let what = format!("validation of epoch {} at sample {}", epoch + 1, s + 1);
-                explain(err, &what, self.device, Advice::BatchSize(self.batch))
-            })?;
-            losses.push(loss);
-            sizes.push(e - s);
-            s = e;
-        }
-        Ok(Averages::of(&to_host(&losses)?, sizes.into_iter()))
-    }
-}
-
-/// Scalar losses to host f64 in one transfer (one synchronisation).
-fn to_host(losses: &[Tensor]) -> Result<Vec<f64>> {
-    if losses.is_empty() {
-        return Ok(Vec::new());
-    }
-    let all = Tensor::f_stack(losses, 0)
-        .and_then(|t| t.f_to_kind(Kind::Double))
-        .and_then(|t| t.f_to_device(Device::Cpu))
-        .map_err(|e| explain(e, "reading the losses", Device::Cpu, Advice::None))?;
-    Ok(Vec::<f64>::try_from(&all)?)
 }
