@@ -18,6 +18,7 @@
 //! Keras 3 layout. Writes go to a temporary file that is renamed into place.
 
 mod config;
+mod heap;
 mod load;
 mod read;
 mod write;

@@ -250,6 +250,7 @@ fn open_hdf5(path: &Path) -> Result<hdf5::File> {
         let n = f.read(&mut magic)?;
         ensure!(n == 8 && &magic == b"\x89HDF\r\n\x1a\n", "not an HDF5 file");
     }
+    super::heap::check_global_heaps(path)?;
     hdf5::File::open(path).map_err(|e| anyhow!("not a readable HDF5 file (truncated?): {e}"))
 }
 

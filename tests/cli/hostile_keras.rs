@@ -71,11 +71,7 @@ fn a_width_of_zero_is_an_error_not_a_libtorch_panic() {
 fn a_width_of_4096_is_refused_at_once() {
     let env = TestEnv::new();
     doctored(&env, "wide.h5", 0, &[3, 3, 1, 4096], true);
-    let limit = {
-        let (run, peak) = env.run_peak(&["--version"]);
-        run.ok();
-        peak + 200.0
-    };
+    let limit = env.memory_limit_mib();
     let t0 = std::time::Instant::now();
     let inputs = keras_fixture("inputs_w4.npy");
     for args in [
@@ -119,11 +115,7 @@ fn a_dataset_declaring_144_gb_is_never_read() {
     let env = TestEnv::new();
     let name = doctored(&env, "declared.h5", 2, &[3, 3, 4, 1_000_000_000], false);
     assert!(std::fs::metadata(env.path("declared.h5")).unwrap().len() < 2 << 20);
-    let limit = {
-        let (run, peak) = env.run_peak(&["--version"]);
-        run.ok();
-        peak + 200.0
-    };
+    let limit = env.memory_limit_mib();
     env.refuses_within(
         &weights_args("convert", "declared.h5", &[]),
         &[&format!(
@@ -168,4 +160,22 @@ fn an_adam_moment_of_the_wrong_shape_is_refused() {
         ],
     );
     assert!(Path::new(&last).exists());
+}
+
+/// Inputs the fuzzer found (`make fuzz`, tests/fixtures/fuzz/keras/): each once made the
+/// HDF5 library loop forever. Now a one-line error, at once.
+#[test]
+fn files_that_hung_libhdf5_are_refused_at_once() {
+    let env = TestEnv::new();
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz/keras");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let p = path.to_str().unwrap();
+        for args in [vec!["inspect", p], vec!["convert", p, "out.h5"]] {
+            env.run_deadline(&args, 60)
+                .fails_with(&[p, "not a readable HDF5 file"]);
+        }
+    }
+    assert!(env.partial_files().is_empty());
 }

@@ -189,6 +189,45 @@ impl TestEnv {
         (Run { output }, usage.ru_maxrss as f64 / 1024.0)
     }
 
+    /// Runs `nerveseg ARGS`, killing it and failing the test if it has not ended after
+    /// `seconds` (for inputs that once made it hang).
+    pub fn run_deadline(&self, args: &[&str], seconds: u64) -> Run {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nerveseg"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running nerveseg");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                panic!("{args:?} still running after {seconds} s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Run {
+            output: child.wait_with_output().unwrap(),
+        }
+    }
+
+    /// `prepare --train-only` from `raw` into `out`, quietly.
+    pub fn prepare_train(&self, raw: &str, out: &str) {
+        self.run(&["prepare", "-q", "--raw", raw, "--out", out, "--train-only"])
+            .ok();
+    }
+
+    /// The most memory a refused input may cost: the binary's own start-up (libtorch
+    /// loaded) plus 200 MiB.
+    pub fn memory_limit_mib(&self) -> f64 {
+        let (run, peak) = self.run_peak(&["--version"]);
+        run.ok();
+        peak + 200.0
+    }
+
     /// Names of the files in a folder, sorted.
     pub fn names(&self, rel: &str) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.path(rel))
