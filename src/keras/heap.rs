@@ -1,9 +1,11 @@
 //! A guard against a libhdf5 bug that a hostile file can trigger: a global heap
 //! collection (`GCOL`, where HDF5 keeps variable-length strings such as `model_config`)
 //! whose object 0 has size 0 makes `H5HG__cache_heap_deserialize` (H5HGcache.c) step
-//! by zero bytes forever, so reading such a string never returns. Found by fuzzing
-//! (`tests/fixtures/fuzz/keras/`). Before libhdf5 opens a file we walk every collection
-//! the way it would and refuse the file when a step would be zero.
+//! by zero bytes forever, so reading such a string never returns; so does an object
+//! whose size makes that step wrap around to zero (or backwards) in its size_t
+//! arithmetic. Found by fuzzing (`tests/fixtures/fuzz/keras/`). Before libhdf5 opens a
+//! file we walk every collection the way it would, with its arithmetic, and refuse the
+//! file when a step would not move forward.
 //!
 //! The walk mirrors HDF5's format spec (III.E, "Global Heap"): signature, version 1,
 //! three reserved bytes, the collection size, then objects of `index (2), references
@@ -57,20 +59,25 @@ fn check_collection(f: &mut File, at: u64, lengths: usize, file_len: u64) -> Res
         }
         let index = u16::from_le_bytes([heap[p], heap[p + 1]]);
         let object = decode_length(&heap[p + 8..p + 8 + lengths]);
+        // libhdf5's arithmetic, in size_t, wrapping: 16 + the size rounded up to 8.
         let need = if index > 0 {
-            (object_header as u64).saturating_add(object.saturating_add(7) / 8 * 8)
+            let aligned = 8u64.wrapping_mul(object.wrapping_add(7) / 8);
+            (object_header as u64).wrapping_add(aligned)
         } else {
             object
         };
-        if need == 0 {
+        // A step of 0 repeats the same object forever; one of 2^63 or more moves the
+        // pointer backwards (it wraps around the address space) and repeats or reads
+        // outside the heap.
+        if need == 0 || need >= 1 << 63 {
             bail!(
-                "the global heap at byte {at} holds an empty object 0, a corruption that makes \
-                 the HDF5 library loop forever"
+                "the global heap at byte {at} holds an object whose size steps the HDF5 \
+                 library by {need} bytes: a corruption that makes it loop forever"
             );
         }
-        match usize::try_from(need).ok().and_then(|n| p.checked_add(n)) {
-            Some(next) => p = next,
-            None => break, // past the end: libhdf5 reports the overflow itself
+        match p.checked_add(need as usize) {
+            Some(next) if next <= heap.len() => p = next,
+            _ => break, // past the end: libhdf5 reports the overflow itself
         }
     }
     Ok(())
@@ -147,9 +154,25 @@ mod tests {
         let (_d2, p2) = file_with(&bad);
         let e = format!("{:#}", check_global_heaps(&p2).unwrap_err());
         assert!(
-            e.contains("global heap at byte 2048 holds an empty object 0"),
+            e.contains(
+                "global heap at byte 2048 holds an object whose size steps the HDF5 library \
+                 by 0 bytes"
+            ),
             "{e}"
         );
+        // Sizes whose step wraps: 16 + (2^64 - 16) is 0; 2^64 - 1 rounds up to 0.
+        for size in [u64::MAX - 15, u64::MAX] {
+            let mut bad = vec![0u8; 64];
+            let mut c = b"GCOL\x01\x00\x00\x00".to_vec();
+            c.extend_from_slice(&4096u64.to_le_bytes());
+            c.extend_from_slice(&1u16.to_le_bytes());
+            c.extend_from_slice(&[1, 0, 0, 0, 0, 0]);
+            c.extend_from_slice(&size.to_le_bytes());
+            bad.extend(c);
+            bad.resize(64 + 4096, 0);
+            let (_d3, p3) = file_with(&bad);
+            assert!(check_global_heaps(&p3).is_err(), "size {size}");
+        }
     }
 
     #[test]
