@@ -46,16 +46,7 @@ fn tiff_bytes(
 /// `out/`.
 fn kaggle_folder(env: &TestEnv) {
     env.synth_small(1, 2, 1);
-    env.run(&[
-        "prepare",
-        "-q",
-        "--raw",
-        "raw",
-        "--out",
-        "out",
-        "--train-only",
-    ])
-    .ok();
+    env.prepare_train("raw", "out");
 }
 
 fn refuse(env: &TestEnv, file: &str, bytes: Vec<u8>, needles: &[&str]) {
@@ -72,11 +63,7 @@ fn sizes_and_strips_are_checked_before_decoding() {
     let env = TestEnv::new();
     kaggle_folder(&env);
     let frame = vec![0u8; PIXELS];
-    let limit = {
-        let (run, peak) = env.run_peak(&["--version"]);
-        run.ok();
-        peak + 200.0
-    };
+    let limit = env.memory_limit_mib();
     // 100,000 x 100,000 pixels claimed (10 GB): refused from the tags.
     std::fs::write(
         env.path("raw/train/1_1.tif"),
@@ -126,16 +113,7 @@ fn sizes_and_strips_are_checked_before_decoding() {
         tiff_bytes(WIDTH as u32, HEIGHT as u32, None, PIXELS as u32, &frame),
     )
     .unwrap();
-    env.run(&[
-        "prepare",
-        "-q",
-        "--raw",
-        "raw",
-        "--out",
-        "out2",
-        "--train-only",
-    ])
-    .ok();
+    env.prepare_train("raw", "out2");
 }
 
 #[test]
@@ -168,16 +146,7 @@ fn two_names_for_one_frame_are_refused() {
 fn lzw_frames_in_one_strip_prepare_as_uncompressed_ones() {
     let env = TestEnv::new();
     env.synth_small(1, 2, 1);
-    env.run(&[
-        "prepare",
-        "-q",
-        "--raw",
-        "raw",
-        "--out",
-        "plain",
-        "--train-only",
-    ])
-    .ok();
+    env.prepare_train("raw", "plain");
     for name in ["1_1.tif", "1_1_mask.tif", "1_2.tif", "1_2_mask.tif"] {
         let path = env.path(&format!("raw/train/{name}"));
         let mut pixels = vec![0u8; PIXELS];
@@ -196,16 +165,7 @@ fn lzw_frames_in_one_strip_prepare_as_uncompressed_ones() {
         assert_eq!(dec.strip_count().unwrap(), 1);
         std::fs::write(&path, bytes).unwrap();
     }
-    env.run(&[
-        "prepare",
-        "-q",
-        "--raw",
-        "raw",
-        "--out",
-        "lzw",
-        "--train-only",
-    ])
-    .ok();
+    env.prepare_train("raw", "lzw");
     for f in ["imgs_train.npy", "imgs_mask_train.npy"] {
         let (a, b) = (
             std::fs::read(env.path(&format!("plain/{f}"))).unwrap(),

@@ -68,16 +68,7 @@ fn many_pairs(env: &TestEnv) {
 fn prepare_stops_without_touching_the_earlier_arrays() {
     let env = TestEnv::new();
     many_pairs(&env);
-    env.run(&[
-        "prepare",
-        "-q",
-        "--raw",
-        "raw",
-        "--out",
-        "out",
-        "--train-only",
-    ])
-    .ok();
+    env.prepare_train("raw", "out");
     let before = env.snapshot();
     let child = spawn(
         &env,
@@ -232,16 +223,7 @@ fn stale_partial_files_of_dead_runs_are_removed() {
     ));
     std::fs::write(&stale, b"left by a crash").unwrap();
     std::fs::write(&live, b"being written").unwrap();
-    env.run(&[
-        "prepare",
-        "-q",
-        "--raw",
-        "raw",
-        "--out",
-        "out",
-        "--train-only",
-    ])
-    .ok();
+    env.prepare_train("raw", "out");
     assert!(!stale.exists());
     assert!(live.exists());
 }

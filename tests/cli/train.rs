@@ -91,16 +91,7 @@ fn adam_steps_match_tf_keras_with(speed: Speed) {
 pub fn prepared() -> TestEnv {
     let env = TestEnv::new();
     env.synth_small(2, 6, 1);
-    env.run(&[
-        "prepare",
-        "-q",
-        "--raw",
-        "raw",
-        "--out",
-        ".",
-        "--train-only",
-    ])
-    .ok();
+    env.prepare_train("raw", ".");
     env
 }
 
