@@ -39,11 +39,16 @@ fn unregister(p: &Path) {
 
 /// Removes every partial file this process has open (for an exit without unwinding).
 pub fn remove_all_partials() {
-    // try_lock: called from a signal-handling thread, it must not wait on a writer.
-    if let Ok(g) = OPEN.try_lock() {
-        for p in g.iter().flatten() {
-            let _ = std::fs::remove_file(p);
+    // Called from the signal-handling thread: a writer holds the lock only to add or
+    // remove one name, so wait for it a little, but never block.
+    for _ in 0..100 {
+        if let Ok(g) = OPEN.try_lock() {
+            for p in g.iter().flatten() {
+                let _ = std::fs::remove_file(p);
+            }
+            return;
         }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 

@@ -250,11 +250,15 @@ fn open_hdf5(path: &Path) -> Result<hdf5::File> {
         let n = f.read(&mut magic)?;
         ensure!(n == 8 && &magic == b"\x89HDF\r\n\x1a\n", "not an HDF5 file");
     }
-    super::heap::check_global_heaps(path)?;
     hdf5::File::open(path).map_err(|e| anyhow!("not a readable HDF5 file (truncated?): {e}"))
 }
 
 fn read_inner(path: &Path) -> Result<KerasFile> {
+    // Strings are read from here on: the global heaps they live in are checked first.
+    // (Weights and Adam's moments are plain numbers, read without the heap.)
+    if path.is_file() {
+        super::heap::check_global_heaps(path)?;
+    }
     let file = open_hdf5(path)?;
     let root: &hdf5::Group = &file;
     let keras_version = read_str_attr(root, "keras_version")?;

@@ -2,21 +2,10 @@
 //! SIGTERM stops at the next safe point, removes the partial files, leaves every earlier
 //! output byte-identical, says what was kept and exits with 130; a second stops at once.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use crate::testenv::TestEnv;
-
-fn spawn(env: &TestEnv, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_nerveseg"))
-        .args(args)
-        .current_dir(env.path(""))
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
 
 /// Waits until `ready` holds (the work is under way), failing after a minute.
 fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
@@ -70,10 +59,7 @@ fn prepare_stops_without_touching_the_earlier_arrays() {
     many_pairs(&env);
     env.prepare_train("raw", "out");
     let before = env.snapshot();
-    let child = spawn(
-        &env,
-        &["prepare", "--raw", "big", "--out", "out", "--train-only"],
-    );
+    let child = env.spawn(&["prepare", "--raw", "big", "--out", "out", "--train-only"]);
     wait_for("a partial file", || !env.partial_files().is_empty());
     signal(&child, "INT");
     let (code, err) = finish(child);
@@ -93,20 +79,17 @@ fn synth_stops_on_sigterm_with_every_written_frame_whole() {
     let env = TestEnv::new();
     std::fs::create_dir_all(env.path("raw/train")).unwrap();
     std::fs::write(env.path("raw/notes.txt"), "mine").unwrap();
-    let child = spawn(
-        &env,
-        &[
-            "synth",
-            "--out",
-            "raw",
-            "--subjects",
-            "20",
-            "--per-subject",
-            "120",
-            "--test",
-            "0",
-        ],
-    );
+    let child = env.spawn(&[
+        "synth",
+        "--out",
+        "raw",
+        "--subjects",
+        "20",
+        "--per-subject",
+        "120",
+        "--test",
+        "0",
+    ]);
     wait_for("synthetic frames", || env.names("raw/train").len() >= 4);
     signal(&child, "TERM");
     let (code, err) = finish(child);
@@ -159,7 +142,7 @@ fn predict_stops_between_batches_and_keeps_the_earlier_output() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     std::fs::write(env.path("imgs_mask_test.npy"), b"an earlier output").unwrap();
     let before = env.snapshot();
-    let child = spawn(&env, &args);
+    let child = env.spawn(&args);
     wait_for("the output's partial file", || {
         !env.partial_files().is_empty()
     });
@@ -179,7 +162,7 @@ fn a_second_signal_stops_at_once_and_still_cleans_up() {
     let env = TestEnv::new();
     let args = slow_prediction(&env);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let child = spawn(&env, &args);
+    let child = env.spawn(&args);
     wait_for("the output's partial file", || {
         !env.partial_files().is_empty()
     });
@@ -194,7 +177,7 @@ fn a_second_signal_stops_at_once_and_still_cleans_up() {
 #[test]
 fn the_demo_says_which_step_it_stopped_in() {
     let env = TestEnv::new();
-    let child = spawn(&env, &["demo", "--out", "d", "--device", "cpu"]);
+    let child = env.spawn(&["demo", "--out", "d", "--device", "cpu"]);
     wait_for("the demo's synthetic frames", || {
         env.names("d/raw/train").len() >= 2
     });

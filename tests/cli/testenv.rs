@@ -67,14 +67,27 @@ impl TestEnv {
         self.dir.path().join(rel)
     }
 
+    /// `nerveseg ARGS`, to run in the temporary folder.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_nerveseg"));
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env_remove("RUST_LOG");
+        c
+    }
+
+    /// `nerveseg ARGS` started with stdout and stderr piped.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running nerveseg")
+    }
+
     /// Runs `nerveseg ARGS` in the temporary folder.
     pub fn run(&self, args: &[&str]) -> Run {
-        let output = Command::new(env!("CARGO_BIN_EXE_nerveseg"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env_remove("RUST_LOG")
-            .output()
-            .expect("running nerveseg");
+        let output = self.command(args).output().expect("running nerveseg");
         Run { output }
     }
 
@@ -157,14 +170,7 @@ impl TestEnv {
     // The child is reaped by wait4 below, which Child::wait cannot give the rusage of.
     #[allow(clippy::zombie_processes)]
     pub fn run_peak(&self, args: &[&str]) -> (Run, f64) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nerveseg"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("running nerveseg");
+        let mut child = self.spawn(args);
         let drain = |mut r: Box<dyn Read + Send>| {
             std::thread::spawn(move || {
                 let mut v = Vec::new();
@@ -192,14 +198,7 @@ impl TestEnv {
     /// Runs `nerveseg ARGS`, killing it and failing the test if it has not ended after
     /// `seconds` (for inputs that once made it hang).
     pub fn run_deadline(&self, args: &[&str], seconds: u64) -> Run {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nerveseg"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("running nerveseg");
+        let mut child = self.spawn(args);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
         while child.try_wait().unwrap().is_none() {
             if std::time::Instant::now() > deadline {
