@@ -58,7 +58,8 @@ fn check_chunks(dec: &mut Decoder<BufReader<File>>, file_len: u64) -> Result<()>
         .context("no strip byte counts")?;
     ensure!(
         offsets.len() == counts.len() && !counts.is_empty() && counts.len() <= HEIGHT,
-        "{} strip offsets and {} byte counts for {HEIGHT} rows",
+        "{} chunk offsets and {} byte counts for a frame of {HEIGHT} rows (at most {HEIGHT} \
+         strips or tiles, one offset and one count each)",
         offsets.len(),
         counts.len()
     );
