@@ -72,8 +72,8 @@ pub fn explain(e: TchError, what: &str, device: Device, advice: Advice) -> anyho
                  smaller --batch-size"
             ),
             Advice::BaseWidth(w) => anyhow!(
-                "out of memory on {device} during {what}{tried}: a U-Net of base width {w} \
-                 does not fit; try a smaller --base-width or another --device"
+                "out of memory on {device} during {what}, for a U-Net of base width {w}{tried}; \
+                 try a smaller --base-width or another --device"
             ),
             Advice::None => anyhow!("out of memory on {device} during {what}{tried}"),
         }

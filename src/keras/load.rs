@@ -194,7 +194,7 @@ pub fn load(file: &KerasFile, device: Device, allow_partial: bool) -> Result<Loa
     let net = model::unet(&vs.root(), &checked.cfg).map_err(|e| {
         crate::libtorch::explain(
             e,
-            &format!("building the U-Net of width {}", checked.cfg.base_width),
+            "building the model",
             device,
             crate::libtorch::Advice::BaseWidth(checked.cfg.base_width),
         )

@@ -296,7 +296,7 @@ fn build(cfg: &TrainConfig, source: Option<KerasFile>, run: &RunRecord) -> Resul
         let net = model::unet(&vs.root(), &ucfg).map_err(|e| {
             explain(
                 e,
-                &format!("building the U-Net of width {}", cfg.base_width),
+                "building the model",
                 cfg.device,
                 Advice::BaseWidth(cfg.base_width),
             )

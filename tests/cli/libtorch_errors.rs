@@ -39,7 +39,7 @@ fn out_of_memory_in_libtorch_is_one_line() {
         "{err}"
     );
     assert!(
-        err.contains("a U-Net of base width 256 does not fit; try a smaller --base-width"),
+        err.contains("for a U-Net of base width 256; try a smaller --base-width"),
         "{err}"
     );
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
