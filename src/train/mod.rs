@@ -175,15 +175,15 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
     let best_path = cfg.out_dir.join(BEST);
     let last_path = cfg.out_dir.join(LAST);
 
+    let pass = Pass {
+        net: &net,
+        images: &images,
+        masks: &masks,
+        device,
+        batch: cfg.batch_size,
+    };
     for epoch in first_epoch..cfg.epochs {
         let t0 = Instant::now();
-        let pass = Pass {
-            net: &net,
-            images: &images,
-            masks: &masks,
-            device,
-            batch: cfg.batch_size,
-        };
         let avg = pass
             .train_epoch(&mut opt, n_train, cfg, epoch)
             .map_err(|e| crate::interrupt::keep(e, |_| interrupted(cfg, &history, best)))?;
