@@ -147,18 +147,9 @@ impl AtomicFile {
         }
     }
 
-    /// The file being written, for writers that need a `File`.
-    pub fn file(&self) -> &File {
-        &self.file
-    }
-
     /// Where the partial file is, for libraries that open files by name (HDF5).
     pub fn partial_path(&self) -> &Path {
         &self.partial
-    }
-
-    pub fn target(&self) -> &Path {
-        &self.target
     }
 
     /// Renames the finished file into place. No fsync, as NumPy's `np.save`: the rename
@@ -269,7 +260,11 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let d = tempfile::tempdir().unwrap();
         let t = AtomicFile::create(&d.path().join("x.npy")).unwrap();
-        let mode = t.file().metadata().unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(t.partial_path())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode & 0o044, 0o044 & !umask(), "mode {mode:o}");
         let name = t.partial_path().file_name().unwrap().to_str().unwrap();
         assert_eq!(
