@@ -9,7 +9,7 @@ TORCH_VERSION := 2.11.0
 STAMP := $(VENV)/.nerveseg-setup-torch-$(TORCH_VERSION)
 CARGO ?= cargo
 
-.PHONY: all setup build test demo bench bench-venv fixtures-npy fixtures-keras fixtures-preprocess fixtures-submission clean-venv fuzz
+.PHONY: all setup build test demo bench bench-venv fixtures-npy fixtures-keras fixtures-preprocess fixtures-submission fixtures-frames clean-venv fuzz
 
 all: build
 
@@ -86,6 +86,14 @@ fixtures-submission:
 	test -x $(SUB_FIX)/.venv/bin/python || $(PYTHON) -m venv $(SUB_FIX)/.venv
 	$(SUB_FIX)/.venv/bin/pip install -q -r $(SUB_FIX)/requirements.txt
 	$(SUB_FIX)/.venv/bin/python $(SUB_FIX)/make_fixtures.py
+
+# Regenerates the image-decoding fixtures (scikit-image's rgb2gray, Pillow's palettes)
+# and copies three usgra-seg pairs from ../shared (CC-BY 4.0; credit in their README).
+FRAMES_FIX := tests/fixtures/frames
+fixtures-frames:
+	test -x $(FRAMES_FIX)/.venv/bin/python || $(PYTHON) -m venv $(FRAMES_FIX)/.venv
+	$(FRAMES_FIX)/.venv/bin/pip install -q -r $(FRAMES_FIX)/requirements.txt
+	$(FRAMES_FIX)/.venv/bin/python $(FRAMES_FIX)/make_fixtures.py
 
 clean-venv:
 	rm -rf $(VENV)

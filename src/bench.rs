@@ -11,20 +11,20 @@ use tch::{Device, Tensor};
 
 use crate::adam::{AdamConfig, KerasAdam};
 use crate::data::npy::{self, Dtype, NpyReader};
-use crate::data::tiff::{HEIGHT, WIDTH};
 use crate::dataset::{self, SIDE, SIDE_PIXELS};
+use crate::frame::FrameSize;
 use crate::loss::dice_loss;
 use crate::model::{self, Speed, UNet, UNetConfig};
 use crate::submission::{self, MaskRule};
 
-/// Reads the first `limit` (or all) frames of a uint8 (N, 420, 580) array.
-fn read_frames(path: &Path, limit: Option<usize>) -> Result<Vec<u8>> {
+/// Reads the first `limit` (or all) frames of a uint8 (N, H, W) array, with their size.
+fn read_frames(path: &Path, limit: Option<usize>) -> Result<(Vec<u8>, FrameSize)> {
     let mut r = NpyReader::open(path)?;
-    r.expect(Dtype::U8, &[None, Some(HEIGHT as u64), Some(WIDTH as u64)])?;
+    let size = FrameSize::of_frames(&r)?;
     let n = limit.map_or(r.shape[0] as usize, |l| l.min(r.shape[0] as usize));
-    let mut out = vec![0u8; n * HEIGHT * WIDTH];
+    let mut out = vec![0u8; n * size.pixels()];
     r.read_rows(&mut out)?;
-    Ok(out)
+    Ok((out, size))
 }
 
 /// Where `resize` saves the model-ready arrays it made (float32 (N, 96, 96, 1)).
@@ -42,17 +42,17 @@ pub fn resize(
     limit: Option<usize>,
     save: Option<&SaveResized>,
 ) -> Result<(usize, f64)> {
-    let frames = read_frames(images, limit)?;
-    let mask_frames = read_frames(masks, limit)?;
+    let (frames, size) = read_frames(images, limit)?;
+    let (mask_frames, mask_size) = read_frames(masks, limit)?;
     ensure!(
-        frames.len() == mask_frames.len(),
-        "{} and {} hold different numbers of frames",
+        frames.len() == mask_frames.len() && size == mask_size,
+        "{} and {} hold different numbers or sizes of frames",
         images.display(),
         masks.display()
     );
     let t0 = Instant::now();
-    let small = dataset::resize_frames(&frames);
-    let small_masks = dataset::resize_frames(&mask_frames);
+    let small = dataset::resize_frames(&frames, size);
+    let small_masks = dataset::resize_frames(&mask_frames, size);
     let seconds = t0.elapsed().as_secs_f64();
     let n = small.len() / SIDE_PIXELS;
     if let Some(save) = save {
@@ -180,7 +180,7 @@ pub fn encode(masks: &Path) -> Result<(usize, f64)> {
     let probs = r.read_all::<f32>()?;
     let order: Vec<usize> = (0..probs.len() / SIDE_PIXELS).collect();
     let t0 = Instant::now();
-    let rows = submission::encode(&probs, &order, &MaskRule::default());
+    let rows = submission::encode(&probs, &order, &MaskRule::default(), crate::frame::KAGGLE);
     Ok((rows.len(), t0.elapsed().as_secs_f64()))
 }
 

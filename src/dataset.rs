@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use tch::{TchError, Tensor};
 
 use crate::data::npy::{Dtype, NpyReader};
-use crate::data::tiff::{HEIGHT, WIDTH};
+use crate::frame::FrameSize;
 use crate::model::INPUT_SIZE;
 use crate::resize::Resizer;
 
@@ -50,40 +50,42 @@ impl Stats {
     }
 }
 
-/// Reads a uint8 (N, 420, 580) array and resizes every frame to 96 x 96 uint8, the
-/// original's `preprocess`. Streams the file; frames are resized in parallel.
+/// Reads a uint8 (N, H, W) array of frames of any one size and resizes every frame to
+/// 96 x 96 uint8, the original's `preprocess`. Streams the file; frames are resized in
+/// parallel.
 pub fn preprocess_frames(reader: &mut NpyReader, label: &str, quiet: bool) -> Result<Vec<u8>> {
-    reader.expect(Dtype::U8, &[None, Some(HEIGHT as u64), Some(WIDTH as u64)])?;
+    let size = FrameSize::of_frames(reader)?;
     let n = reader.shape[0] as usize;
-    let resizer = Resizer::new(HEIGHT, WIDTH, SIDE, SIDE);
+    let resizer = Resizer::new(size.height, size.width, SIDE, SIDE);
     let mut out = vec![0u8; n * SIDE_PIXELS];
     let pb = crate::progress::bar(n as u64, label, quiet);
-    let mut frames = vec![0u8; CHUNK.min(n) * HEIGHT * WIDTH];
+    let mut frames = vec![0u8; CHUNK.min(n) * size.pixels()];
     for (chunk_index, dst) in out.chunks_mut(CHUNK * SIDE_PIXELS).enumerate() {
         crate::interrupt::check()?;
         let count = dst.len() / SIDE_PIXELS;
-        let src = &mut frames[..count * HEIGHT * WIDTH];
+        let src = &mut frames[..count * size.pixels()];
         reader.read_rows(src)?;
-        resize_into(&resizer, src, dst);
+        resize_into(&resizer, size, src, dst);
         pb.set_position((chunk_index * CHUNK + count) as u64);
     }
     pb.finish_and_clear();
     Ok(out)
 }
 
-/// Resizes full-size frames (row-major, one after another) into 96 x 96 uint8 frames in
+/// Resizes frames of `size` (row-major, one after another) into 96 x 96 uint8 frames in
 /// `dst`, in parallel.
-fn resize_into(resizer: &Resizer, frames: &[u8], dst: &mut [u8]) {
+fn resize_into(resizer: &Resizer, size: FrameSize, frames: &[u8], dst: &mut [u8]) {
     dst.par_chunks_mut(SIDE_PIXELS)
-        .zip(frames.par_chunks(HEIGHT * WIDTH))
+        .zip(frames.par_chunks(size.pixels()))
         .for_each(|(o, f)| resizer.resize_u8(f, o));
 }
 
-/// The original's preprocessing of frames already in memory: each resized to 96 x 96
-/// and truncated to uint8.
-pub fn resize_frames(frames: &[u8]) -> Vec<u8> {
-    let mut out = vec![0u8; frames.len() / (HEIGHT * WIDTH) * SIDE_PIXELS];
-    resize_into(&Resizer::new(HEIGHT, WIDTH, SIDE, SIDE), frames, &mut out);
+/// The original's preprocessing of frames of `size` already in memory: each resized to
+/// 96 x 96 and truncated to uint8.
+pub fn resize_frames(frames: &[u8], size: FrameSize) -> Vec<u8> {
+    let mut out = vec![0u8; frames.len() / size.pixels() * SIDE_PIXELS];
+    let resizer = Resizer::new(size.height, size.width, SIDE, SIDE);
+    resize_into(&resizer, size, frames, &mut out);
     out
 }
 
@@ -160,13 +162,16 @@ pub struct Prepared {
     /// A fingerprint of the samples as the network sees them before standardisation
     /// (the 96 x 96 uint8 frames and masks, or the float32 arrays as given).
     pub fingerprint: String,
+    /// The size of the full frames, when frames (not model-ready arrays) were given.
+    pub frame_size: Option<FrameSize>,
 }
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-/// Loads the training arrays: uint8 (N, 420, 580) frames go through the original's
+/// Loads the training arrays: uint8 (N, H, W) frames (the Kaggle's 420 x 580 or any
+/// other one size) go through the original's
 /// preprocessing; float32 (N, 96, 96, 1) arrays are taken as model-ready, as Keras's
 /// `fit` would take them.
 pub fn load_training(images: &Path, masks: &Path, quiet: bool) -> Result<Prepared> {
@@ -193,7 +198,17 @@ pub fn load_training(images: &Path, masks: &Path, quiet: bool) -> Result<Prepare
             samples: x.len() / SIDE_PIXELS,
             stats: None,
             fingerprint: fingerprint(&[&f32_bytes(&x), &f32_bytes(&y)]),
+            frame_size: None,
         });
+    }
+    let size = FrameSize::of_frames(&ri)?;
+    if FrameSize::of_frames(&rm)? != size {
+        bail!(
+            "{} holds frames of {size} but {} holds masks of {}",
+            images.display(),
+            masks.display(),
+            FrameSize::of_frames(&rm)?
+        );
     }
     let t0 = std::time::Instant::now();
     let imgs = preprocess_frames(&mut ri, "resize", quiet)?;
@@ -220,6 +235,7 @@ pub fn load_training(images: &Path, masks: &Path, quiet: bool) -> Result<Prepare
         samples: imgs.len() / SIDE_PIXELS,
         stats: Some(s),
         fingerprint: fingerprint(&[&imgs, &msks]),
+        frame_size: Some(size),
     })
 }
 

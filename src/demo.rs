@@ -102,6 +102,7 @@ fn run_steps(cfg: &DemoConfig, step: &std::cell::Cell<&'static str>) -> Result<D
         seed: 0,
         test_masks: true,
         overwrite: true,
+        compression: Default::default(),
         quiet: cfg.quiet,
     };
     say(format!(
@@ -203,6 +204,7 @@ fn run_steps(cfg: &DemoConfig, step: &std::cell::Cell<&'static str>) -> Result<D
         ids,
         out: csv.clone(),
         rule,
+        size: crate::frame::KAGGLE,
     })?;
     let sub = evaluate::score_submission(&csv, &raw.join("test_masks"), false)?;
 

@@ -9,8 +9,9 @@ use image::{ImageFormat, RgbImage};
 use plotters::prelude::*;
 
 use crate::data::npy::NpyReader;
-use crate::data::tiff::{self, HEIGHT, PIXELS, WIDTH};
+use crate::data::tiff;
 use crate::dataset::{SIDE, SIDE_PIXELS};
+use crate::frame::FrameSize;
 use crate::submission::{enlarger, MaskRule};
 
 fn save_png(path: &Path, img: &image::DynamicImage) -> Result<()> {
@@ -44,17 +45,18 @@ pub fn write_pred_pngs(dir: &Path, ids: &[i32], probs: &[f32]) -> Result<()> {
     Ok(())
 }
 
-/// Pixels of a 0/1 full-size mask that touch a pixel outside it (4-neighbourhood).
-fn outline(mask: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
-    (0..HEIGHT)
-        .flat_map(move |y| (0..WIDTH).map(move |x| (y, x)))
+/// Pixels of a 0/1 mask of `size` that touch a pixel outside it (4-neighbourhood).
+fn outline(mask: &[u8], size: FrameSize) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let FrameSize { height, width } = size;
+    (0..height)
+        .flat_map(move |y| (0..width).map(move |x| (y, x)))
         .filter(move |&(y, x)| {
-            let on = |yy: usize, xx: usize| mask[yy * WIDTH + xx] != 0;
+            let on = |yy: usize, xx: usize| mask[yy * width + xx] != 0;
             on(y, x)
                 && (y == 0
                     || x == 0
-                    || y + 1 == HEIGHT
-                    || x + 1 == WIDTH
+                    || y + 1 == height
+                    || x + 1 == width
                     || !on(y - 1, x)
                     || !on(y + 1, x)
                     || !on(y, x - 1)
@@ -62,9 +64,33 @@ fn outline(mask: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
         })
 }
 
+/// A frame of `size` in gray with the outline of the predicted 0/1 mask in red and, when
+/// given, of the true one in green.
+pub fn overlay(frame: &[u8], size: FrameSize, pred: &[u8], truth: Option<&[u8]>) -> RgbImage {
+    let w = size.width;
+    let mut img = RgbImage::from_fn(w as u32, size.height as u32, |x, y| {
+        let v = frame[y as usize * w + x as usize];
+        image::Rgb([v, v, v])
+    });
+    if let Some(t) = truth {
+        for (y, x) in outline(t, size) {
+            img.put_pixel(x as u32, y as u32, image::Rgb([40, 220, 40]));
+        }
+    }
+    for (y, x) in outline(pred, size) {
+        img.put_pixel(x as u32, y as u32, image::Rgb([240, 30, 30]));
+    }
+    img
+}
+
+/// Writes an RGB picture as PNG through a temporary file.
+pub fn save_rgb(path: &Path, img: RgbImage) -> Result<()> {
+    save_png(path, &image::DynamicImage::ImageRgb8(img))
+}
+
 /// `dir/{id}_overlay.png` for the first `ids.len()` frames of `frames` (uint8
-/// (N, 420, 580)): the frame in gray, the predicted outline in red and, when
-/// `truth_dir` holds `{id}_mask.tif`, the true outline in green.
+/// (N, H, W)): the frame in gray, the predicted outline in red and, when `truth_dir`
+/// holds `{id}_mask.tif` (Kaggle-size frames), the true outline in green.
 pub fn write_overlays(
     dir: &Path,
     frames: &Path,
@@ -75,33 +101,31 @@ pub fn write_overlays(
 ) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut reader = NpyReader::open(frames)?;
-    let resizer = enlarger();
-    let mut frame = vec![0u8; PIXELS];
-    let mut truth = vec![0u8; PIXELS];
+    let size = FrameSize::of_frames(&reader)?;
+    if truth_dir.is_some() && size != crate::frame::KAGGLE {
+        bail!(
+            "{}: frames of {size}; true masks from a folder of {{id}}_mask.tif are read only \
+             for Kaggle-size (420 x 580) frames",
+            frames.display()
+        );
+    }
+    let resizer = enlarger(size);
+    let mut frame = vec![0u8; size.pixels()];
+    let mut truth = vec![0u8; size.pixels()];
     for (k, (id, p)) in ids.iter().zip(probs.chunks(SIDE_PIXELS)).enumerate() {
         stop_point(k, ids.len(), "overlays", dir)?;
         reader.read_rows(&mut frame)?;
-        let mut img = RgbImage::from_fn(WIDTH as u32, HEIGHT as u32, |x, y| {
-            let v = frame[y as usize * WIDTH + x as usize];
-            image::Rgb([v, v, v])
-        });
+        let mut shown = None;
         if let Some(t) = truth_dir {
             let path = t.join(format!("{id}_mask.tif"));
             if path.exists() {
                 tiff::read_mask(&path, &mut truth)?;
-                for (y, x) in outline(&truth) {
-                    img.put_pixel(x as u32, y as u32, image::Rgb([40, 220, 40]));
-                }
+                shown = Some(truth.as_slice());
             }
         }
         let pred = rule.full_mask(p, &resizer);
-        for (y, x) in outline(&pred) {
-            img.put_pixel(x as u32, y as u32, image::Rgb([240, 30, 30]));
-        }
-        save_png(
-            &dir.join(format!("{id}_overlay.png")),
-            &image::DynamicImage::ImageRgb8(img),
-        )?;
+        let img = overlay(&frame, size, &pred, shown);
+        save_rgb(&dir.join(format!("{id}_overlay.png")), img)?;
     }
     Ok(())
 }

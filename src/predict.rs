@@ -17,8 +17,8 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, TchError, Tensor};
 
 use crate::data::npy::{Dtype, NpyReader, NpyWriter};
-use crate::data::tiff::{HEIGHT, WIDTH};
 use crate::dataset::{self, Stats, SIDE_PIXELS};
+use crate::frame::FrameSize;
 use crate::interrupt;
 use crate::keras::{self, KerasFile, LoadReport};
 use crate::libtorch::{explain, Advice};
@@ -195,9 +195,12 @@ pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
     let side = INPUT_SIZE as u64;
     let frames = match (reader.dtype, reader.shape.as_slice()) {
         (Dtype::F32, [_, h, w, 1]) if *h == side && *w == side => false,
-        (Dtype::U8, [_, h, w]) if *h == HEIGHT as u64 && *w == WIDTH as u64 => true,
+        (Dtype::U8, [_, _, _]) => {
+            FrameSize::of_frames(&reader)?;
+            true
+        }
         _ => bail!(
-            "{}: expected uint8 frames (N, {HEIGHT}, {WIDTH}) or a model-ready float32 array \
+            "{}: expected uint8 frames (N, H, W) or a model-ready float32 array \
              (N, 96, 96, 1), found {} of shape {:?}",
             cfg.images.display(),
             reader.dtype.name(),

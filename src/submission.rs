@@ -14,8 +14,8 @@ use anyhow::{bail, Result};
 use rayon::prelude::*;
 
 use crate::data::npy::{Dtype, NpyReader};
-use crate::data::tiff::{HEIGHT, PIXELS, WIDTH};
 use crate::dataset::{SIDE, SIDE_PIXELS};
+use crate::frame::FrameSize;
 use crate::resize::Resizer;
 
 /// What `submit` reads and writes; defaults are the tutorial's.
@@ -25,6 +25,8 @@ pub struct SubmitConfig {
     pub ids: PathBuf,
     pub out: PathBuf,
     pub rule: MaskRule,
+    /// The frames' size, to which the masks are enlarged (Kaggle: 420 x 580).
+    pub size: FrameSize,
 }
 
 /// How a probability map becomes a full-size binary mask.
@@ -50,7 +52,8 @@ impl Default for MaskRule {
 }
 
 impl MaskRule {
-    /// The full-size 0/1 mask (420 x 580, row-major) of one probability map, or `None`
+    /// The full-size 0/1 mask (the resizer's output size, row-major) of one probability
+    /// map, or `None`
     /// when it is empty (nothing above the threshold, or fewer than `min_size` pixels).
     pub fn full_mask_if_any(&self, probs: &[f32], resizer: &Resizer) -> Option<Vec<u8>> {
         let small: Vec<u8> = probs
@@ -60,23 +63,24 @@ impl MaskRule {
         if !small.contains(&1) {
             return None;
         }
-        let mut full = vec![0u8; PIXELS];
+        let mut full = vec![0u8; resizer.output_len()];
         let cut = if self.keep_above_zero { 0.0 } else { 0.5 };
         resizer.upsample_binary(&small, cut, &mut full);
         let count = full.iter().filter(|&&v| v != 0).count();
         (count > 0 && count >= self.min_size).then_some(full)
     }
 
-    /// The full-size 0/1 mask (420 x 580, row-major) of one probability map.
+    /// The full-size 0/1 mask (the resizer's output size, row-major) of one probability
+    /// map.
     pub fn full_mask(&self, probs: &[f32], resizer: &Resizer) -> Vec<u8> {
         self.full_mask_if_any(probs, resizer)
-            .unwrap_or_else(|| vec![0u8; PIXELS])
+            .unwrap_or_else(|| vec![0u8; resizer.output_len()])
     }
 }
 
-/// The enlargement from the model's 96 x 96 to the frame's 420 x 580.
-pub fn enlarger() -> Resizer {
-    Resizer::new(SIDE, SIDE, HEIGHT, WIDTH)
+/// The enlargement from the model's 96 x 96 to frames of `size` (Kaggle: 420 x 580).
+pub fn enlarger(size: FrameSize) -> Resizer {
+    Resizer::new(SIDE, SIDE, size.height, size.width)
 }
 
 /// Kaggle's run-length encoding of a row-major `height` x `width` 0/1 mask: pixels are
@@ -151,15 +155,15 @@ pub fn read_predictions(masks: &Path, ids: &Path) -> Result<(Vec<f32>, Vec<i32>)
 }
 
 /// The run-length codes of the 96 x 96 probability maps `probs` (one after another) taken
-/// in `order`, each enlarged to full size under `rule`; in parallel.
-pub fn encode(probs: &[f32], order: &[usize], rule: &MaskRule) -> Vec<String> {
-    let resizer = enlarger();
+/// in `order`, each enlarged to `size` under `rule`; in parallel.
+pub fn encode(probs: &[f32], order: &[usize], rule: &MaskRule, size: FrameSize) -> Vec<String> {
+    let resizer = enlarger(size);
     order
         .par_iter()
         .map(|&i| {
             let probs = &probs[i * SIDE_PIXELS..(i + 1) * SIDE_PIXELS];
             match rule.full_mask_if_any(probs, &resizer) {
-                Some(full) => rle_encode(&full, HEIGHT, WIDTH),
+                Some(full) => rle_encode(&full, size.height, size.width),
                 None => String::new(),
             }
         })
@@ -205,7 +209,7 @@ fn write_submission(cfg: &SubmitConfig) -> Result<SubmitReport> {
     order.sort_by_key(|&i| ids[i]);
     let t0 = std::time::Instant::now();
     crate::interrupt::check()?;
-    let rows = encode(&probs, &order, &cfg.rule);
+    let rows = encode(&probs, &order, &cfg.rule, cfg.size);
     crate::interrupt::check()?;
     log::info!(
         "encoded {} masks in {:.3} s",
@@ -252,7 +256,7 @@ mod tests {
 
     #[test]
     fn small_masks_are_dropped() {
-        let r = enlarger();
+        let r = enlarger(crate::frame::KAGGLE);
         let mut probs = vec![0f32; SIDE_PIXELS];
         probs[40 * SIDE + 40] = 0.9; // one 96 x 96 pixel: about 4 x 6 full-size pixels
         let rule = MaskRule::default();
@@ -277,7 +281,7 @@ mod tests {
 
     #[test]
     fn threshold_is_strict() {
-        let r = enlarger();
+        let r = enlarger(crate::frame::KAGGLE);
         let probs = vec![0.5f32; SIDE_PIXELS];
         assert!(MaskRule::default()
             .full_mask(&probs, &r)

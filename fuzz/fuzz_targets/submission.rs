@@ -29,7 +29,7 @@ fn truth_dir() -> &'static Path {
         }
         for (id, pixels) in [(1, &rect), (2, &vec![0u8; PIXELS]), (7, &bar)] {
             let path = dir.join(format!("{id}_mask.tif"));
-            write_gray8(&path, WIDTH, HEIGHT, pixels).expect("writing a true mask");
+            write_gray8(&path, WIDTH, HEIGHT, pixels, nerveseg::data::tiff::Compression::None).expect("writing a true mask");
         }
         dir
     })

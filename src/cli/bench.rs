@@ -31,10 +31,10 @@ pub enum Stage {
 
 #[derive(Debug, Args)]
 pub struct ResizeArgs {
-    /// uint8 (N, 420, 580) training images.
+    /// Training images, uint8 (N, H, W) frames of one size (Kaggle: 420 x 580).
     #[arg(long, value_name = "FILE", default_value = "imgs_train.npy")]
     pub images: PathBuf,
-    /// uint8 (N, 420, 580) training masks.
+    /// Training masks, uint8 (N, H, W), the images' size.
     #[arg(long, value_name = "FILE", default_value = "imgs_mask_train.npy")]
     pub masks: PathBuf,
     /// Only the first N frames.

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use nerveseg::data::tiff::Compression;
 use nerveseg::data::PrepareConfig;
 use nerveseg::synth::SynthConfig;
 
@@ -29,6 +30,17 @@ pub struct SynthArgs {
     /// Replace Kaggle-named files already in the output folders.
     #[arg(long)]
     pub overwrite: bool,
+    /// How the TIFFs are stored: lzw (compression 5, one strip, as the Kaggle TIFFs) or
+    /// none (uncompressed).
+    #[arg(long, value_name = "KIND", value_enum, default_value_t = TiffCompression::Lzw)]
+    pub compression: TiffCompression,
+}
+
+/// `--compression`'s values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TiffCompression {
+    Lzw,
+    None,
 }
 
 #[derive(Debug, Args)]
@@ -57,6 +69,10 @@ impl SynthArgs {
             seed: self.seed,
             test_masks: self.test_masks,
             overwrite: self.overwrite,
+            compression: match self.compression {
+                TiffCompression::Lzw => Compression::Lzw,
+                TiffCompression::None => Compression::None,
+            },
             quiet,
         }
     }

@@ -12,8 +12,9 @@ pub struct PredictArgs {
     /// Keras weight file: a nerveseg checkpoint or a Keras file of the tutorial's U-Net.
     #[arg(long, value_name = "FILE", default_value = "weights/weights.h5")]
     pub weights: PathBuf,
-    /// Test frames: uint8 (N, 420, 580) from `prepare` (resized and standardised here), or
-    /// a model-ready float32 (N, 96, 96, 1) array fed as it is.
+    /// Test frames: uint8 (N, H, W) frames of one size (Kaggle: 420 x 580) from `prepare`
+    /// (resized and standardised here), or a model-ready float32 (N, 96, 96, 1) array
+    /// fed as it is.
     #[arg(long, value_name = "FILE", default_value = "imgs_test.npy")]
     pub images: PathBuf,
     /// Test ids (int32), naming the PNGs and overlays.

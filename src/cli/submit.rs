@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use nerveseg::frame::FrameSize;
 use nerveseg::submission::SubmitConfig;
 
 use super::shared::MaskRuleArgs;
@@ -18,6 +19,9 @@ pub struct SubmitArgs {
     /// The CSV to write (header img,pixels; one row per id, sorted).
     #[arg(long, value_name = "FILE", default_value = "submission.csv")]
     pub out: PathBuf,
+    /// The frames' size, rows x columns: each mask is enlarged to it before encoding.
+    #[arg(long, value_name = "HxW", default_value = "420x580")]
+    pub size: FrameSize,
     #[command(flatten)]
     pub rule: MaskRuleArgs,
 }
@@ -29,6 +33,7 @@ impl SubmitArgs {
             ids: self.ids,
             out: self.out,
             rule: self.rule.rule(),
+            size: self.size,
         }
     }
 }

@@ -11,11 +11,12 @@ use super::shared::SpeedArgs;
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Training images: uint8 (N, 420, 580) from `prepare` (resized and standardised
-    /// here), or model-ready float32 (N, 96, 96, 1).
+    /// Training images: uint8 (N, H, W) frames of one size (Kaggle: 420 x 580) from
+    /// `prepare` (resized and standardised here), or model-ready float32 (N, 96, 96, 1).
     #[arg(long, value_name = "FILE", default_value = "imgs_train.npy")]
     pub images: PathBuf,
-    /// Training masks: uint8 (N, 420, 580) with 0/255, or float32 (N, 96, 96, 1) in [0, 1].
+    /// Training masks: uint8 (N, H, W) with 0/255, the images' size, or float32
+    /// (N, 96, 96, 1) in [0, 1].
     #[arg(long, value_name = "FILE", default_value = "imgs_mask_train.npy")]
     pub masks: PathBuf,
     /// Folder for weights.h5 (best by val_loss), last.h5 (for --resume) and history.csv.

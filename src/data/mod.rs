@@ -7,6 +7,7 @@
 //! size. Every output goes to a
 //! temporary file first and all are renamed into place only when everything succeeded.
 
+pub mod decode;
 pub mod layout;
 pub mod npy;
 pub mod tiff;

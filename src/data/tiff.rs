@@ -1,6 +1,6 @@
 //! One 8-bit grayscale 420 x 580 TIFF, read with every property checked before anything
-//! is decoded, or written (uncompressed, as `synth` writes them) through the atomic
-//! writer. The real Kaggle TIFFs are LZW-compressed in one strip of 420 rows.
+//! is decoded, or written through the atomic writer: LZW-compressed in one strip of 420
+//! rows, as the real Kaggle TIFFs are, or uncompressed.
 
 use std::fmt;
 use std::fs::File;
@@ -130,12 +130,35 @@ pub fn read_mask(path: &Path, out: &mut [u8]) -> Result<()> {
     Ok(())
 }
 
-/// Writes an 8-bit grayscale TIFF (uncompressed, as Kaggle's) atomically: a temporary
-/// file in the same folder, renamed into place.
-pub fn write_gray8(path: &Path, width: usize, height: usize, data: &[u8]) -> Result<()> {
+/// How `write_gray8` stores the pixels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compression {
+    /// As the Kaggle TIFFs: LZW (compression 5), no predictor, one strip.
+    #[default]
+    Lzw,
+    /// Uncompressed (compression 1), one strip.
+    None,
+}
+
+/// Writes an 8-bit min-is-black grayscale TIFF in one strip of all its rows (as the
+/// Kaggle TIFFs: RowsPerStrip 420) through a temporary file.
+pub fn write_gray8(
+    path: &Path,
+    width: usize,
+    height: usize,
+    data: &[u8],
+    compression: Compression,
+) -> Result<()> {
+    use tiff::encoder::{Compression as C, TiffEncoder};
     crate::atomic::write_with(path, |w| {
-        let mut enc = tiff::encoder::TiffEncoder::new(w)?;
-        enc.write_image::<tiff::encoder::colortype::Gray8>(width as u32, height as u32, data)
+        let mut enc = TiffEncoder::new(w)?.with_compression(match compression {
+            Compression::Lzw => C::Lzw,
+            Compression::None => C::Uncompressed,
+        });
+        let mut img =
+            enc.new_image::<tiff::encoder::colortype::Gray8>(width as u32, height as u32)?;
+        img.rows_per_strip(height as u32)?;
+        img.write_data(data)
             .with_context(|| format!("writing {}", path.display()))
     })?;
     Ok(())

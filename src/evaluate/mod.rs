@@ -15,9 +15,9 @@ use tch::{Device, TchError, Tensor};
 
 pub use self::kaggle::{rle_decode, score_submission};
 pub use self::report::{best_of, Report};
-use crate::data::npy::{Dtype, NpyReader};
-use crate::data::tiff::{HEIGHT, PIXELS, WIDTH};
+use crate::data::npy::NpyReader;
 use crate::dataset::{self, SIDE_PIXELS};
+use crate::frame::FrameSize;
 use crate::libtorch::{explain, Advice};
 use crate::predict::{self, StatsSource};
 use crate::submission::{enlarger, MaskRule};
@@ -110,20 +110,20 @@ pub struct Evaluation {
     pub sweep: Vec<(f64, usize, f64)>,
 }
 
-/// Reads the last `n - skip` frames of a uint8 (N, 420, 580) array.
-fn tail_frames(path: &Path, split: f64) -> Result<(Vec<u8>, usize)> {
+/// Reads the last `n - skip` frames of a uint8 (N, H, W) array, with their size.
+fn tail_frames(path: &Path, split: f64) -> Result<(Vec<u8>, usize, FrameSize)> {
     let mut r = NpyReader::open(path)?;
-    r.expect(Dtype::U8, &[None, Some(HEIGHT as u64), Some(WIDTH as u64)])?;
+    let size = FrameSize::of_frames(&r)?;
     let n = r.shape[0] as usize;
     let skip = dataset::train_count(n, split);
-    let mut scratch = vec![0u8; PIXELS];
+    let mut scratch = vec![0u8; size.pixels()];
     for _ in 0..skip {
         crate::interrupt::check()?;
         r.read_rows(&mut scratch)?;
     }
-    let mut out = vec![0u8; (n - skip) * PIXELS];
+    let mut out = vec![0u8; (n - skip) * size.pixels()];
     r.read_rows(&mut out)?;
-    Ok((out, n - skip))
+    Ok((out, n - skip, size))
 }
 
 /// Evaluates a checkpoint on the validation split of the prepared training arrays.
@@ -135,8 +135,15 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
         bail!("--validation-split must be in (0, 1] to have images to score, got {split}");
     }
     let stats = cfg.stats.resolve(&loaded.file, cfg.quiet)?;
-    let (frames, n) = tail_frames(&cfg.images, split)?;
-    let (truth, n_masks) = tail_frames(&cfg.masks, split)?;
+    let (frames, n, size) = tail_frames(&cfg.images, split)?;
+    let (truth, n_masks, mask_size) = tail_frames(&cfg.masks, split)?;
+    if mask_size != size {
+        bail!(
+            "{} holds frames of {size} but {} holds masks of {mask_size}",
+            cfg.images.display(),
+            cfg.masks.display()
+        );
+    }
     if n != n_masks || n == 0 {
         bail!(
             "{} and {} give {n} and {n_masks} validation images",
@@ -145,22 +152,23 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
         );
     }
     let host = |what: &str, e: TchError| explain(e, what, Device::Cpu, Advice::None);
-    let x = dataset::standardise(&dataset::resize_frames(&frames), stats)
+    let x = dataset::standardise(&dataset::resize_frames(&frames, size), stats)
         .map_err(|e| host("standardising the frames", e))?;
-    let y = dataset::unit_masks(&dataset::resize_frames(&truth))
+    let y = dataset::unit_masks(&dataset::resize_frames(&truth, size))
         .map_err(|e| host("scaling the masks", e))?;
     let probs = predict::probabilities(&loaded.net, &x, cfg.batch_size, cfg.device, cfg.quiet)?;
     let p = dataset::to_nchw(&probs).map_err(|e| host("reading the predictions", e))?;
     let dice_coef =
         batch_dice_coef(&y, &p, n, cfg.batch_size).map_err(|e| host("computing dice_coef", e))?;
 
-    let up = enlarger();
+    let up = enlarger(size);
+    let pixels = size.pixels();
     let score_rule = |rule: &MaskRule| -> Vec<(usize, usize, f64)> {
         (0..n)
             .into_par_iter()
             .map(|i| {
                 let pred = rule.full_mask(&probs[i * SIDE_PIXELS..(i + 1) * SIDE_PIXELS], &up);
-                let t = &truth[i * PIXELS..(i + 1) * PIXELS];
+                let t = &truth[i * pixels..(i + 1) * pixels];
                 let count = |m: &[u8]| m.iter().filter(|&&v| v != 0).count();
                 (count(&pred), count(t), dice(&pred, t))
             })

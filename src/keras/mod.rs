@@ -68,6 +68,8 @@ pub struct Meta {
     pub best_epoch: Option<i64>,
     /// What defines the training run that wrote the checkpoint.
     pub run: Option<RunRecord>,
+    /// The size of the frames it was trained on (for information: any size predicts).
+    pub frame_size: Option<crate::frame::FrameSize>,
 }
 
 /// What defines a training run, recorded in its checkpoints so that `--resume` can
@@ -116,6 +118,8 @@ pub(crate) const ATTR_SHUFFLE: &str = "nerveseg_shuffle";
 pub(crate) const ATTR_BATCH_SIZE: &str = "nerveseg_batch_size";
 pub(crate) const ATTR_SAMPLES: &str = "nerveseg_samples";
 pub(crate) const ATTR_FINGERPRINT: &str = "nerveseg_samples_fingerprint";
+pub(crate) const ATTR_FRAME_HEIGHT: &str = "nerveseg_frame_height";
+pub(crate) const ATTR_FRAME_WIDTH: &str = "nerveseg_frame_width";
 
 /// The tf-keras version whose layout we write (checked against it by the fixture script).
 pub const WRITTEN_KERAS_VERSION: &str = "2.19.0";
@@ -271,6 +275,9 @@ pub fn describe(file: &KerasFile) -> String {
     let opt = |v: Option<f64>| v.map_or_else(|| "not stored".to_owned(), |x| format!("{x}"));
     let _ = writeln!(s, "mean: {}", opt(file.meta.mean));
     let _ = writeln!(s, "std: {}", opt(file.meta.std));
+    if let Some(size) = file.meta.frame_size {
+        let _ = writeln!(s, "trained on frames of: {size}");
+    }
     let _ = write!(
         s,
         "epoch: {}",

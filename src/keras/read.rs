@@ -16,7 +16,8 @@ use hdf5::types::{FixedAscii, FixedUnicode, VarLenAscii, VarLenUnicode};
 use super::{
     keras_var_name, shape_str, AdamState, Array, FileLayer, Format, KerasFile, Meta, RunRecord,
     Stored, ATTR_BATCH_SIZE, ATTR_BEST_EPOCH, ATTR_BEST_LOSS, ATTR_EPOCH, ATTR_FINGERPRINT,
-    ATTR_MEAN, ATTR_SAMPLES, ATTR_SEED, ATTR_SHUFFLE, ATTR_STD, ATTR_VALIDATION_SPLIT,
+    ATTR_FRAME_HEIGHT, ATTR_FRAME_WIDTH, ATTR_MEAN, ATTR_SAMPLES, ATTR_SEED, ATTR_SHUFFLE,
+    ATTR_STD, ATTR_VALIDATION_SPLIT,
 };
 
 /// Names in a list attribute (`layer_names`, `weight_names`): the tutorial's U-Net has 36
@@ -269,6 +270,16 @@ fn read_inner(path: &Path) -> Result<KerasFile> {
         best_val_loss: read_f64_attr(root, ATTR_BEST_LOSS),
         best_epoch: read_i64_attr(root, ATTR_BEST_EPOCH),
         run: read_run(root).context("the checkpoint's record of its training run")?,
+        // For information only: a value that is not a size is not kept.
+        frame_size: match (
+            read_i64_attr(root, ATTR_FRAME_HEIGHT),
+            read_i64_attr(root, ATTR_FRAME_WIDTH),
+        ) {
+            (Some(h), Some(w)) if h > 0 && w > 0 => {
+                crate::frame::FrameSize::new(h as usize, w as usize).ok()
+            }
+            _ => None,
+        },
     };
     let (format, group) = if root.link_exists("model_weights") {
         (Format::Keras2Model, file.group("model_weights")?)

@@ -36,6 +36,8 @@ pub struct SynthConfig {
     pub test_masks: bool,
     /// Replace Kaggle-named files already in the output folders.
     pub overwrite: bool,
+    /// How the TIFFs are stored (Kaggle's: LZW).
+    pub compression: tiff::Compression,
     pub quiet: bool,
 }
 
@@ -123,12 +125,14 @@ pub fn synth(cfg: &SynthConfig) -> Result<SynthReport> {
                             WIDTH,
                             HEIGHT,
                             img,
+                            cfg.compression,
                         )?;
                         tiff::write_gray8(
                             &train_dir.join(format!("{subject}_{n}_mask.tif")),
                             WIDTH,
                             HEIGHT,
                             mask,
+                            cfg.compression,
                         )?;
                         present
                     }
@@ -140,13 +144,20 @@ pub fn synth(cfg: &SynthConfig) -> Result<SynthReport> {
                             img,
                             mask,
                         );
-                        tiff::write_gray8(&test_dir.join(format!("{id}.tif")), WIDTH, HEIGHT, img)?;
+                        tiff::write_gray8(
+                            &test_dir.join(format!("{id}.tif")),
+                            WIDTH,
+                            HEIGHT,
+                            img,
+                            cfg.compression,
+                        )?;
                         if cfg.test_masks {
                             tiff::write_gray8(
                                 &truth_dir.join(format!("{id}_mask.tif")),
                                 WIDTH,
                                 HEIGHT,
                                 mask,
+                                cfg.compression,
                             )?;
                         }
                         false

@@ -151,6 +151,7 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
         images,
         masks,
         stats,
+        frame_size,
         ..
     } = data;
     // The whole set moves to the device once; batches are gathered there.
@@ -162,6 +163,7 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
         mean: stats.map(|s| s.mean),
         std: stats.map(|s| s.std),
         run: Some(run),
+        frame_size,
         ..Default::default()
     };
     let Start {

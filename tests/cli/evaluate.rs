@@ -20,6 +20,7 @@ fn truth_folder(env: &TestEnv) {
             WIDTH,
             HEIGHT,
             &px,
+            nerveseg::data::tiff::Compression::None,
         )
         .unwrap();
     }

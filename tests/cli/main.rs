@@ -2,6 +2,7 @@
 
 mod bench;
 mod convert;
+mod decode;
 mod demo;
 mod evaluate;
 mod hostile_keras;

@@ -62,7 +62,7 @@ fn wrong_image_arrays_are_explained() {
     )
     .unwrap();
     env.run(&["predict", "--weights", w, "--images", "x.npy", "--out", "p.npy", "--device", "cpu"])
-        .fails_with(&["x.npy: expected uint8 frames (N, 420, 580) or a model-ready float32 array (N, 96, 96, 1), found float32 of shape [2, 64, 64, 1]"]);
+        .fails_with(&["x.npy: expected uint8 frames (N, H, W) or a model-ready float32 array (N, 96, 96, 1), found float32 of shape [2, 64, 64, 1]"]);
     nerveseg::data::npy::write(&env.path("f.npy"), &[1, 420, 580], &vec![0u8; 420 * 580]).unwrap();
     env.run(&[
         "predict",

@@ -182,6 +182,7 @@ fn wrong_size() {
                 600,
                 400,
                 &vec![7u8; 600 * 400],
+                nerveseg::data::tiff::Compression::None,
             )
             .unwrap()
         },
@@ -240,6 +241,7 @@ fn mask_with_other_values() {
                 580,
                 420,
                 &vec![1u8; PIXELS],
+                nerveseg::data::tiff::Compression::None,
             )
             .unwrap()
         },

@@ -136,3 +136,72 @@ fn synth_rejects_zero_subjects() {
     assert!(!run.output.status.success());
     assert!(run.stderr().contains("--subjects"), "{}", run.stderr());
 }
+
+/// The TIFF tags of the first IFD of a little-endian classic TIFF: tag -> first value.
+fn tiff_tags(bytes: &[u8]) -> std::collections::BTreeMap<u16, u32> {
+    assert_eq!(&bytes[..4], b"II*\0", "a little-endian classic TIFF");
+    let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]);
+    let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap());
+    let ifd = u32_at(4) as usize;
+    (0..u16_at(ifd) as usize)
+        .map(|k| {
+            let e = ifd + 2 + 12 * k;
+            let (typ, count) = (u16_at(e + 2), u32_at(e + 4));
+            // A single SHORT or LONG value sits in the entry itself.
+            let v = match (typ, count) {
+                (3, 1) => u16_at(e + 8) as u32,
+                (4, 1) => u32_at(e + 8),
+                _ => u32::MAX,
+            };
+            (u16_at(e), v)
+        })
+        .collect()
+}
+
+#[test]
+fn synth_writes_lzw_as_kaggle_does_and_prepare_reads_both() {
+    let env = TestEnv::new();
+    for (dir, compression) in [("lzw", "lzw"), ("plain", "none")] {
+        let args = [
+            "synth",
+            "--out",
+            dir,
+            "--subjects",
+            "1",
+            "--per-subject",
+            "3",
+        ];
+        env.run(&[&args[..], &["--test", "2", "--compression", compression]].concat())
+            .ok();
+        env.run(&["prepare", "--raw", dir, "--out", &format!("{dir}-npy")])
+            .ok();
+    }
+    // Kaggle's: compression 5 (LZW), no predictor, one strip of all 420 rows,
+    // min-is-black; the uncompressed file differs only in its compression.
+    let lzw = std::fs::read(env.path("lzw/train/1_2.tif")).unwrap();
+    let plain = std::fs::read(env.path("plain/train/1_2.tif")).unwrap();
+    let (t, u) = (tiff_tags(&lzw), tiff_tags(&plain));
+    assert_eq!((t[&259], u[&259]), (5, 1), "compression");
+    assert_eq!(t[&262], 1, "photometric: min-is-black");
+    assert_eq!(t.get(&317).copied().unwrap_or(1), 1, "no predictor");
+    assert_eq!((t[&257], t[&278]), (420, 420), "one strip of 420 rows");
+    // Speckle does not compress (the frame grows a little); a mask shrinks to almost
+    // nothing.
+    let mask = std::fs::metadata(env.path("lzw/train/1_2_mask.tif"))
+        .unwrap()
+        .len();
+    assert!(mask < 20_000, "an LZW mask of {mask} bytes");
+    assert!(lzw.len() != plain.len());
+    for name in [
+        "imgs_train.npy",
+        "imgs_mask_train.npy",
+        "imgs_test.npy",
+        "imgs_id_test.npy",
+    ] {
+        assert_eq!(
+            std::fs::read(env.path("lzw-npy").join(name)).unwrap(),
+            std::fs::read(env.path("plain-npy").join(name)).unwrap(),
+            "{name}"
+        );
+    }
+}

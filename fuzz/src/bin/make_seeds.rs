@@ -79,8 +79,8 @@ fn tiff_seeds(out: &Path) -> Result<()> {
     for r in 150..230 {
         mask[r * w + 250..r * w + 330].fill(255);
     }
-    tiff::write_gray8(&out.join("frame_zero.tif"), w, h, &zero)?;
-    tiff::write_gray8(&out.join("mask_rect.tif"), w, h, &mask)?;
+    tiff::write_gray8(&out.join("frame_zero.tif"), w, h, &zero, nerveseg::data::tiff::Compression::None)?;
+    tiff::write_gray8(&out.join("mask_rect.tif"), w, h, &mask, nerveseg::data::tiff::Compression::None)?;
     lzw(&out.join("frame_zero_lzw.tif"), &zero, h as u32)?;
     lzw(&out.join("mask_rect_lzw.tif"), &mask, h as u32)?;
     lzw(&out.join("mask_rect_lzw_strips16.tif"), &mask, 16)?;

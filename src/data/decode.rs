@@ -1,0 +1,247 @@
+//! One image file of a user's folder (PNG, JPEG, TIFF or BMP) decoded into 8-bit
+//! grayscale for a frame, or into labels for a mask, with its size read and limited
+//! before any pixel is decoded.
+//!
+//! Colour frames become gray as scikit-image's `rgb2gray` makes them (0.2125 R +
+//! 0.7154 G + 0.0721 B on values in [0, 1], rounded back to uint8), RGBA after
+//! `rgba2rgb` (composited on white); 16-bit frames are scaled as `img_as_ubyte` does
+//! (v >> 8). Masks keep their palette indices, so a palette mask's classes can be told
+//! apart (the `image` crate would expand them to colours; the `png` crate is asked not
+//! to).
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use image::{DynamicImage, ImageFormat, ImageReader, Limits};
+
+use crate::frame::{FrameSize, MAX_SIDE};
+
+/// The most a decoder may allocate for one file: a 16,384 x 16,384 8-bit frame, with
+/// room for a 16-bit RGBA one of about 5,000 x 5,000.
+const MAX_ALLOC: u64 = 256 << 20;
+
+/// File name extensions read from a folder, lower case.
+pub const EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "tif", "tiff", "bmp"];
+
+/// Whether a path names a file of a supported kind (by its extension).
+pub fn is_supported(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// A decoded frame.
+pub struct Gray {
+    pub size: FrameSize,
+    /// Row-major 8-bit pixels.
+    pub pixels: Vec<u8>,
+    /// What was converted on the way, for a note ("16-bit", "RGB").
+    pub converted: Option<&'static str>,
+}
+
+/// A decoded mask: one label per pixel.
+pub struct Labels {
+    pub size: FrameSize,
+    pub values: Vec<u8>,
+    /// JPEG: values near 0 and 255 are not exact.
+    pub lossy: bool,
+}
+
+fn limits() -> Limits {
+    let mut l = Limits::default();
+    l.max_image_width = Some(MAX_SIDE as u32);
+    l.max_image_height = Some(MAX_SIDE as u32);
+    l.max_alloc = Some(MAX_ALLOC);
+    l
+}
+
+fn reader(path: &Path) -> Result<ImageReader<BufReader<File>>> {
+    let mut r = ImageReader::open(path)
+        .with_context(|| format!("opening {}", path.display()))?
+        .with_guessed_format()
+        .with_context(|| format!("reading {}", path.display()))?;
+    if r.format().is_none() {
+        bail!(
+            "{}: not a PNG, JPEG, TIFF or BMP image (its first bytes say neither)",
+            path.display()
+        );
+    }
+    r.limits(limits());
+    Ok(r)
+}
+
+/// The size of an image from its header alone.
+pub fn dimensions(path: &Path) -> Result<FrameSize> {
+    let (w, h) = reader(path)?
+        .into_dimensions()
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    FrameSize::new(h as usize, w as usize).map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
+/// The decoded image, its size and its format.
+fn decode(path: &Path) -> Result<(DynamicImage, FrameSize, ImageFormat)> {
+    let r = reader(path)?;
+    let format = r.format().unwrap_or(ImageFormat::Png);
+    let img = r.decode().map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let size = FrameSize::new(img.height() as usize, img.width() as usize)
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    Ok((img, size, format))
+}
+
+/// scikit-image's `rgb2gray` of one pixel with channels in [0, 1], back in 0..=255.
+fn rgb2gray(r: f64, g: f64, b: f64) -> u8 {
+    ((0.2125 * r + 0.7154 * g + 0.0721 * b) * 255.0)
+        .round()
+        .clamp(0.0, 255.0) as u8
+}
+
+/// scikit-image's `rgba2rgb` (on a white background) then `rgb2gray`.
+fn rgba2gray(r: f64, g: f64, b: f64, a: f64) -> u8 {
+    let over_white = |c: f64| (1.0 - a) + a * c;
+    rgb2gray(over_white(r), over_white(g), over_white(b))
+}
+
+/// Reads a frame as 8-bit grayscale.
+pub fn read_gray(path: &Path) -> Result<Gray> {
+    let (img, size, _) = decode(path)?;
+    let (pixels, converted): (Vec<u8>, _) = match img {
+        DynamicImage::ImageLuma8(i) => (i.into_raw(), None),
+        DynamicImage::ImageLumaA8(i) => (i.pixels().map(|p| p[0]).collect(), None),
+        DynamicImage::ImageLuma16(i) => (
+            i.pixels().map(|p| (p[0] >> 8) as u8).collect(),
+            Some("16-bit"),
+        ),
+        DynamicImage::ImageLumaA16(i) => (
+            i.pixels().map(|p| (p[0] >> 8) as u8).collect(),
+            Some("16-bit"),
+        ),
+        DynamicImage::ImageRgb8(i) => {
+            let f = |v: u8| v as f64 / 255.0;
+            let px = i.pixels().map(|p| rgb2gray(f(p[0]), f(p[1]), f(p[2])));
+            (px.collect(), Some("RGB"))
+        }
+        DynamicImage::ImageRgba8(i) => {
+            let f = |v: u8| v as f64 / 255.0;
+            let px = i
+                .pixels()
+                .map(|p| rgba2gray(f(p[0]), f(p[1]), f(p[2]), f(p[3])));
+            (px.collect(), Some("RGBA"))
+        }
+        DynamicImage::ImageRgb16(i) => {
+            let f = |v: u16| v as f64 / 65535.0;
+            let px = i.pixels().map(|p| rgb2gray(f(p[0]), f(p[1]), f(p[2])));
+            (px.collect(), Some("16-bit RGB"))
+        }
+        DynamicImage::ImageRgba16(i) => {
+            let f = |v: u16| v as f64 / 65535.0;
+            let px = i
+                .pixels()
+                .map(|p| rgba2gray(f(p[0]), f(p[1]), f(p[2]), f(p[3])));
+            (px.collect(), Some("16-bit RGBA"))
+        }
+        other => bail!(
+            "{}: {:?} pixels are not read; save the frame as 8- or 16-bit gray or RGB",
+            path.display(),
+            other.color()
+        ),
+    };
+    Ok(Gray {
+        size,
+        pixels,
+        converted,
+    })
+}
+
+/// Reads a mask as labels: palette PNGs give their palette indices, other files their
+/// gray values (16-bit ones scaled to 8 bits unless every value already fits).
+pub fn read_labels(path: &Path) -> Result<Labels> {
+    if let Some(values) = palette_indices(path)? {
+        return Ok(values);
+    }
+    let (img, size, format) = decode(path)?;
+    let lossy = format == ImageFormat::Jpeg;
+    let values = match img {
+        DynamicImage::ImageLuma16(i) => {
+            let raw = i.into_raw();
+            let shift = if raw.iter().all(|&v| v <= 255) { 0 } else { 8 };
+            raw.iter().map(|&v| (v >> shift) as u8).collect()
+        }
+        other => read_gray_of(other),
+    };
+    Ok(Labels {
+        size,
+        values,
+        lossy,
+    })
+}
+
+fn read_gray_of(img: DynamicImage) -> Vec<u8> {
+    match img {
+        DynamicImage::ImageLuma8(i) => i.into_raw(),
+        other => other.to_luma8().into_raw(),
+    }
+}
+
+/// The palette indices of an indexed PNG, or `None` for any other file.
+fn palette_indices(path: &Path) -> Result<Option<Labels>> {
+    let is_png = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    if !is_png {
+        return Ok(None);
+    }
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut dec = png::Decoder::new_with_limits(
+        BufReader::new(file),
+        png::Limits {
+            bytes: MAX_ALLOC as usize,
+        },
+    );
+    dec.set_transformations(png::Transformations::IDENTITY);
+    let bad = |e: png::DecodingError| anyhow!("{}: {e}", path.display());
+    let mut r = dec.read_info().map_err(bad)?;
+    let info = r.info();
+    if info.color_type != png::ColorType::Indexed {
+        return Ok(None);
+    }
+    let (w, h) = (info.width as usize, info.height as usize);
+    let size = FrameSize::new(h, w).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let bits = info.bit_depth as usize;
+    let len = r
+        .output_buffer_size()
+        .ok_or_else(|| anyhow!("{}: the image is too large to decode", path.display()))?;
+    let mut buf = vec![0u8; len];
+    let out = r.next_frame(&mut buf).map_err(bad)?;
+    let stride = out.line_size;
+    let mut values = Vec::with_capacity(size.pixels());
+    for row in buf.chunks(stride).take(h) {
+        values.extend((0..w).map(|x| {
+            let bit = x * bits;
+            let byte = row[bit / 8];
+            // Packed samples, most significant first (PNG spec 7.2).
+            (byte >> (8 - bits - bit % 8)) & ((1u16 << bits) - 1) as u8
+        }));
+    }
+    Ok(Some(Labels {
+        size,
+        values,
+        lossy: false,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gray_weights_are_scikit_images() {
+        assert_eq!(rgb2gray(1.0, 1.0, 1.0), 255);
+        assert_eq!(rgb2gray(1.0, 0.0, 0.0), 54); // 0.2125 * 255 = 54.19
+        assert_eq!(rgb2gray(0.0, 1.0, 0.0), 182); // 182.43
+        assert_eq!(rgb2gray(0.0, 0.0, 1.0), 18); // 18.39
+        assert_eq!(rgba2gray(0.0, 0.0, 0.0, 0.0), 255); // transparent: the white behind
+    }
+}
