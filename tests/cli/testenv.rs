@@ -70,9 +70,14 @@ impl TestEnv {
     /// `nerveseg ARGS`, to run in the temporary folder.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_nerveseg"));
+        // HDF5 opens files with a flock and without O_CLOEXEC, so a child that another
+        // test thread spawns while this process holds a file open inherits the lock and
+        // keeps it for its whole run; a nerveseg started meanwhile then fails with
+        // "unable to lock file" (errno 11). The tests' children do not lock.
         c.args(args)
             .current_dir(self.dir.path())
-            .env_remove("RUST_LOG");
+            .env_remove("RUST_LOG")
+            .env("HDF5_USE_FILE_LOCKING", "FALSE");
         c
     }
 
