@@ -3,8 +3,10 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use nerveseg::data::folder::FolderConfig;
 use nerveseg::data::tiff::Compression;
 use nerveseg::data::PrepareConfig;
+use nerveseg::frame::FrameSize;
 use nerveseg::synth::SynthConfig;
 
 #[derive(Debug, Args)]
@@ -46,16 +48,46 @@ pub enum TiffCompression {
 #[derive(Debug, Args)]
 pub struct PrepareArgs {
     /// Folder in the Kaggle layout: train/{subject}_{n}.tif, train/{subject}_{n}_mask.tif, test/{id}.tif.
-    #[arg(long, value_name = "DIR", default_value = "raw")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "raw",
+        conflicts_with = "images"
+    )]
     pub raw: PathBuf,
+    /// Your own frames instead of the Kaggle layout: a folder of PNG, JPEG, TIFF or BMP
+    /// images of any one size (colour ones are made gray; see --size for mixed sizes).
+    #[arg(long, value_name = "DIR", requires = "masks")]
+    pub images: Option<PathBuf>,
+    /// Their masks: x.png pairs with the mask x.png or x_mask.png (any of the formats).
+    /// A pixel is nerve when it is >= 128, or == 1 in 0/1 masks; see --mask-class. May be
+    /// the --images folder itself, holding x.png beside x_mask.png.
+    #[arg(long, value_name = "DIR", requires = "images")]
+    pub masks: Option<PathBuf>,
+    /// Frames to predict later, written as imgs_test.npy with ids 1..N in name order.
+    #[arg(long, value_name = "DIR", requires = "images")]
+    pub test_images: Option<PathBuf>,
+    /// In palette or label masks, the label of the nerve (usgra-seg: 1); other labels
+    /// are background.
+    #[arg(long, value_name = "K", requires = "images")]
+    pub mask_class: Option<u8>,
+    /// Resize every frame to rows x columns (bilinear images, nearest masks); needed
+    /// when the frames differ in size.
+    #[arg(long, value_name = "HxW", requires = "images")]
+    pub size: Option<FrameSize>,
+    /// A CSV of name,group rows (the name with or without its extension): the patient
+    /// of each frame, for patient-wise splits. Without it, Kaggle-style names
+    /// {subject}_{n} give their subject and other frames are each their own group.
+    #[arg(long, value_name = "FILE.csv", requires = "images")]
+    pub groups: Option<PathBuf>,
     /// Folder for imgs_train.npy, imgs_mask_train.npy, imgs_test.npy, imgs_id_test.npy.
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub out: PathBuf,
     /// Only the training part (imgs_train.npy, imgs_mask_train.npy).
-    #[arg(long, conflicts_with = "test_only")]
+    #[arg(long, conflicts_with_all = ["test_only", "images"])]
     pub train_only: bool,
     /// Only the test part (imgs_test.npy, imgs_id_test.npy).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "images")]
     pub test_only: bool,
 }
 
@@ -78,14 +110,32 @@ impl SynthArgs {
     }
 }
 
+/// Where `prepare` reads from.
+pub enum PrepareFrom {
+    Kaggle(PrepareConfig),
+    Folders(FolderConfig),
+}
+
 impl PrepareArgs {
-    pub fn into_config(self, quiet: bool) -> PrepareConfig {
-        PrepareConfig {
+    pub fn into_config(self, quiet: bool) -> PrepareFrom {
+        if let (Some(images), Some(masks)) = (self.images, self.masks) {
+            return PrepareFrom::Folders(FolderConfig {
+                images,
+                masks,
+                test_images: self.test_images,
+                out: self.out,
+                mask_class: self.mask_class,
+                size: self.size,
+                groups: self.groups,
+                quiet,
+            });
+        }
+        PrepareFrom::Kaggle(PrepareConfig {
             raw: self.raw,
             out: self.out,
             train: !self.test_only,
             test: !self.train_only,
             quiet,
-        }
+        })
     }
 }

@@ -5,6 +5,7 @@ mod bench;
 mod data;
 mod demo;
 mod evaluate;
+mod export;
 mod keras;
 mod predict;
 mod shared;
@@ -60,7 +61,8 @@ pub enum Command {
     Prepare(PrepareArgs),
     /// Train the U-Net as the original train.py: Dice loss, Adam, best checkpoint by val_loss.
     Train(TrainArgs),
-    /// Predict the test frames with a checkpoint: imgs_mask_test.npy and preds/{id}_pred.png.
+    /// Predict the test frames with a checkpoint: imgs_mask_test.npy and preds/{id}_pred.png;
+    /// or, for a folder of frames, {stem}_mask.png at each frame's size and predictions.csv.
     Predict(PredictArgs),
     /// Write the Kaggle submission.csv from the predicted masks.
     Submit(SubmitArgs),
@@ -71,6 +73,9 @@ pub enum Command {
     /// Run the whole pipeline on synthetic data: synth, prepare, train, evaluate,
     /// predict, submit, plot.
     Demo(DemoArgs),
+    /// Export the network as TorchScript (model.pt, for torch.jit.load) with a model.json
+    /// of its preprocessing.
+    Export(export::ExportArgs),
     /// Rewrite a Keras weight file in another layout (tf-keras model, weights only, Keras 3).
     Convert(ConvertArgs),
     /// Show a weight file's format, layers, shapes, parameter count and stored mean/std.
@@ -111,14 +116,23 @@ pub fn run(cli: Cli) -> Result<Output> {
     let quiet = cli.quiet;
     Ok(match cli.command {
         Command::Synth(a) => Output::summary(nerveseg::synth::synth(&a.into_config(quiet))?),
-        Command::Prepare(a) => Output::summary(nerveseg::data::prepare(&a.into_config(quiet))?),
+        Command::Prepare(a) => Output::summary(match a.into_config(quiet) {
+            data::PrepareFrom::Kaggle(c) => nerveseg::data::prepare(&c)?,
+            data::PrepareFrom::Folders(c) => nerveseg::data::folder::prepare(&c)?,
+        }),
         Command::Train(a) => Output::summary(nerveseg::train::train(&a.into_config(quiet))?),
-        Command::Predict(a) => Output::summary(nerveseg::predict::predict(&a.into_config(quiet))?),
+        Command::Predict(a) => match a.into_config(quiet)? {
+            predict::PredictFrom::Arrays(c) => Output::summary(nerveseg::predict::predict(&c)?),
+            predict::PredictFrom::Folder(c) => {
+                Output::summary(nerveseg::predict::folder::predict_folder(&c)?)
+            }
+        },
         Command::Submit(a) => Output::summary(nerveseg::submission::submit(&a.into_config())?),
         Command::Evaluate(a) => Output::answer(a.run(quiet)?),
         Command::Plot(a) => Output::summary(a.run()?),
         Command::Demo(a) => Output::summary(nerveseg::demo::demo(&a.into_config(quiet))?),
         Command::Convert(a) => Output::summary(a.run()?),
+        Command::Export(a) => Output::summary(nerveseg::export::export(&a.into_config(quiet))?),
         Command::Inspect(a) => Output::answer(a.run()?),
         Command::Info => Output::answer(nerveseg::info::Info::collect()),
         Command::Bench(a) => Output::answer(a.run()?),

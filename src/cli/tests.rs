@@ -58,10 +58,14 @@ fn synth_flags_parse() {
 
 #[test]
 fn prepare_flags_parse() {
+    let kaggle = |a: PrepareArgs| match a.into_config(false) {
+        super::data::PrepareFrom::Kaggle(c) => c,
+        super::data::PrepareFrom::Folders(_) => panic!("not the Kaggle layout"),
+    };
     let Command::Prepare(a) = parse(&["prepare"]).command else {
         panic!("not prepare")
     };
-    let c = a.into_config(false);
+    let c = kaggle(a);
     assert_eq!(
         (c.raw, c.out, c.train, c.test),
         ("raw".into(), ".".into(), true, true)
@@ -71,7 +75,7 @@ fn prepare_flags_parse() {
     else {
         panic!("not prepare")
     };
-    let c = a.into_config(false);
+    let c = kaggle(a);
     assert_eq!(
         (c.raw, c.out, c.train, c.test),
         ("r".into(), "o".into(), true, false)
@@ -79,8 +83,42 @@ fn prepare_flags_parse() {
     let Command::Prepare(a) = parse(&["prepare", "--test-only"]).command else {
         panic!()
     };
-    assert!(!a.into_config(false).train);
+    assert!(!kaggle(a).train);
     assert!(Cli::try_parse_from(["nerveseg", "prepare", "--train-only", "--test-only"]).is_err());
+    // Folders: --images needs --masks, and leaves the Kaggle flags out.
+    let Command::Prepare(a) = parse(&[
+        "prepare",
+        "--images",
+        "i",
+        "--masks",
+        "m",
+        "--mask-class",
+        "1",
+        "--size",
+        "64x80",
+    ])
+    .command
+    else {
+        panic!()
+    };
+    let super::data::PrepareFrom::Folders(f) = a.into_config(false) else {
+        panic!("not folders")
+    };
+    assert_eq!(
+        (f.mask_class, f.size.map(|s| (s.height, s.width))),
+        (Some(1), Some((64, 80)))
+    );
+    for bad in [
+        &["prepare", "--images", "i"][..],
+        &["prepare", "--images", "i", "--masks", "m", "--raw", "r"],
+        &["prepare", "--images", "i", "--masks", "m", "--size", "64"],
+        &["prepare", "--mask-class", "1"],
+    ] {
+        assert!(
+            Cli::try_parse_from([&["nerveseg"][..], bad].concat()).is_err(),
+            "{bad:?}"
+        );
+    }
 }
 
 #[test]
@@ -152,10 +190,14 @@ fn train_defaults_are_the_tutorials() {
 
 #[test]
 fn predict_defaults_are_the_original_files() {
+    let arrays = |a: PredictArgs| match a.into_config(false).unwrap() {
+        super::predict::PredictFrom::Arrays(c) => c,
+        super::predict::PredictFrom::Folder(_) => panic!("not arrays"),
+    };
     let Command::Predict(a) = parse(&["predict"]).command else {
         panic!("not predict")
     };
-    let c = a.into_config(false);
+    let c = arrays(a);
     assert_eq!(c.weights, PathBuf::from("weights/weights.h5"));
     assert_eq!(c.images, PathBuf::from("imgs_test.npy"));
     assert_eq!(c.out, PathBuf::from("imgs_mask_test.npy"));
@@ -173,7 +215,7 @@ fn predict_defaults_are_the_original_files() {
     else {
         panic!("not predict")
     };
-    let c = a.into_config(false);
+    let c = arrays(a);
     assert_eq!(
         (c.device, c.batch_size, c.weights),
         (Device::Cpu, 4, PathBuf::from("w.h5"))

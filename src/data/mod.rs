@@ -8,6 +8,7 @@
 //! temporary file first and all are renamed into place only when everything succeeded.
 
 pub mod decode;
+pub mod folder;
 pub mod layout;
 pub mod npy;
 pub mod tiff;
@@ -26,6 +27,11 @@ pub const IMGS_TRAIN: &str = "imgs_train.npy";
 pub const IMGS_MASK_TRAIN: &str = "imgs_mask_train.npy";
 pub const IMGS_TEST: &str = "imgs_test.npy";
 pub const IMGS_ID_TEST: &str = "imgs_id_test.npy";
+/// Beside them, one line per frame in the arrays' order: its file name, and (training
+/// frames) its group, the subject for later patient-wise splits.
+pub const IMGS_NAMES_TRAIN: &str = "imgs_names_train.txt";
+pub const IMGS_GROUPS_TRAIN: &str = "imgs_groups_train.txt";
+pub const IMGS_NAMES_TEST: &str = "imgs_names_test.txt";
 
 /// Frames decoded in parallel before they are written out.
 const CHUNK: usize = 64;
@@ -48,11 +54,16 @@ pub struct PrepareReport {
     pub train_images: usize,
     pub test_images: usize,
     pub written: Vec<PathBuf>,
+    /// What was decided on the way (mask rule, conversions, sizes, groups).
+    pub notes: Vec<String>,
     pub seconds: f64,
 }
 
 impl std::fmt::Display for PrepareReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for n in &self.notes {
+            writeln!(f, "{n}")?;
+        }
         for p in &self.written {
             writeln!(f, "wrote {}", p.display())?;
         }
@@ -97,6 +108,7 @@ fn prepare_all(cfg: &PrepareConfig) -> Result<PrepareReport> {
     let mut report = PrepareReport::default();
     let mut finished: Vec<NpyWriter<u8>> = Vec::new();
     let mut ids_writer = None;
+    let mut lists = Vec::new();
     if let Some(pairs) = &train {
         let n = pairs.len() as u64;
         let mut imgs = NpyWriter::<u8>::create(&cfg.out.join(IMGS_TRAIN), &frame_shape(n))?;
@@ -128,6 +140,11 @@ fn prepare_all(cfg: &PrepareConfig) -> Result<PrepareReport> {
         pb.finish_and_clear();
         report.train_images = pairs.len();
         finished.extend([imgs, masks]);
+        let name = |p: &PathBuf| p.file_name().map(|n| n.to_string_lossy().into_owned());
+        let names: Vec<String> = pairs.iter().filter_map(|p| name(&p.image)).collect();
+        let groups: Vec<String> = pairs.iter().map(|p| p.subject.to_string()).collect();
+        lists.push(lines(&cfg.out.join(IMGS_NAMES_TRAIN), &names)?);
+        lists.push(lines(&cfg.out.join(IMGS_GROUPS_TRAIN), &groups)?);
     }
     if let Some(images) = &test {
         let n = images.len() as u64;
@@ -161,6 +178,11 @@ fn prepare_all(cfg: &PrepareConfig) -> Result<PrepareReport> {
         }
         report.test_images = images.len();
         finished.push(imgs);
+        let names: Vec<String> = images
+            .iter()
+            .filter_map(|t| t.path.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        lists.push(lines(&cfg.out.join(IMGS_NAMES_TEST), &names)?);
         ids_writer = Some(w);
     }
     // Everything was read without error: only now replace the outputs, all of them or
@@ -171,6 +193,9 @@ fn prepare_all(cfg: &PrepareConfig) -> Result<PrepareReport> {
     }
     if let Some(w) = ids_writer {
         report.written.push(w.finish()?);
+    }
+    for f in lists {
+        report.written.push(f.commit()?);
     }
     report.seconds = start.elapsed().as_secs_f64();
     Ok(report)
@@ -195,6 +220,16 @@ fn pipelined<C: Send, T: Send>(
         pending = next?;
     }
     write(pending)
+}
+
+/// `lines`, one per line, in a temporary file that the caller renames into place.
+fn lines(path: &std::path::Path, lines: &[String]) -> Result<crate::atomic::AtomicFile> {
+    use std::io::Write;
+    let mut f = crate::atomic::AtomicFile::create(path)?;
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    f.write_all(text.as_bytes())
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    Ok(f)
 }
 
 fn frame_shape(n: u64) -> [u64; 3] {

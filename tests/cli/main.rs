@@ -5,6 +5,8 @@ mod convert;
 mod decode;
 mod demo;
 mod evaluate;
+mod export;
+mod folders;
 mod hostile_keras;
 mod hostile_npy;
 mod hostile_tiff;

@@ -1,0 +1,371 @@
+//! A user's folders of frames: the image files in natural order ("2.png" before
+//! "10.png"), images paired with masks by file stem (`x.png` with `x.png` or
+//! `x_mask.png`), and a group (subject) for each frame. Every problem with the names is
+//! found before any pixel is read.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::data::decode;
+
+/// One image file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub path: PathBuf,
+    /// The file name, `0001.png`.
+    pub name: String,
+    /// The name without its extension, `0001`.
+    pub stem: String,
+}
+
+/// Compares names as people do: runs of digits by their value.
+pub fn natural_cmp(a: &str, b: &str) -> Ordering {
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return Ordering::Equal,
+            (None, _) => return Ordering::Less,
+            (_, None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let run = |s: &[u8]| s.iter().take_while(|c| c.is_ascii_digit()).count();
+                let (na, nb) = (run(a), run(b));
+                let trim = |s: &[u8]| {
+                    let z = s.iter().take_while(|&&c| c == b'0').count();
+                    s[z..].to_vec()
+                };
+                let (da, db) = (trim(&a[..na]), trim(&b[..nb]));
+                let o = da
+                    .len()
+                    .cmp(&db.len())
+                    .then_with(|| da.cmp(&db))
+                    .then(na.cmp(&nb));
+                if o != Ordering::Equal {
+                    return o;
+                }
+                (a, b) = (&a[na..], &b[nb..]);
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+                (a, b) = (&a[1..], &b[1..]);
+            }
+        }
+    }
+}
+
+/// "a, b, c and 4 more".
+pub fn some_of(names: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut s = names
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        s.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    s
+}
+
+/// The image files of `dir` (PNG, JPEG, TIFF, BMP by extension) in natural order, and
+/// the names of the other files, which are skipped. Two files with one stem
+/// (`a.png`, `a.jpg`) are an error naming both.
+pub fn list(dir: &Path) -> Result<(Vec<Entry>, Vec<String>)> {
+    list_files(dir, false)
+}
+
+/// Every file of `dir` (hidden ones aside) in natural order, images or not; two files
+/// with one stem are an error naming both.
+pub fn list_all(dir: &Path) -> Result<Vec<Entry>> {
+    Ok(list_files(dir, true)?.0)
+}
+
+fn list_files(dir: &Path, all: bool) -> Result<(Vec<Entry>, Vec<String>)> {
+    let read = std::fs::read_dir(dir)
+        .with_context(|| format!("listing {} (is it a folder of images?)", dir.display()))?;
+    let mut entries = Vec::new();
+    let mut skipped = Vec::new();
+    for e in read {
+        let e = e.with_context(|| format!("listing {}", dir.display()))?;
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !path.is_file() {
+            continue;
+        }
+        if name.chars().any(char::is_control) {
+            bail!(
+                "{}: the file name {name:?} holds a control character; rename it",
+                dir.display()
+            );
+        }
+        if !all && !decode::is_supported(&path) {
+            skipped.push(name);
+            continue;
+        }
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        entries.push(Entry { path, name, stem });
+    }
+    entries.sort_by(|a, b| natural_cmp(&a.name, &b.name));
+    skipped.sort_by(|a, b| natural_cmp(a, b));
+    let mut by_stem: HashMap<&str, &str> = HashMap::new();
+    for e in &entries {
+        if let Some(other) = by_stem.insert(&e.stem, &e.name) {
+            bail!(
+                "{}: {other} and {} are two images with one name; keep one",
+                dir.display(),
+                e.name
+            );
+        }
+    }
+    Ok((entries, skipped))
+}
+
+/// Pairs every image with its mask: `x.*` with `x.*` or `x_mask.*` in the masks. An
+/// image without a mask, a mask without an image and an image with two masks are one
+/// error that names them. When `images` and `masks` come from one folder, the masks are
+/// its `_mask` files.
+pub fn pair(
+    images: Vec<Entry>,
+    masks: Vec<Entry>,
+    one_folder: bool,
+) -> Result<Vec<(Entry, Entry)>> {
+    let (images, masks) = if one_folder {
+        images.into_iter().partition(|e| !e.stem.ends_with("_mask"))
+    } else {
+        (images, masks)
+    };
+    let index: HashMap<String, usize> = images
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.stem.clone(), i))
+        .collect();
+    let mut found: Vec<Vec<Entry>> = vec![Vec::new(); images.len()];
+    let mut orphans = Vec::new();
+    for m in masks {
+        let base = m
+            .stem
+            .strip_suffix("_mask")
+            .filter(|b| index.contains_key(*b));
+        match base.or(index.contains_key(&m.stem).then_some(m.stem.as_str())) {
+            Some(b) => {
+                let i = index[b];
+                found[i].push(m);
+            }
+            None => orphans.push(m.name),
+        }
+    }
+    let mut lonely = Vec::new();
+    let mut doubled = Vec::new();
+    let mut pairs = Vec::with_capacity(images.len());
+    for (img, mut ms) in images.into_iter().zip(found) {
+        match ms.len() {
+            0 => lonely.push(img.name),
+            1 => pairs.push((img, ms.remove(0))),
+            _ => doubled.push(format!(
+                "{} ({})",
+                img.name,
+                ms.iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            )),
+        }
+    }
+    let mut problems = Vec::new();
+    if !lonely.is_empty() {
+        problems.push(format!(
+            "{} images have no mask: {}",
+            lonely.len(),
+            some_of(&lonely)
+        ));
+    }
+    if !orphans.is_empty() {
+        problems.push(format!(
+            "{} masks have no image: {}",
+            orphans.len(),
+            some_of(&orphans)
+        ));
+    }
+    if !doubled.is_empty() {
+        problems.push(format!(
+            "{} images have two masks: {}",
+            doubled.len(),
+            some_of(&doubled)
+        ));
+    }
+    if !problems.is_empty() {
+        bail!(
+            "{} (an image x.png pairs with the mask x.png or x_mask.png, in any of the \
+             formats)",
+            problems.join("; ")
+        );
+    }
+    Ok(pairs)
+}
+
+/// Where the groups came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GroupSource {
+    /// Every name is `{subject}_{n}`: the subject.
+    Kaggle,
+    /// A `name,group` file.
+    File(PathBuf),
+    /// Nothing says: every frame is its own group.
+    EachFrame,
+}
+
+/// The subject of a Kaggle-style stem `{subject}_{n}`.
+fn kaggle_subject(stem: &str) -> Option<&str> {
+    let (s, n) = stem.split_once('_')?;
+    let digits = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+    (digits(s) && digits(n)).then_some(s)
+}
+
+/// A group for each of `entries`: from `file` (rows `name,group`, the name with or
+/// without its extension; a header row `name,group` is skipped) when given, else the
+/// Kaggle subject when every name follows the Kaggle pattern, else the frame itself.
+pub fn groups(entries: &[Entry], file: Option<&Path>) -> Result<(Vec<String>, GroupSource)> {
+    if let Some(path) = file {
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(false)
+            .from_path(path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let mut table: BTreeMap<String, String> = BTreeMap::new();
+        for (k, row) in rdr.records().enumerate() {
+            let row = row.with_context(|| format!("reading {}", path.display()))?;
+            let (Some(name), Some(group), 2) = (row.get(0), row.get(1), row.len()) else {
+                bail!("{}: line {}: expected name,group", path.display(), k + 1);
+            };
+            if k == 0 && name == "name" && group == "group" {
+                continue;
+            }
+            if table.insert(name.to_owned(), group.to_owned()).is_some() {
+                bail!("{}: line {}: {name} is listed twice", path.display(), k + 1);
+            }
+        }
+        let mut missing = Vec::new();
+        let found: Vec<String> = entries
+            .iter()
+            .map(|e| {
+                table
+                    .get(&e.name)
+                    .or_else(|| table.get(&e.stem))
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        missing.push(e.name.clone());
+                        String::new()
+                    })
+            })
+            .collect();
+        if !missing.is_empty() {
+            bail!(
+                "{}: no group for {} frames: {}",
+                path.display(),
+                missing.len(),
+                some_of(&missing)
+            );
+        }
+        return Ok((found, GroupSource::File(path.to_owned())));
+    }
+    let subjects: Option<Vec<String>> = entries
+        .iter()
+        .map(|e| kaggle_subject(&e.stem).map(str::to_owned))
+        .collect();
+    Ok(match subjects {
+        Some(s) if !s.is_empty() => (s, GroupSource::Kaggle),
+        _ => (
+            entries.iter().map(|e| e.stem.clone()).collect(),
+            GroupSource::EachFrame,
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(names: &[&str]) -> Vec<Entry> {
+        names
+            .iter()
+            .map(|n| Entry {
+                path: PathBuf::from(n),
+                name: n.to_string(),
+                stem: n.rsplit_once('.').map_or(*n, |p| p.0).to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn names_sort_naturally() {
+        let mut v = vec![
+            "10.png", "2.png", "a10b.png", "a2b.png", "02.png", "1_10.png", "1_9.png",
+        ];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            v,
+            ["2.png", "02.png", "1_9.png", "1_10.png", "10.png", "a2b.png", "a10b.png"]
+        );
+    }
+
+    #[test]
+    fn pairs_by_stem_with_or_without_mask_suffix() {
+        let p = pair(
+            entries(&["a.png", "b.jpg"]),
+            entries(&["a_mask.png", "b.png"]),
+            false,
+        )
+        .unwrap();
+        assert_eq!(p[0].1.name, "a_mask.png");
+        assert_eq!(p[1].1.name, "b.png");
+        let p = pair(entries(&["a.png", "a_mask.png"]), Vec::new(), false);
+        assert!(p
+            .unwrap_err()
+            .to_string()
+            .contains("2 images have no mask: a.png, a_mask.png"));
+        let p = pair(
+            entries(&["a.png", "a_mask.png"]),
+            entries(&["a.png", "a_mask.png"]),
+            true,
+        );
+        assert_eq!(p.unwrap().len(), 1);
+        let e = pair(
+            entries(&["a.png", "b.png"]),
+            entries(&["a.png", "a_mask.tif", "c.png"]),
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("1 images have no mask: b.png"), "{e}");
+        assert!(e.contains("1 masks have no image: c.png"), "{e}");
+        assert!(
+            e.contains("1 images have two masks: a.png (a.png and a_mask.tif)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn groups_come_from_kaggle_names_or_each_frame() {
+        let (g, s) = groups(&entries(&["1_1.png", "1_2.png", "12_1.png"]), None).unwrap();
+        assert_eq!(
+            (g, s),
+            (
+                vec!["1".into(), "1".into(), "12".into()],
+                GroupSource::Kaggle
+            )
+        );
+        let (g, s) = groups(&entries(&["1_1.png", "x.png"]), None).unwrap();
+        assert_eq!(
+            (g, s),
+            (vec!["1_1".into(), "x".into()], GroupSource::EachFrame)
+        );
+    }
+}

@@ -1,0 +1,312 @@
+//! `prepare --images DIR --masks DIR [--test-images DIR]`: a user's own frames (PNG,
+//! JPEG, TIFF or BMP, any one size, or resized to `--size`) into the same `.npy` files
+//! the Kaggle path writes, plus the frame names and groups beside them.
+//!
+//! Names are listed and paired, and every header's size read, before any pixel is
+//! decoded; frames are then decoded in parallel a chunk at a time and streamed out, and
+//! every output is renamed into place only when all of them succeeded.
+
+pub mod listing;
+pub mod masks;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use rayon::prelude::*;
+
+use self::listing::{Entry, GroupSource};
+use self::masks::Rule;
+use super::npy::NpyWriter;
+use super::{decode, PrepareReport, CHUNK};
+use crate::frame::FrameSize;
+use crate::resize::Resizer;
+
+/// What `prepare` reads from folders.
+#[derive(Clone, Debug)]
+pub struct FolderConfig {
+    pub images: PathBuf,
+    pub masks: PathBuf,
+    pub test_images: Option<PathBuf>,
+    pub out: PathBuf,
+    /// The label of the nerve in palette or label masks.
+    pub mask_class: Option<u8>,
+    /// Resize every frame to this size (bilinear images, nearest masks).
+    pub size: Option<FrameSize>,
+    /// `name,group` rows.
+    pub groups: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+/// Runs the data stage on folders. Either every output is written, or none is changed.
+pub fn prepare(cfg: &FolderConfig) -> Result<PrepareReport> {
+    crate::interrupt::keeping(prepare_all(cfg), |_| {
+        format!(
+            "nothing was written; the files in {} are as they were",
+            cfg.out.display()
+        )
+    })
+}
+
+/// The one size of `entries`' frames, or `wanted`; an error listing the sizes found when
+/// they differ and no size was asked for.
+fn common_size(
+    sizes: &[FrameSize],
+    entries: &[Entry],
+    wanted: Option<FrameSize>,
+    dir: &Path,
+) -> Result<FrameSize> {
+    let mut found: BTreeMap<FrameSize, (usize, &str)> = BTreeMap::new();
+    for (s, e) in sizes.iter().zip(entries) {
+        found.entry(*s).or_insert((0, &e.name)).0 += 1;
+    }
+    if let Some(w) = wanted {
+        return Ok(w);
+    }
+    if found.len() > 1 {
+        let list: Vec<String> = found
+            .iter()
+            .map(|(s, (n, e))| format!("{s} ({n} frames, e.g. {e})"))
+            .collect();
+        bail!(
+            "{}: frames of {} sizes: {}; pass --size HxW to resize them all to one",
+            dir.display(),
+            found.len(),
+            list.join(", ")
+        );
+    }
+    found
+        .into_keys()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("{}: no PNG, JPEG, TIFF or BMP images", dir.display()))
+}
+
+fn sizes_of(entries: &[&Entry]) -> Result<Vec<FrameSize>> {
+    entries
+        .par_iter()
+        .map(|e| decode::dimensions(&e.path))
+        .collect()
+}
+
+/// Decodes one frame at `size`, and says what was converted.
+fn frame_at(e: &Entry, size: FrameSize) -> Result<(Vec<u8>, Option<&'static str>)> {
+    let g = decode::read_gray(&e.path)?;
+    if g.size == size {
+        return Ok((g.pixels, g.converted));
+    }
+    let mut out = vec![0u8; size.pixels()];
+    Resizer::new(g.size.height, g.size.width, size.height, size.width)
+        .resize_u8(&g.pixels, &mut out);
+    Ok((out, g.converted))
+}
+
+fn note_skipped(report: &mut PrepareReport, dir: &Path, skipped: &[String]) {
+    if !skipped.is_empty() {
+        report.notes.push(format!(
+            "{}: skipped {} files that are not PNG, JPEG, TIFF or BMP: {}",
+            dir.display(),
+            skipped.len(),
+            listing::some_of(skipped)
+        ));
+    }
+}
+
+fn prepare_all(cfg: &FolderConfig) -> Result<PrepareReport> {
+    let start = Instant::now();
+    let mut report = PrepareReport::default();
+    let (images, skipped) = listing::list(&cfg.images)?;
+    note_skipped(&mut report, &cfg.images, &skipped);
+    let one_folder = same_folder(&cfg.images, &cfg.masks);
+    let masks = if one_folder {
+        Vec::new()
+    } else {
+        let (m, skipped) = listing::list(&cfg.masks)?;
+        note_skipped(&mut report, &cfg.masks, &skipped);
+        m
+    };
+    let pairs = listing::pair(images, masks, one_folder)?;
+    let (images, masks): (Vec<&Entry>, Vec<&Entry>) = pairs.iter().map(|(i, m)| (i, m)).unzip();
+    let (groups, source) = listing::groups(
+        &pairs.iter().map(|p| p.0.clone()).collect::<Vec<_>>(),
+        cfg.groups.as_deref(),
+    )?;
+    let image_sizes = sizes_of(&images)?;
+    let mask_sizes = sizes_of(&masks)?;
+    for ((i, m), (si, sm)) in pairs.iter().zip(image_sizes.iter().zip(&mask_sizes)) {
+        if si != sm {
+            bail!(
+                "{} is {si} but its mask {} is {sm}",
+                i.path.display(),
+                m.path.display()
+            );
+        }
+    }
+    let owned: Vec<Entry> = images.iter().map(|e| (*e).clone()).collect();
+    let size = common_size(&image_sizes, &owned, cfg.size, &cfg.images)?;
+    let test = match &cfg.test_images {
+        Some(dir) => {
+            let (t, skipped) = listing::list(dir)?;
+            note_skipped(&mut report, dir, &skipped);
+            let refs: Vec<&Entry> = t.iter().collect();
+            let s = common_size(&sizes_of(&refs)?, &t, cfg.size, dir)?;
+            Some((t, s))
+        }
+        None => None,
+    };
+    std::fs::create_dir_all(&cfg.out)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", cfg.out.display()))?;
+
+    let mut out = Outputs::default();
+    let n = pairs.len() as u64;
+    let shape = |n: u64, s: FrameSize| [n, s.height as u64, s.width as u64];
+    let mut imgs = NpyWriter::<u8>::create(&cfg.out.join(super::IMGS_TRAIN), &shape(n, size))?;
+    let mut msks = NpyWriter::<u8>::create(&cfg.out.join(super::IMGS_MASK_TRAIN), &shape(n, size))?;
+    let mut rules: BTreeMap<Rule, usize> = BTreeMap::new();
+    let mut converted: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let pb = crate::progress::bar(n, "train", cfg.quiet);
+    super::pipelined(
+        pairs.chunks(CHUNK),
+        |chunk| {
+            chunk
+                .par_iter()
+                .map(|(i, m)| {
+                    let (img, note) = frame_at(i, size)?;
+                    let labels = decode::read_labels(&m.path)?;
+                    let rule = masks::rule_for(&labels, cfg.mask_class, &m.path)?;
+                    let mut mask = masks::nerve(&labels.values, rule);
+                    if labels.size != size {
+                        mask = masks::resize_nearest(&mask, labels.size, size);
+                    }
+                    Ok((img, mask, rule, note))
+                })
+                .collect::<Result<Vec<_>>>()
+        },
+        |frames| {
+            for (img, mask, rule, note) in &frames {
+                imgs.push_row(img)?;
+                msks.push_row(mask)?;
+                *rules.entry(*rule).or_default() += 1;
+                if let Some(c) = note {
+                    *converted.entry(c).or_default() += 1;
+                }
+            }
+            pb.inc(frames.len() as u64);
+            Ok(())
+        },
+    )?;
+    pb.finish_and_clear();
+    out.npy.extend([imgs, msks]);
+    let names: Vec<String> = pairs.iter().map(|p| p.0.name.clone()).collect();
+    out.lines.push(super::lines(
+        &cfg.out.join(super::IMGS_NAMES_TRAIN),
+        &names,
+    )?);
+    out.lines.push(super::lines(
+        &cfg.out.join(super::IMGS_GROUPS_TRAIN),
+        &groups,
+    )?);
+    report.train_images = pairs.len();
+    for (rule, count) in &rules {
+        report.notes.push(format!("masks: {rule}: {count} masks"));
+    }
+    report.notes.push(match source {
+        GroupSource::Kaggle => "groups: the subject of each {subject}_{n} name".to_owned(),
+        GroupSource::File(p) => format!("groups: from {}", p.display()),
+        GroupSource::EachFrame => {
+            "groups: none given (--groups FILE.csv); each frame is its own group".to_owned()
+        }
+    });
+
+    if let Some((entries, test_size)) = &test {
+        let n = entries.len() as u64;
+        let mut w =
+            NpyWriter::<u8>::create(&cfg.out.join(super::IMGS_TEST), &shape(n, *test_size))?;
+        let pb = crate::progress::bar(n, "test", cfg.quiet);
+        super::pipelined(
+            entries.chunks(CHUNK),
+            |chunk| {
+                chunk
+                    .par_iter()
+                    .map(|e| frame_at(e, *test_size))
+                    .collect::<Result<Vec<_>>>()
+            },
+            |frames| {
+                for (img, note) in &frames {
+                    w.push_row(img)?;
+                    if let Some(c) = note {
+                        *converted.entry(c).or_default() += 1;
+                    }
+                }
+                pb.inc(frames.len() as u64);
+                Ok(())
+            },
+        )?;
+        pb.finish_and_clear();
+        let mut ids = NpyWriter::<i32>::create(&cfg.out.join(super::IMGS_ID_TEST), &[n])?;
+        for id in 1..=n as i32 {
+            ids.push_row(&[id])?;
+        }
+        out.npy.push(w);
+        out.ids = Some(ids);
+        let names: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
+        out.lines
+            .push(super::lines(&cfg.out.join(super::IMGS_NAMES_TEST), &names)?);
+        report.test_images = entries.len();
+        report.notes.push(format!(
+            "test frames: {test_size}; ids 1..{n} in the order of {}",
+            super::IMGS_NAMES_TEST
+        ));
+    }
+    report.notes.insert(
+        0,
+        match cfg.size {
+            Some(s) => format!("frames resized to {s} (bilinear images, nearest masks)"),
+            None => format!("frames: {size}"),
+        },
+    );
+    for (kind, count) in converted {
+        report.notes.push(match kind {
+            k if k.starts_with("16-bit") && !k.contains("RGB") => format!(
+                "{count} 16-bit frames scaled to 8 bits (v >> 8, as scikit-image's img_as_ubyte)"
+            ),
+            k => format!("{count} {k} frames made gray with scikit-image's rgb2gray weights"),
+        });
+    }
+    crate::interrupt::check()?;
+    out.commit(&mut report)?;
+    report.seconds = start.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Whether two paths name one folder.
+fn same_folder(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// Outputs written but not yet in place.
+#[derive(Default)]
+pub(super) struct Outputs {
+    pub npy: Vec<NpyWriter<u8>>,
+    pub ids: Option<NpyWriter<i32>>,
+    pub lines: Vec<crate::atomic::AtomicFile>,
+}
+
+impl Outputs {
+    /// Renames every output into place.
+    pub fn commit(self, report: &mut PrepareReport) -> Result<()> {
+        for w in self.npy {
+            report.written.push(w.finish()?);
+        }
+        if let Some(w) = self.ids {
+            report.written.push(w.finish()?);
+        }
+        for f in self.lines {
+            report.written.push(f.commit()?);
+        }
+        Ok(())
+    }
+}
