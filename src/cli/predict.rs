@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
+use anyhow::{bail, Result};
 use clap::Args;
+use nerveseg::predict::folder::{self, FolderPredictConfig};
 use nerveseg::predict::PredictConfig;
 
 use super::shared::{MaskRuleArgs, RunArgs, StatsArgs};
@@ -14,9 +16,18 @@ pub struct PredictArgs {
     pub weights: PathBuf,
     /// Test frames: uint8 (N, H, W) frames of one size (Kaggle: 420 x 580) from `prepare`
     /// (resized and standardised here), or a model-ready float32 (N, 96, 96, 1) array
-    /// fed as it is.
-    #[arg(long, value_name = "FILE", default_value = "imgs_test.npy")]
+    /// fed as it is; or a FOLDER of PNG, JPEG, TIFF or BMP frames of any sizes, which
+    /// get {stem}_mask.png at their own size and a predictions.csv in --out-dir.
+    #[arg(long, value_name = "FILE|DIR", default_value = "imgs_test.npy")]
     pub images: PathBuf,
+    /// With a folder of --images: where {stem}_mask.png (0/255, the frame's size) and
+    /// predictions.csv (name, nerve_present, area_pixels, max_probability, error) go.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// With a folder of --images: a file that is not a readable image becomes a warning
+    /// and a row with its error, instead of stopping.
+    #[arg(long)]
+    pub skip_bad: bool,
     /// Test ids (int32), naming the PNGs and overlays.
     #[arg(long, value_name = "FILE", default_value = "imgs_id_test.npy")]
     pub ids: PathBuf,
@@ -50,9 +61,46 @@ pub struct PredictArgs {
     pub allow_partial: bool,
 }
 
+/// What `predict` was asked for.
+pub enum PredictFrom {
+    Arrays(PredictConfig),
+    Folder(FolderPredictConfig),
+}
+
 impl PredictArgs {
-    pub fn into_config(self, quiet: bool) -> PredictConfig {
-        PredictConfig {
+    pub fn into_config(self, quiet: bool) -> Result<PredictFrom> {
+        if folder::is_folder(&self.images) {
+            let Some(out_dir) = self.out_dir else {
+                bail!(
+                    "--images {} is a folder: pass --out-dir DIR for its masks",
+                    self.images.display()
+                );
+            };
+            if self.truth.is_some() {
+                bail!("--truth reads Kaggle {{id}}_mask.tif files; it does not apply to a folder of --images");
+            }
+            return Ok(PredictFrom::Folder(FolderPredictConfig {
+                weights: self.weights,
+                images: self.images,
+                out_dir,
+                overlays: self.overlays,
+                stats: self.stats.source(),
+                rule: self.rule.rule(),
+                batch_size: self.run.batch_size as usize,
+                device: self.run.device,
+                speed: self.run.speed(),
+                allow_partial: self.allow_partial,
+                skip_bad: self.skip_bad,
+                quiet,
+            }));
+        }
+        if self.out_dir.is_some() || self.skip_bad {
+            bail!(
+                "--out-dir and --skip-bad are for a folder of --images; {} is not a folder",
+                self.images.display()
+            );
+        }
+        Ok(PredictFrom::Arrays(PredictConfig {
             weights: self.weights,
             images: self.images,
             ids: self.ids,
@@ -68,6 +116,6 @@ impl PredictArgs {
             speed: self.run.speed(),
             allow_partial: self.allow_partial,
             quiet,
-        }
+        }))
     }
 }

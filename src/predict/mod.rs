@@ -9,6 +9,8 @@
 //! (such as the original Keras `weights.h5`) has none. Model-ready float32
 //! (N, 96, 96, 1) arrays are fed as they are, as Keras's `model.predict` does.
 
+pub mod folder;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 

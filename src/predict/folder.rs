@@ -1,0 +1,235 @@
+//! `predict --images DIR --out-dir DIR`: masks for a folder of a user's frames, each at
+//! the frame's own size. Every file in DIR is read as a frame (PNG, JPEG, TIFF or BMP,
+//! any size; colour made gray as `prepare` does), resized to 96 x 96, standardised with
+//! the checkpoint's statistics and predicted in batches; each probability map is enlarged
+//! back to its frame's size under the mask rule and written as `{stem}_mask.png` (0/255),
+//! with `predictions.csv` (one row per file) written last.
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Result};
+use rayon::prelude::*;
+use tch::Device;
+
+use super::{load, probabilities, StatsSource};
+use crate::data::decode::{self, Gray};
+use crate::data::folder::listing::{self, Entry};
+use crate::dataset::{self, SIDE, SIDE_PIXELS};
+use crate::interrupt;
+use crate::libtorch::{explain, Advice};
+use crate::resize::Resizer;
+use crate::submission::{enlarger, MaskRule};
+
+/// The CSV written beside the masks.
+pub const PREDICTIONS_CSV: &str = "predictions.csv";
+
+/// What `predict` on a folder reads and writes.
+#[derive(Clone, Debug)]
+pub struct FolderPredictConfig {
+    pub weights: PathBuf,
+    pub images: PathBuf,
+    pub out_dir: PathBuf,
+    /// Folder for `{stem}_overlay.png`.
+    pub overlays: Option<PathBuf>,
+    pub stats: StatsSource,
+    pub rule: MaskRule,
+    pub batch_size: usize,
+    pub device: Device,
+    pub speed: crate::model::Speed,
+    pub allow_partial: bool,
+    /// A file that is not a readable image is a warning and a row, not an error.
+    pub skip_bad: bool,
+    pub quiet: bool,
+}
+
+/// What `predict` on a folder did.
+#[derive(Clone, Debug)]
+pub struct FolderPredictReport {
+    pub images: usize,
+    pub with_nerve: usize,
+    pub skipped: usize,
+    pub out_dir: PathBuf,
+}
+
+impl fmt::Display for FolderPredictReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "wrote {} masks ({} with a nerve) and {} to {}",
+            self.images,
+            self.with_nerve,
+            PREDICTIONS_CSV,
+            self.out_dir.display()
+        )?;
+        if self.skipped > 0 {
+            write!(f, "; skipped {} files that are not images", self.skipped)?;
+        }
+        Ok(())
+    }
+}
+
+/// One row of `predictions.csv`.
+struct Row {
+    name: String,
+    result: Result<(usize, f32), String>,
+}
+
+/// The output name of a frame's mask.
+pub fn mask_name(stem: &str) -> String {
+    format!("{stem}_mask.png")
+}
+
+/// Runs prediction on a folder.
+pub fn predict_folder(cfg: &FolderPredictConfig) -> Result<FolderPredictReport> {
+    let entries = listing::list_all(&cfg.images)?;
+    if entries.is_empty() {
+        anyhow::bail!("{}: no files to predict", cfg.images.display());
+    }
+    let loaded = load(&cfg.weights, cfg.device, cfg.allow_partial, cfg.speed)?;
+    let stats = cfg.stats.resolve(&loaded.file, cfg.quiet)?;
+    for dir in std::iter::once(&cfg.out_dir).chain(cfg.overlays.as_ref()) {
+        std::fs::create_dir_all(dir).map_err(|e| anyhow!("creating {}: {e}", dir.display()))?;
+    }
+    // Opened first, so an unwritable place fails before the work; renamed into place
+    // once every frame is done.
+    let csv_path = cfg.out_dir.join(PREDICTIONS_CSV);
+    let mut csv = crate::atomic::AtomicFile::create(&csv_path)?;
+    let pb = crate::progress::bar(entries.len() as u64, "predict", cfg.quiet);
+    let mut rows: Vec<Row> = Vec::with_capacity(entries.len());
+    let kept = |done: usize| {
+        move |_: Option<&str>| {
+            format!(
+                "{done} masks were written to {}; {PREDICTIONS_CSV} was not",
+                cfg.out_dir.display()
+            )
+        }
+    };
+    for batch in entries.chunks(cfg.batch_size.max(1)) {
+        interrupt::keeping(interrupt::check(), kept(rows.len()))?;
+        let decoded: Vec<(&Entry, Result<Gray>)> =
+            batch.par_iter().map(|e| (e, read_frame(e))).collect();
+        let mut good = Vec::new();
+        for (e, r) in decoded {
+            match r {
+                Ok(g) => good.push((e, g)),
+                Err(err) if cfg.skip_bad => {
+                    log::warn!("skipped {}: {err:#}", e.path.display());
+                    rows.push(Row {
+                        name: e.name.clone(),
+                        result: Err(format!("{err:#}")),
+                    });
+                }
+                Err(err) => return Err(err.context("pass --skip-bad to predict the other files")),
+            }
+        }
+        let small: Vec<u8> = good
+            .par_iter()
+            .flat_map_iter(|(_, g)| {
+                let mut out = vec![0u8; SIDE_PIXELS];
+                Resizer::new(g.size.height, g.size.width, SIDE, SIDE)
+                    .resize_u8(&g.pixels, &mut out);
+                out
+            })
+            .collect();
+        if good.is_empty() {
+            pb.inc(batch.len() as u64);
+            continue;
+        }
+        let x = dataset::standardise(&small, stats)
+            .map_err(|e| explain(e, "standardising the frames", Device::Cpu, Advice::None))?;
+        let probs = interrupt::keeping(
+            probabilities(&loaded.net, &x, cfg.batch_size, cfg.device, true),
+            kept(rows.len()),
+        )?;
+        let written: Vec<Row> = good
+            .par_iter()
+            .zip(probs.par_chunks(SIDE_PIXELS))
+            .map(|((e, g), p)| write_outputs(cfg, e, g, p))
+            .collect::<Result<_>>()?;
+        rows.extend(written);
+        pb.inc(batch.len() as u64);
+    }
+    pb.finish_and_clear();
+    // Skipped files were listed as they came; the CSV follows the folder's order.
+    let order: std::collections::HashMap<&str, usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.name.as_str(), i))
+        .collect();
+    rows.sort_by_key(|r| order.get(r.name.as_str()).copied());
+    write_csv(&mut csv, &rows).map_err(|e| anyhow!("writing {}: {e}", csv_path.display()))?;
+    interrupt::keeping(interrupt::check(), kept(rows.len()))?;
+    csv.commit()?;
+    let ok = rows.iter().filter_map(|r| r.result.as_ref().ok());
+    Ok(FolderPredictReport {
+        images: ok.clone().count(),
+        with_nerve: ok.filter(|(area, _)| *area > 0).count(),
+        skipped: rows.iter().filter(|r| r.result.is_err()).count(),
+        out_dir: cfg.out_dir.clone(),
+    })
+}
+
+fn read_frame(e: &Entry) -> Result<Gray> {
+    if !decode::is_supported(&e.path) {
+        anyhow::bail!(
+            "{}: not a PNG, JPEG, TIFF or BMP image (by its name)",
+            e.path.display()
+        );
+    }
+    decode::read_gray(&e.path)
+}
+
+/// The full-size mask (and overlay) of one frame, and its row.
+fn write_outputs(cfg: &FolderPredictConfig, e: &Entry, g: &Gray, probs: &[f32]) -> Result<Row> {
+    let full = cfg.rule.full_mask(probs, &enlarger(g.size));
+    let area = full.iter().filter(|&&v| v != 0).count();
+    let peak = probs.iter().copied().fold(0f32, f32::max);
+    let pixels: Vec<u8> = full.iter().map(|&v| v * 255).collect();
+    let img = image::GrayImage::from_raw(g.size.width as u32, g.size.height as u32, pixels)
+        .ok_or_else(|| anyhow!("building the mask of {}", e.name))?;
+    let path = cfg.out_dir.join(mask_name(&e.stem));
+    crate::atomic::write_with(&path, |w| {
+        img.write_to(w, image::ImageFormat::Png)
+            .map_err(|err| anyhow!("writing {}: {err}", path.display()))
+    })?;
+    if let Some(dir) = &cfg.overlays {
+        let picture = crate::pictures::overlay(&g.pixels, g.size, &full, None);
+        crate::pictures::save_rgb(&dir.join(format!("{}_overlay.png", e.stem)), picture)?;
+    }
+    Ok(Row {
+        name: e.name.clone(),
+        result: Ok((area, peak)),
+    })
+}
+
+fn write_csv(w: &mut impl Write, rows: &[Row]) -> Result<()> {
+    let mut out = csv::Writer::from_writer(w);
+    out.write_record([
+        "name",
+        "nerve_present",
+        "area_pixels",
+        "max_probability",
+        "error",
+    ])?;
+    for r in rows {
+        match &r.result {
+            Ok((area, peak)) => out.write_record([
+                r.name.as_str(),
+                if *area > 0 { "1" } else { "0" },
+                &area.to_string(),
+                &format!("{peak:.6}"),
+                "",
+            ])?,
+            Err(e) => out.write_record([r.name.as_str(), "", "", "", e.as_str()])?,
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Whether `--images` names a folder (predict on a folder) rather than an array.
+pub fn is_folder(path: &Path) -> bool {
+    path.is_dir()
+}
