@@ -9,6 +9,7 @@ pub mod data;
 pub mod dataset;
 pub mod demo;
 pub mod evaluate;
+pub mod export;
 pub mod frame;
 pub mod info;
 pub mod interrupt;

@@ -1,0 +1,170 @@
+//! `export --torchscript model.pt`: the network as a traced TorchScript module that
+//! Python's `torch.jit.load` (or libtorch in C++) runs without nerveseg: float32
+//! (N, 1, 96, 96) standardised frames in, (N, 1, 96, 96) probabilities out. Beside it,
+//! `model.json` says how to make the input (mean, std, the resize) and how the masks
+//! are made from the output (threshold, minimum size, the frame size trained on).
+//!
+//! The module is traced on the CPU in float32 and NCHW, the parity layout; the file is
+//! loaded back and checked against the network it came from before it is put in place.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Result};
+use tch::{CModule, Device, Kind, TchError, Tensor};
+
+use crate::model::{Speed, INPUT_SIZE};
+use crate::predict::{load, StatsSource};
+use crate::submission::MaskRule;
+
+/// What `export` reads and writes.
+#[derive(Clone, Debug)]
+pub struct ExportConfig {
+    pub weights: PathBuf,
+    pub torchscript: PathBuf,
+    pub stats: StatsSource,
+    pub rule: MaskRule,
+    pub quiet: bool,
+}
+
+/// What `export` wrote.
+#[derive(Clone, Debug)]
+pub struct ExportReport {
+    pub torchscript: PathBuf,
+    pub sidecar: PathBuf,
+    /// Largest |difference| between the reloaded module and the network on a check batch.
+    pub max_diff: f64,
+}
+
+impl fmt::Display for ExportReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "wrote {} and {} (reloaded: max |diff| {:.1e} from the network)",
+            self.torchscript.display(),
+            self.sidecar.display(),
+            self.max_diff
+        )
+    }
+}
+
+/// The JSON beside `model.pt`: `model.json`.
+pub fn sidecar_path(torchscript: &Path) -> PathBuf {
+    torchscript.with_extension("json")
+}
+
+fn tch_err(what: &str) -> impl Fn(TchError) -> anyhow::Error + '_ {
+    move |e| anyhow!("{what}: {}", crate::libtorch::first_line(&e))
+}
+
+/// Traces, saves, reloads and checks the module, then writes the sidecar.
+pub fn export(cfg: &ExportConfig) -> Result<ExportReport> {
+    if cfg.torchscript.extension().is_some_and(|e| e == "json") {
+        bail!(
+            "{}: the module would be overwritten by its own sidecar; name it model.pt",
+            cfg.torchscript.display()
+        );
+    }
+    let plain = Speed {
+        channels_last: false,
+        bf16: false,
+    };
+    let mut loaded = load(&cfg.weights, Device::Cpu, false, plain)?;
+    // The weights become constants of the traced graph, which the tracer takes only
+    // from tensors that need no gradient.
+    loaded.vs.freeze();
+    let stats = cfg.stats.resolve(&loaded.file, cfg.quiet)?;
+    let side = INPUT_SIZE;
+    let example = Tensor::zeros([1, 1, side, side], (Kind::Float, Device::Cpu));
+    let mut failure = None;
+    let module =
+        tch::no_grad(|| {
+            CModule::create_by_tracing("UNet", "forward", &[example], &mut |x: &[Tensor]| {
+                match loaded.net.forward(&x[0]) {
+                    Ok(y) => vec![y],
+                    Err(e) => {
+                        failure = Some(e);
+                        vec![x[0].shallow_clone()]
+                    }
+                }
+            })
+        })
+        .map_err(tch_err("tracing the network"))?;
+    if let Some(e) = failure {
+        return Err(tch_err("tracing the network")(e));
+    }
+    let dir = crate::atomic::parent_dir(&cfg.torchscript);
+    std::fs::create_dir_all(dir).map_err(|e| anyhow!("creating {}: {e}", dir.display()))?;
+    let file = crate::atomic::AtomicFile::create(&cfg.torchscript)?;
+    module
+        .save(file.partial_path())
+        .map_err(tch_err(&format!("writing {}", cfg.torchscript.display())))?;
+    let max_diff = check(file.partial_path(), &loaded.net)?;
+    if max_diff > 1e-6 {
+        bail!(
+            "{}: the traced module differs from the network by {max_diff:e}; not written",
+            cfg.torchscript.display()
+        );
+    }
+    let json = sidecar(cfg, stats, loaded.cfg.base_width, &loaded.file.meta);
+    let sidecar = sidecar_path(&cfg.torchscript);
+    crate::atomic::write_with(&sidecar, |w| {
+        use std::io::Write;
+        serde_json::to_writer_pretty(&mut *w, &json)?;
+        w.write_all(b"\n")?;
+        Ok(())
+    })?;
+    crate::interrupt::check()?;
+    let torchscript = file.commit()?;
+    Ok(ExportReport {
+        torchscript,
+        sidecar,
+        max_diff,
+    })
+}
+
+/// Loads a saved module and compares it with `net` on a seeded batch of 3 frames (not
+/// the traced batch size): the largest |difference|.
+pub fn check(path: &Path, net: &crate::model::UNet) -> Result<f64> {
+    let m = CModule::load(path).map_err(tch_err(&format!("loading {}", path.display())))?;
+    tch::manual_seed(7);
+    let x = Tensor::randn([3, 1, INPUT_SIZE, INPUT_SIZE], (Kind::Float, Device::Cpu));
+    let diff = tch::no_grad(|| -> Result<f64, TchError> {
+        let a = m.forward_ts(&[&x])?;
+        let b = net.forward(&x)?;
+        a.f_sub(&b)?.f_abs()?.f_max()?.f_double_value(&[])
+    })
+    .map_err(tch_err(&format!("running {}", path.display())))?;
+    Ok(diff)
+}
+
+fn sidecar(
+    cfg: &ExportConfig,
+    stats: crate::dataset::Stats,
+    base_width: i64,
+    meta: &crate::keras::Meta,
+) -> serde_json::Value {
+    serde_json::json!({
+        "format": "nerveseg U-Net, traced TorchScript",
+        "nerveseg_version": env!("CARGO_PKG_VERSION"),
+        "weights": cfg.weights.display().to_string(),
+        "base_width": base_width,
+        "input": {
+            "shape": ["N", 1, INPUT_SIZE, INPUT_SIZE],
+            "dtype": "float32",
+            "layout": "NCHW",
+            "preprocess": "resize the uint8 frame to 96 x 96 with skimage.transform.resize(frame, (96, 96), preserve_range=True), store into uint8 (truncate), then (x - mean) / std",
+        },
+        "mean": stats.mean,
+        "std": stats.std,
+        "output": {
+            "shape": ["N", 1, INPUT_SIZE, INPUT_SIZE],
+            "what": "probability of nerve per pixel (sigmoid)",
+            "postprocess": "mask = p > threshold; enlarge to the frame's size with skimage.transform.resize (order 1) and keep > 0.5; a mask with fewer than min_size pixels is empty",
+        },
+        "threshold": cfg.rule.threshold,
+        "min_size": cfg.rule.min_size,
+        "frame_size": meta.frame_size.map(|s| [s.height, s.width]),
+        "epoch": meta.epoch,
+    })
+}
