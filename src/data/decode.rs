@@ -22,6 +22,12 @@ use crate::frame::{FrameSize, MAX_SIDE};
 /// room for a 16-bit RGBA one of about 5,000 x 5,000.
 const MAX_ALLOC: u64 = 256 << 20;
 
+/// A file may decode to at most this many bytes per byte it holds, plus `SLACK`:
+/// deflate (PNG) expands at most about 1,032 times, and real frames far less, so a
+/// small file that claims a huge frame is refused before the frame is allocated.
+const MAX_RATIO: u64 = 2048;
+const SLACK: u64 = 4 << 20;
+
 /// File name extensions read from a folder, lower case.
 pub const EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "tif", "tiff", "bmp"];
 
@@ -58,16 +64,31 @@ fn limits() -> Limits {
 }
 
 fn reader(path: &Path) -> Result<ImageReader<BufReader<File>>> {
-    let mut r = ImageReader::open(path)
-        .with_context(|| format!("opening {}", path.display()))?
-        .with_guessed_format()
-        .with_context(|| format!("reading {}", path.display()))?;
-    if r.format().is_none() {
-        bail!(
+    // The content decides the format, not the name: a text file named .jpg is "not an
+    // image", not a JPEG with bad markers.
+    let mut head = [0u8; 32];
+    let n = {
+        use std::io::Read;
+        let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let mut n = 0;
+        while n < head.len() {
+            match f.read(&mut head[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) => return Err(anyhow!("reading {}: {e}", path.display())),
+            }
+        }
+        n
+    };
+    let format = match image::guess_format(&head[..n]) {
+        Ok(f @ (ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Tiff | ImageFormat::Bmp)) => f,
+        _ => bail!(
             "{}: not a PNG, JPEG, TIFF or BMP image (its first bytes say neither)",
             path.display()
-        );
-    }
+        ),
+    };
+    let mut r = ImageReader::open(path).with_context(|| format!("opening {}", path.display()))?;
+    r.set_format(format);
     r.limits(limits());
     Ok(r)
 }
@@ -80,11 +101,31 @@ pub fn dimensions(path: &Path) -> Result<FrameSize> {
     FrameSize::new(h as usize, w as usize).map_err(|e| anyhow!("{}: {e}", path.display()))
 }
 
+/// Refuses a file whose header claims more decoded bytes than its size can hold.
+fn check_claim(path: &Path, (w, h): (u32, u32), decoded: u64) -> Result<()> {
+    let held = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    if decoded > MAX_ALLOC || decoded > held.saturating_mul(MAX_RATIO) + SLACK {
+        bail!(
+            "{}: its header claims {h} x {w} pixels ({} MB decoded) in a file of {held} bytes; \
+             truncated or damaged?",
+            path.display(),
+            decoded >> 20
+        );
+    }
+    Ok(())
+}
+
 /// The decoded image, its size and its format.
 fn decode(path: &Path) -> Result<(DynamicImage, FrameSize, ImageFormat)> {
+    use image::ImageDecoder;
     let r = reader(path)?;
     let format = r.format().unwrap_or(ImageFormat::Png);
-    let img = r.decode().map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let bad = |e: image::ImageError| anyhow!("{}: {e}", path.display());
+    let dec = r.into_decoder().map_err(bad)?;
+    check_claim(path, dec.dimensions(), dec.total_bytes())?;
+    let img = DynamicImage::from_decoder(dec).map_err(bad)?;
     let size = FrameSize::new(img.height() as usize, img.width() as usize)
         .map_err(|e| anyhow!("{}: {e}", path.display()))?;
     Ok((img, size, format))
@@ -210,6 +251,11 @@ fn palette_indices(path: &Path) -> Result<Option<Labels>> {
     let (w, h) = (info.width as usize, info.height as usize);
     let size = FrameSize::new(h, w).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let bits = info.bit_depth as usize;
+    check_claim(
+        path,
+        (info.width, info.height),
+        (size.pixels() * bits).div_ceil(8) as u64,
+    )?;
     let len = r
         .output_buffer_size()
         .ok_or_else(|| anyhow!("{}: the image is too large to decode", path.display()))?;

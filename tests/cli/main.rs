@@ -7,6 +7,7 @@ mod demo;
 mod evaluate;
 mod export;
 mod folders;
+mod hostile_images;
 mod hostile_keras;
 mod hostile_npy;
 mod hostile_tiff;
