@@ -32,12 +32,25 @@ fn prepare_writes_the_original_arrays_in_natural_order() {
     assert_eq!(
         env.names("data"),
         [
+            "imgs_groups_train.txt",
             "imgs_id_test.npy",
             "imgs_mask_train.npy",
+            "imgs_names_test.txt",
+            "imgs_names_train.txt",
             "imgs_test.npy",
             "imgs_train.npy"
         ]
     );
+    // Beside the arrays, row by row: the file names and the subjects.
+    let lines = |f: &str| std::fs::read_to_string(env.path(f)).unwrap();
+    let names: Vec<String> = (1..=2)
+        .flat_map(|s| (1..=11).map(move |n| format!("{s}_{n}.tif")))
+        .collect();
+    assert_eq!(lines("data/imgs_names_train.txt"), names.join("\n") + "\n");
+    let groups = lines("data/imgs_groups_train.txt");
+    assert_eq!(groups, "1\n".repeat(11) + &"2\n".repeat(11));
+    let test: Vec<String> = (1..=12).map(|i| format!("{i}.tif")).collect();
+    assert_eq!(lines("data/imgs_names_test.txt"), test.join("\n") + "\n");
 
     let imgs = frames(&env.path("data/imgs_train.npy"), 22);
     let masks = frames(&env.path("data/imgs_mask_train.npy"), 22);
@@ -79,10 +92,21 @@ fn prepare_train_only_and_test_only() {
     env.synth_small(1, 2, 3);
     env.run(&["prepare", "--raw", "raw", "--out", "a", "--train-only"])
         .ok();
-    assert_eq!(env.names("a"), ["imgs_mask_train.npy", "imgs_train.npy"]);
+    assert_eq!(
+        env.names("a"),
+        [
+            "imgs_groups_train.txt",
+            "imgs_mask_train.npy",
+            "imgs_names_train.txt",
+            "imgs_train.npy"
+        ]
+    );
     env.run(&["prepare", "--raw", "raw", "--out", "b", "--test-only"])
         .ok();
-    assert_eq!(env.names("b"), ["imgs_id_test.npy", "imgs_test.npy"]);
+    assert_eq!(
+        env.names("b"),
+        ["imgs_id_test.npy", "imgs_names_test.txt", "imgs_test.npy"]
+    );
 }
 
 /// Sets up a good raw folder, breaks it with `damage`, runs prepare and checks that it

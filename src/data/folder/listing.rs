@@ -312,7 +312,7 @@ mod tests {
         v.sort_by(|a, b| natural_cmp(a, b));
         assert_eq!(
             v,
-            ["2.png", "02.png", "1_9.png", "1_10.png", "10.png", "a2b.png", "a10b.png"]
+            ["1_9.png", "1_10.png", "2.png", "02.png", "10.png", "a2b.png", "a10b.png"]
         );
     }
 
