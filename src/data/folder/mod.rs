@@ -49,11 +49,11 @@ pub fn prepare(cfg: &FolderConfig) -> Result<PrepareReport> {
     })
 }
 
-/// The one size of `entries`' frames, or `wanted`; an error listing the sizes found when
-/// they differ and no size was asked for.
+/// The one size of `entries`' frames (`sizes`, from their headers), or `wanted`; an
+/// error listing the sizes found when they differ and no size was asked for.
 fn common_size(
     sizes: &[FrameSize],
-    entries: &[Entry],
+    entries: &[&Entry],
     wanted: Option<FrameSize>,
     dir: &Path,
 ) -> Result<FrameSize> {
@@ -101,36 +101,52 @@ fn frame_at(e: &Entry, size: FrameSize) -> Result<(Vec<u8>, Option<&'static str>
     Ok((out, g.converted))
 }
 
-fn note_skipped(report: &mut PrepareReport, dir: &Path, skipped: &[String]) {
+/// Decodes one mask at `size` as a 0/255 nerve mask, with the rule it was read by.
+fn mask_at(m: &Entry, size: FrameSize, class: Option<u8>) -> Result<(Vec<u8>, Rule)> {
+    let labels = decode::read_labels(&m.path)?;
+    let rule = masks::rule_for(&labels, class, &m.path)?;
+    let mask = masks::nerve(&labels.values, rule);
+    if labels.size == size {
+        return Ok((mask, rule));
+    }
+    Ok((masks::resize_nearest(&mask, labels.size, size), rule))
+}
+
+/// The image files of `dir`, noting the other files it skipped.
+fn list_noting(dir: &Path, report: &mut PrepareReport) -> Result<Vec<Entry>> {
+    let (entries, skipped) = listing::list(dir)?;
     if !skipped.is_empty() {
         report.notes.push(format!(
             "{}: skipped {} files that are not PNG, JPEG, TIFF or BMP: {}",
             dir.display(),
             skipped.len(),
-            listing::some_of(skipped)
+            listing::some_of(&skipped)
         ));
     }
+    Ok(entries)
 }
 
-fn prepare_all(cfg: &FolderConfig) -> Result<PrepareReport> {
-    let start = Instant::now();
-    let mut report = PrepareReport::default();
-    let (images, skipped) = listing::list(&cfg.images)?;
-    note_skipped(&mut report, &cfg.images, &skipped);
+/// Everything known before a pixel is read: the pairs, their groups, the sizes.
+struct Plan {
+    pairs: Vec<(Entry, Entry)>,
+    groups: Vec<String>,
+    source: GroupSource,
+    size: FrameSize,
+    test: Option<(Vec<Entry>, FrameSize)>,
+}
+
+fn plan(cfg: &FolderConfig, report: &mut PrepareReport) -> Result<Plan> {
+    let images = list_noting(&cfg.images, report)?;
     let one_folder = same_folder(&cfg.images, &cfg.masks);
     let masks = if one_folder {
         Vec::new()
     } else {
-        let (m, skipped) = listing::list(&cfg.masks)?;
-        note_skipped(&mut report, &cfg.masks, &skipped);
-        m
+        list_noting(&cfg.masks, report)?
     };
     let pairs = listing::pair(images, masks, one_folder)?;
+    let frames: Vec<Entry> = pairs.iter().map(|p| p.0.clone()).collect();
+    let (groups, source) = listing::groups(&frames, cfg.groups.as_deref())?;
     let (images, masks): (Vec<&Entry>, Vec<&Entry>) = pairs.iter().map(|(i, m)| (i, m)).unzip();
-    let (groups, source) = listing::groups(
-        &pairs.iter().map(|p| p.0.clone()).collect::<Vec<_>>(),
-        cfg.groups.as_deref(),
-    )?;
     let image_sizes = sizes_of(&images)?;
     let mask_sizes = sizes_of(&masks)?;
     for ((i, m), (si, sm)) in pairs.iter().zip(image_sizes.iter().zip(&mask_sizes)) {
@@ -142,48 +158,55 @@ fn prepare_all(cfg: &FolderConfig) -> Result<PrepareReport> {
             );
         }
     }
-    let owned: Vec<Entry> = images.iter().map(|e| (*e).clone()).collect();
-    let size = common_size(&image_sizes, &owned, cfg.size, &cfg.images)?;
+    let size = common_size(&image_sizes, &images, cfg.size, &cfg.images)?;
     let test = match &cfg.test_images {
         Some(dir) => {
-            let (t, skipped) = listing::list(dir)?;
-            note_skipped(&mut report, dir, &skipped);
+            let t = list_noting(dir, report)?;
             let refs: Vec<&Entry> = t.iter().collect();
-            let s = common_size(&sizes_of(&refs)?, &t, cfg.size, dir)?;
+            let s = common_size(&sizes_of(&refs)?, &refs, cfg.size, dir)?;
             Some((t, s))
         }
         None => None,
     };
-    std::fs::create_dir_all(&cfg.out)
-        .map_err(|e| anyhow::anyhow!("creating {}: {e}", cfg.out.display()))?;
+    Ok(Plan {
+        pairs,
+        groups,
+        source,
+        size,
+        test,
+    })
+}
 
-    let mut out = Outputs::default();
-    let n = pairs.len() as u64;
-    let shape = |n: u64, s: FrameSize| [n, s.height as u64, s.width as u64];
+fn shape(n: usize, s: FrameSize) -> [u64; 3] {
+    [n as u64, s.height as u64, s.width as u64]
+}
+
+/// How many frames were converted, by what.
+type Conversions = BTreeMap<&'static str, usize>;
+
+fn write_train(
+    cfg: &FolderConfig,
+    plan: &Plan,
+    out: &mut Outputs,
+    converted: &mut Conversions,
+    report: &mut PrepareReport,
+) -> Result<()> {
+    let (pairs, size) = (&plan.pairs, plan.size);
+    let n = pairs.len();
     let mut imgs = NpyWriter::<u8>::create(&cfg.out.join(super::IMGS_TRAIN), &shape(n, size))?;
     let mut msks = NpyWriter::<u8>::create(&cfg.out.join(super::IMGS_MASK_TRAIN), &shape(n, size))?;
     let mut rules: BTreeMap<Rule, usize> = BTreeMap::new();
-    let mut converted: BTreeMap<&'static str, usize> = BTreeMap::new();
-    let pb = crate::progress::bar(n, "train", cfg.quiet);
+    let pb = crate::progress::bar(n as u64, "train", cfg.quiet);
     super::pipelined(
         pairs.chunks(CHUNK),
         |chunk| {
             chunk
                 .par_iter()
-                .map(|(i, m)| {
-                    let (img, note) = frame_at(i, size)?;
-                    let labels = decode::read_labels(&m.path)?;
-                    let rule = masks::rule_for(&labels, cfg.mask_class, &m.path)?;
-                    let mut mask = masks::nerve(&labels.values, rule);
-                    if labels.size != size {
-                        mask = masks::resize_nearest(&mask, labels.size, size);
-                    }
-                    Ok((img, mask, rule, note))
-                })
+                .map(|(i, m)| Ok((frame_at(i, size)?, mask_at(m, size, cfg.mask_class)?)))
                 .collect::<Result<Vec<_>>>()
         },
         |frames| {
-            for (img, mask, rule, note) in &frames {
+            for ((img, note), (mask, rule)) in &frames {
                 imgs.push_row(img)?;
                 msks.push_row(mask)?;
                 *rules.entry(*rule).or_default() += 1;
@@ -204,75 +227,99 @@ fn prepare_all(cfg: &FolderConfig) -> Result<PrepareReport> {
     )?);
     out.lines.push(super::lines(
         &cfg.out.join(super::IMGS_GROUPS_TRAIN),
-        &groups,
+        &plan.groups,
     )?);
-    report.train_images = pairs.len();
+    report.train_images = n;
     for (rule, count) in &rules {
         report.notes.push(format!("masks: {rule}: {count} masks"));
     }
-    report.notes.push(match source {
+    report.notes.push(match &plan.source {
         GroupSource::Kaggle => "groups: the subject of each {subject}_{n} name".to_owned(),
         GroupSource::File(p) => format!("groups: from {}", p.display()),
         GroupSource::EachFrame => {
             "groups: none given (--groups FILE.csv); each frame is its own group".to_owned()
         }
     });
+    Ok(())
+}
 
-    if let Some((entries, test_size)) = &test {
-        let n = entries.len() as u64;
-        let mut w =
-            NpyWriter::<u8>::create(&cfg.out.join(super::IMGS_TEST), &shape(n, *test_size))?;
-        let pb = crate::progress::bar(n, "test", cfg.quiet);
-        super::pipelined(
-            entries.chunks(CHUNK),
-            |chunk| {
-                chunk
-                    .par_iter()
-                    .map(|e| frame_at(e, *test_size))
-                    .collect::<Result<Vec<_>>>()
-            },
-            |frames| {
-                for (img, note) in &frames {
-                    w.push_row(img)?;
-                    if let Some(c) = note {
-                        *converted.entry(c).or_default() += 1;
-                    }
+fn write_test(
+    cfg: &FolderConfig,
+    entries: &[Entry],
+    size: FrameSize,
+    out: &mut Outputs,
+    converted: &mut Conversions,
+    report: &mut PrepareReport,
+) -> Result<()> {
+    let n = entries.len();
+    let mut w = NpyWriter::<u8>::create(&cfg.out.join(super::IMGS_TEST), &shape(n, size))?;
+    let pb = crate::progress::bar(n as u64, "test", cfg.quiet);
+    super::pipelined(
+        entries.chunks(CHUNK),
+        |chunk| {
+            chunk
+                .par_iter()
+                .map(|e| frame_at(e, size))
+                .collect::<Result<Vec<_>>>()
+        },
+        |frames| {
+            for (img, note) in &frames {
+                w.push_row(img)?;
+                if let Some(c) = note {
+                    *converted.entry(c).or_default() += 1;
                 }
-                pb.inc(frames.len() as u64);
-                Ok(())
-            },
-        )?;
-        pb.finish_and_clear();
-        let mut ids = NpyWriter::<i32>::create(&cfg.out.join(super::IMGS_ID_TEST), &[n])?;
-        for id in 1..=n as i32 {
-            ids.push_row(&[id])?;
-        }
-        out.npy.push(w);
-        out.ids = Some(ids);
-        let names: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
-        out.lines
-            .push(super::lines(&cfg.out.join(super::IMGS_NAMES_TEST), &names)?);
-        report.test_images = entries.len();
-        report.notes.push(format!(
-            "test frames: {test_size}; ids 1..{n} in the order of {}",
-            super::IMGS_NAMES_TEST
-        ));
+            }
+            pb.inc(frames.len() as u64);
+            Ok(())
+        },
+    )?;
+    pb.finish_and_clear();
+    let mut ids = NpyWriter::<i32>::create(&cfg.out.join(super::IMGS_ID_TEST), &[n as u64])?;
+    for id in 1..=n as i32 {
+        ids.push_row(&[id])?;
+    }
+    out.npy.push(w);
+    out.ids = Some(ids);
+    let names: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
+    out.lines
+        .push(super::lines(&cfg.out.join(super::IMGS_NAMES_TEST), &names)?);
+    report.test_images = n;
+    report.notes.push(format!(
+        "test frames: {size}; ids 1..{n} in the order of {}",
+        super::IMGS_NAMES_TEST
+    ));
+    Ok(())
+}
+
+fn prepare_all(cfg: &FolderConfig) -> Result<PrepareReport> {
+    let start = Instant::now();
+    let mut report = PrepareReport::default();
+    let plan = plan(cfg, &mut report)?;
+    std::fs::create_dir_all(&cfg.out)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", cfg.out.display()))?;
+    let mut out = Outputs::default();
+    let mut converted = Conversions::new();
+    write_train(cfg, &plan, &mut out, &mut converted, &mut report)?;
+    if let Some((entries, size)) = &plan.test {
+        write_test(cfg, entries, *size, &mut out, &mut converted, &mut report)?;
     }
     report.notes.insert(
         0,
         match cfg.size {
             Some(s) => format!("frames resized to {s} (bilinear images, nearest masks)"),
-            None => format!("frames: {size}"),
+            None => format!("frames: {}", plan.size),
         },
     );
     for (kind, count) in converted {
-        report.notes.push(match kind {
-            k if k.starts_with("16-bit") && !k.contains("RGB") => format!(
+        report.notes.push(if kind == "16-bit" {
+            format!(
                 "{count} 16-bit frames scaled to 8 bits (v >> 8, as scikit-image's img_as_ubyte)"
-            ),
-            k => format!("{count} {k} frames made gray with scikit-image's rgb2gray weights"),
+            )
+        } else {
+            format!("{count} {kind} frames made gray with scikit-image's rgb2gray weights")
         });
     }
+    // Everything was read without error: only now replace the outputs.
     crate::interrupt::check()?;
     out.commit(&mut report)?;
     report.seconds = start.elapsed().as_secs_f64();
@@ -289,15 +336,15 @@ fn same_folder(a: &Path, b: &Path) -> bool {
 
 /// Outputs written but not yet in place.
 #[derive(Default)]
-pub(super) struct Outputs {
-    pub npy: Vec<NpyWriter<u8>>,
-    pub ids: Option<NpyWriter<i32>>,
-    pub lines: Vec<crate::atomic::AtomicFile>,
+struct Outputs {
+    npy: Vec<NpyWriter<u8>>,
+    ids: Option<NpyWriter<i32>>,
+    lines: Vec<crate::atomic::AtomicFile>,
 }
 
 impl Outputs {
     /// Renames every output into place.
-    pub fn commit(self, report: &mut PrepareReport) -> Result<()> {
+    fn commit(self, report: &mut PrepareReport) -> Result<()> {
         for w in self.npy {
             report.written.push(w.finish()?);
         }
