@@ -88,7 +88,8 @@ fixtures-submission:
 	$(SUB_FIX)/.venv/bin/python $(SUB_FIX)/make_fixtures.py
 
 # Regenerates the image-decoding fixtures (scikit-image's rgb2gray, Pillow's palettes)
-# and copies three usgra-seg pairs from ../shared (CC-BY 4.0; credit in their README).
+# and the class-1 counts of the three committed usgra-seg masks (CC-BY 4.0; credit in
+# tests/fixtures/frames/usgra/README.md).
 FRAMES_FIX := tests/fixtures/frames
 fixtures-frames:
 	test -x $(FRAMES_FIX)/.venv/bin/python || $(PYTHON) -m venv $(FRAMES_FIX)/.venv
