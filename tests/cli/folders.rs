@@ -192,7 +192,17 @@ fn one_other_size_needs_no_resize() {
             .unwrap();
     }
     let out = env
-        .run(&["prepare", "--images", "d", "--masks", "d", "--out", "p"])
+        .run(&[
+            "prepare",
+            "--images",
+            "d",
+            "--masks",
+            "d",
+            "--out",
+            "p",
+            "--test-images",
+            "d",
+        ])
         .ok();
     assert!(out.contains("frames: 40 x 52"), "{out}");
     assert!(
@@ -209,6 +219,72 @@ fn one_other_size_needs_no_resize() {
         w.meta.frame_size.map(|s| (s.height, s.width)),
         Some((40, 52))
     );
+    // The array path after prepare takes the size as it is: evaluate, predict with
+    // overlays at 40 x 52, submit enlarging to --size, bench's resize.
+    let out = env
+        .run(&[
+            "evaluate",
+            "--weights",
+            "p/w/weights.h5",
+            "--images",
+            "p/imgs_train.npy",
+            "--masks",
+            "p/imgs_mask_train.npy",
+            "--device",
+            "cpu",
+            "--json",
+        ])
+        .ok();
+    assert!(out.contains("\"images\":2"), "{out}");
+    env.run(&[
+        "predict",
+        "--weights",
+        "p/w/weights.h5",
+        "--images",
+        "p/imgs_test.npy",
+        "--ids",
+        "p/imgs_id_test.npy",
+        "--out",
+        "probs.npy",
+        "--overlays",
+        "ov",
+        "--device",
+        "cpu",
+    ])
+    .ok();
+    let o = image::open(env.path("ov/1_overlay.png")).unwrap();
+    assert_eq!((o.height(), o.width()), (40, 52));
+    let csv = env.path("sub.csv");
+    env.run(&[
+        "submit",
+        "--masks",
+        "probs.npy",
+        "--ids",
+        "p/imgs_id_test.npy",
+        "--out",
+        csv.to_str().unwrap(),
+        "--size",
+        "40x52",
+        "--min-size",
+        "0",
+        "--threshold",
+        "0",
+    ])
+    .ok();
+    // Threshold 0 fills each mask: one run of every pixel of the 40 x 52 frame.
+    let sub = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(sub.lines().nth(1), Some("1,1 2080"), "{sub}");
+    let out = env
+        .run(&[
+            "bench",
+            "resize",
+            "--images",
+            "p/imgs_train.npy",
+            "--masks",
+            "p/imgs_mask_train.npy",
+        ])
+        .ok();
+    assert!(out.contains("\"images\":4,"), "{out}");
     std::fs::create_dir_all(env.path("new")).unwrap();
     scene(33, 45, 1).0.save(env.path("new/a.bmp")).unwrap();
     env.run(&[
