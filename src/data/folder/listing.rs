@@ -368,4 +368,35 @@ mod tests {
             (vec!["1_1".into(), "x".into()], GroupSource::EachFrame)
         );
     }
+
+    #[test]
+    fn groups_come_from_a_csv_by_name_or_stem() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("g.csv");
+        std::fs::write(&csv, "name,group\na.png,p1\nb,p2\n").unwrap();
+        let (g, s) = groups(&entries(&["a.png", "b.jpg"]), Some(&csv)).unwrap();
+        assert_eq!(
+            (g, s),
+            (
+                vec!["p1".into(), "p2".into()],
+                GroupSource::File(csv.clone())
+            )
+        );
+        let e = groups(&entries(&["a.png", "c.png"]), Some(&csv))
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("g.csv: no group for 1 frames: c.png"), "{e}");
+        std::fs::write(&csv, "a,1\na.png,2\n").unwrap();
+        assert_eq!(groups(&entries(&["a.png"]), Some(&csv)).unwrap().0, ["2"]);
+        std::fs::write(&csv, "a,1\na,2\n").unwrap();
+        let e = groups(&entries(&["a.png"]), Some(&csv))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2: a is listed twice"), "{e}");
+        std::fs::write(&csv, "a,1,x\n").unwrap();
+        let e = groups(&entries(&["a.png"]), Some(&csv))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 1: expected name,group"), "{e}");
+    }
 }
