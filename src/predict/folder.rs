@@ -83,6 +83,19 @@ pub fn mask_name(stem: &str) -> String {
 
 /// Runs prediction on a folder.
 pub fn predict_folder(cfg: &FolderPredictConfig) -> Result<FolderPredictReport> {
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    };
+    for dir in std::iter::once(&cfg.out_dir).chain(cfg.overlays.as_ref()) {
+        if same(dir, &cfg.images) {
+            anyhow::bail!(
+                "{} is the --images folder: the masks would be read as frames next time; \
+                 choose another --out-dir or --overlays",
+                dir.display()
+            );
+        }
+    }
     let entries = listing::list_all(&cfg.images)?;
     if entries.is_empty() {
         anyhow::bail!("{}: no files to predict", cfg.images.display());

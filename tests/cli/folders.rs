@@ -175,6 +175,18 @@ fn mixed_formats_and_sizes_go_through_with_size() {
         "--skip-bad",
     ]);
     assert!(!env.path("m2/predictions.csv").exists());
+    env.run(&[
+        "predict",
+        "--weights",
+        "p/w/weights.h5",
+        "--images",
+        "in/img",
+        "--out-dir",
+        "in/img/",
+        "--device",
+        "cpu",
+    ])
+    .fails_with(&["in/img/ is the --images folder"]);
 }
 
 /// One size that is not Kaggle's, without --size; frames and masks in one folder.
