@@ -149,15 +149,25 @@ pub fn read_gray(path: &Path) -> Result<Gray> {
     let (img, size, _) = decode(path)?;
     let (pixels, converted): (Vec<u8>, _) = match img {
         DynamicImage::ImageLuma8(i) => (i.into_raw(), None),
-        DynamicImage::ImageLumaA8(i) => (i.pixels().map(|p| p[0]).collect(), None),
+        // Gray with alpha: composited on white, as RGBA is.
+        DynamicImage::ImageLumaA8(i) => {
+            let f = |v: u8| v as f64 / 255.0;
+            let px = i
+                .pixels()
+                .map(|p| rgba2gray(f(p[0]), f(p[0]), f(p[0]), f(p[1])));
+            (px.collect(), Some("gray+alpha"))
+        }
         DynamicImage::ImageLuma16(i) => (
             i.pixels().map(|p| (p[0] >> 8) as u8).collect(),
             Some("16-bit"),
         ),
-        DynamicImage::ImageLumaA16(i) => (
-            i.pixels().map(|p| (p[0] >> 8) as u8).collect(),
-            Some("16-bit"),
-        ),
+        DynamicImage::ImageLumaA16(i) => {
+            let f = |v: u16| v as f64 / 65535.0;
+            let px = i
+                .pixels()
+                .map(|p| rgba2gray(f(p[0]), f(p[0]), f(p[0]), f(p[1])));
+            (px.collect(), Some("16-bit gray+alpha"))
+        }
         DynamicImage::ImageRgb8(i) => {
             let f = |v: u8| v as f64 / 255.0;
             let px = i.pixels().map(|p| rgb2gray(f(p[0]), f(p[1]), f(p[2])));
@@ -289,5 +299,7 @@ mod tests {
         assert_eq!(rgb2gray(0.0, 1.0, 0.0), 182); // 182.43
         assert_eq!(rgb2gray(0.0, 0.0, 1.0), 18); // 18.39
         assert_eq!(rgba2gray(0.0, 0.0, 0.0, 0.0), 255); // transparent: the white behind
+        assert_eq!(rgba2gray(0.2, 0.2, 0.2, 1.0), 51); // opaque gray stays (weights sum to 1)
+        assert_eq!(rgba2gray(0.0, 0.0, 0.0, 0.5), 128); // half black over white
     }
 }

@@ -311,12 +311,14 @@ fn prepare_all(cfg: &FolderConfig) -> Result<PrepareReport> {
         },
     );
     for (kind, count) in converted {
-        report.notes.push(if kind == "16-bit" {
-            format!(
+        report.notes.push(match kind {
+            "16-bit" => format!(
                 "{count} 16-bit frames scaled to 8 bits (v >> 8, as scikit-image's img_as_ubyte)"
-            )
-        } else {
-            format!("{count} {kind} frames made gray with scikit-image's rgb2gray weights")
+            ),
+            k if k.contains("alpha") || k.contains("RGBA") => format!(
+                "{count} {k} frames composited on white (scikit-image's rgba2rgb) and made gray"
+            ),
+            k => format!("{count} {k} frames made gray with scikit-image's rgb2gray weights"),
         });
     }
     // Everything was read without error: only now replace the outputs.
