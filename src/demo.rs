@@ -160,7 +160,8 @@ fn run_steps(cfg: &DemoConfig, step: &std::cell::Cell<&'static str>) -> Result<D
     say("[4/7] evaluate on the validation split".to_owned());
     let rule = MaskRule::default();
     let eval = evaluate::evaluate(&EvalConfig {
-        weights: best.clone(),
+        weights: vec![best.clone()],
+        tta: false,
         images: tcfg.images.clone(),
         masks: tcfg.masks.clone(),
         validation_split: None,
@@ -179,7 +180,8 @@ fn run_steps(cfg: &DemoConfig, step: &std::cell::Cell<&'static str>) -> Result<D
     let masks = out.join("imgs_mask_test.npy");
     let ids = out.join(crate::data::IMGS_ID_TEST);
     crate::predict::predict(&PredictConfig {
-        weights: best.clone(),
+        weights: vec![best.clone()],
+        tta: false,
         images: out.join(crate::data::IMGS_TEST),
         ids: ids.clone(),
         out: masks.clone(),

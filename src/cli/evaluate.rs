@@ -10,9 +10,14 @@ use super::shared::{MaskRuleArgs, RunArgs, StatsArgs};
 
 #[derive(Debug, Args)]
 pub struct EvaluateArgs {
-    /// Checkpoint to score on the validation split.
-    #[arg(long, value_name = "FILE", default_value = "weights/weights.h5")]
-    pub weights: PathBuf,
+    /// Checkpoint to score on the validation split (of the first, with several). Give it
+    /// more than once for an ensemble: the probabilities are averaged.
+    #[arg(long, value_name = "FILE", default_value = "weights/weights.h5", action = clap::ArgAction::Append)]
+    pub weights: Vec<PathBuf>,
+    /// Also predict each frame flipped left to right (flipped back), and average: test-time
+    /// augmentation. With several --weights, every checkpoint does.
+    #[arg(long)]
+    pub tta: bool,
     /// Prepared training frames; the last --validation-split share is scored.
     #[arg(long, value_name = "FILE", default_value = "imgs_train.npy")]
     pub images: PathBuf,
@@ -48,6 +53,7 @@ impl EvaluateArgs {
     pub fn into_config(self, quiet: bool) -> EvalConfig {
         EvalConfig {
             weights: self.weights,
+            tta: self.tta,
             images: self.images,
             masks: self.masks,
             validation_split: self.validation_split,

@@ -12,8 +12,13 @@ use super::shared::{MaskRuleArgs, RunArgs, StatsArgs};
 #[derive(Debug, Args)]
 pub struct PredictArgs {
     /// Keras weight file: a nerveseg checkpoint or a Keras file of the tutorial's U-Net.
-    #[arg(long, value_name = "FILE", default_value = "weights/weights.h5")]
-    pub weights: PathBuf,
+    /// Give it more than once for an ensemble: the probabilities are averaged.
+    #[arg(long, value_name = "FILE", default_value = "weights/weights.h5", action = clap::ArgAction::Append)]
+    pub weights: Vec<PathBuf>,
+    /// Also predict each frame flipped left to right (flipped back), and average: test-time
+    /// augmentation. With several --weights, every checkpoint does.
+    #[arg(long)]
+    pub tta: bool,
     /// Test frames: uint8 (N, H, W) frames of one size (Kaggle: 420 x 580) from `prepare`
     /// (resized and standardised here), or a model-ready float32 (N, 96, 96, 1) array
     /// fed as it is; or a FOLDER of PNG, JPEG, TIFF or BMP frames of any sizes, which
@@ -81,6 +86,7 @@ impl PredictArgs {
             }
             return Ok(PredictFrom::Folder(FolderPredictConfig {
                 weights: self.weights,
+                tta: self.tta,
                 images: self.images,
                 out_dir,
                 overlays: self.overlays,
@@ -102,6 +108,7 @@ impl PredictArgs {
         }
         Ok(PredictFrom::Arrays(PredictConfig {
             weights: self.weights,
+            tta: self.tta,
             images: self.images,
             ids: self.ids,
             out: self.out,

@@ -198,7 +198,8 @@ fn predict_defaults_are_the_original_files() {
         panic!("not predict")
     };
     let c = arrays(a);
-    assert_eq!(c.weights, PathBuf::from("weights/weights.h5"));
+    assert_eq!(c.weights, [PathBuf::from("weights/weights.h5")]);
+    assert!(!c.tta);
     assert_eq!(c.images, PathBuf::from("imgs_test.npy"));
     assert_eq!(c.out, PathBuf::from("imgs_mask_test.npy"));
     assert_eq!(c.batch_size, 32);
@@ -218,8 +219,16 @@ fn predict_defaults_are_the_original_files() {
     let c = arrays(a);
     assert_eq!(
         (c.device, c.batch_size, c.weights),
-        (Device::Cpu, 4, PathBuf::from("w.h5"))
+        (Device::Cpu, 4, vec![PathBuf::from("w.h5")])
     );
+    let Command::Predict(a) =
+        parse(&["predict", "--weights", "a.h5", "--weights", "b.h5", "--tta"]).command
+    else {
+        panic!("not predict")
+    };
+    let c = arrays(a);
+    assert_eq!(c.weights, [PathBuf::from("a.h5"), PathBuf::from("b.h5")]);
+    assert!(c.tta);
     assert!(Cli::try_parse_from(["nerveseg", "predict", "--device", "tpu"]).is_err());
     assert!(Cli::try_parse_from(["nerveseg", "predict", "--batch-size", "0"]).is_err());
 }

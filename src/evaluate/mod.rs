@@ -19,7 +19,8 @@ use crate::data::npy::NpyReader;
 use crate::dataset::{self, SIDE_PIXELS};
 use crate::frame::FrameSize;
 use crate::libtorch::{explain, Advice};
-use crate::predict::{self, StatsSource};
+use crate::predict::ensemble::{Ensemble, EnsembleConfig};
+use crate::predict::StatsSource;
 use crate::submission::{enlarger, MaskRule};
 
 /// The validation split when neither the command nor the checkpoint gives one: Keras's
@@ -83,7 +84,10 @@ impl Scores {
 /// What `evaluate` on the validation split reads.
 #[derive(Clone, Debug)]
 pub struct EvalConfig {
-    pub weights: PathBuf,
+    /// One checkpoint, or several whose probabilities are averaged.
+    pub weights: Vec<PathBuf>,
+    /// Also predict the horizontally flipped frames and average.
+    pub tta: bool,
     pub images: PathBuf,
     pub masks: PathBuf,
     /// The share held out for validation; `None` takes the checkpoint's (else 0.2).
@@ -128,13 +132,23 @@ fn tail_frames(path: &Path, split: f64) -> Result<(Vec<u8>, usize, FrameSize)> {
 
 /// Evaluates a checkpoint on the validation split of the prepared training arrays.
 pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
-    let loaded = predict::load(&cfg.weights, cfg.device, false, cfg.speed)?;
-    let stored = loaded.file.meta.run.as_ref().map(|r| r.validation_split);
+    let models = Ensemble::load(
+        &EnsembleConfig {
+            weights: cfg.weights.clone(),
+            tta: cfg.tta,
+            device: cfg.device,
+            speed: cfg.speed,
+            batch_size: cfg.batch_size,
+            allow_partial: false,
+        },
+        Some(&cfg.stats),
+        cfg.quiet,
+    )?;
+    let stored = models.first().meta.run.as_ref().map(|r| r.validation_split);
     let split = cfg.validation_split.or(stored).unwrap_or(DEFAULT_SPLIT);
     if !(split > 0.0 && split <= 1.0) {
         bail!("--validation-split must be in (0, 1] to have images to score, got {split}");
     }
-    let stats = cfg.stats.resolve(&loaded.file, cfg.quiet)?;
     let (frames, n, size) = tail_frames(&cfg.images, split)?;
     let (truth, n_masks, mask_size) = tail_frames(&cfg.masks, split)?;
     if mask_size != size {
@@ -152,11 +166,9 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
         );
     }
     let host = |what: &str, e: TchError| explain(e, what, Device::Cpu, Advice::None);
-    let x = dataset::standardise(&dataset::resize_frames(&frames, size), stats)
-        .map_err(|e| host("standardising the frames", e))?;
     let y = dataset::unit_masks(&dataset::resize_frames(&truth, size))
         .map_err(|e| host("scaling the masks", e))?;
-    let probs = predict::probabilities(&loaded.net, &x, cfg.batch_size, cfg.device, cfg.quiet)?;
+    let probs = models.frames(&dataset::resize_frames(&frames, size), cfg.quiet)?;
     let p = dataset::to_nchw(&probs).map_err(|e| host("reading the predictions", e))?;
     let dice_coef =
         batch_dice_coef(&y, &p, n, cfg.batch_size).map_err(|e| host("computing dice_coef", e))?;

@@ -13,12 +13,12 @@ use anyhow::{anyhow, Result};
 use rayon::prelude::*;
 use tch::Device;
 
-use super::{load, probabilities, StatsSource};
+use super::ensemble::{Ensemble, EnsembleConfig};
+use super::StatsSource;
 use crate::data::decode::{self, Gray};
 use crate::data::folder::listing::{self, Entry};
-use crate::dataset::{self, SIDE, SIDE_PIXELS};
+use crate::dataset::{SIDE, SIDE_PIXELS};
 use crate::interrupt;
-use crate::libtorch::{explain, Advice};
 use crate::resize::Resizer;
 use crate::submission::{enlarger, MaskRule};
 
@@ -28,7 +28,10 @@ pub const PREDICTIONS_CSV: &str = "predictions.csv";
 /// What `predict` on a folder reads and writes.
 #[derive(Clone, Debug)]
 pub struct FolderPredictConfig {
-    pub weights: PathBuf,
+    /// One checkpoint, or several whose probabilities are averaged.
+    pub weights: Vec<PathBuf>,
+    /// Also predict the horizontally flipped frames and average.
+    pub tta: bool,
     pub images: PathBuf,
     pub out_dir: PathBuf,
     /// Folder for `{stem}_overlay.png`.
@@ -100,8 +103,18 @@ pub fn predict_folder(cfg: &FolderPredictConfig) -> Result<FolderPredictReport> 
     if entries.is_empty() {
         anyhow::bail!("{}: no files to predict", cfg.images.display());
     }
-    let loaded = load(&cfg.weights, cfg.device, cfg.allow_partial, cfg.speed)?;
-    let stats = cfg.stats.resolve(&loaded.file, cfg.quiet)?;
+    let models = Ensemble::load(
+        &EnsembleConfig {
+            weights: cfg.weights.clone(),
+            tta: cfg.tta,
+            device: cfg.device,
+            speed: cfg.speed,
+            batch_size: cfg.batch_size,
+            allow_partial: cfg.allow_partial,
+        },
+        Some(&cfg.stats),
+        cfg.quiet,
+    )?;
     for dir in std::iter::once(&cfg.out_dir).chain(cfg.overlays.as_ref()) {
         std::fs::create_dir_all(dir).map_err(|e| anyhow!("creating {}: {e}", dir.display()))?;
     }
@@ -150,12 +163,7 @@ pub fn predict_folder(cfg: &FolderPredictConfig) -> Result<FolderPredictReport> 
             pb.inc(batch.len() as u64);
             continue;
         }
-        let x = dataset::standardise(&small, stats)
-            .map_err(|e| explain(e, "standardising the frames", Device::Cpu, Advice::None))?;
-        let probs = interrupt::keeping(
-            probabilities(&loaded.net, &x, cfg.batch_size, cfg.device, true),
-            kept(rows.len()),
-        )?;
+        let probs = interrupt::keeping(models.frames(&small, true), kept(rows.len()))?;
         let written: Vec<Row> = good
             .par_iter()
             .zip(probs.par_chunks(SIDE_PIXELS))

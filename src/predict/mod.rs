@@ -9,6 +9,7 @@
 //! (such as the original Keras `weights.h5`) has none. Model-ready float32
 //! (N, 96, 96, 1) arrays are fed as they are, as Keras's `model.predict` does.
 
+pub mod ensemble;
 pub mod folder;
 
 use std::fmt;
@@ -148,7 +149,10 @@ pub fn probabilities(
 /// What `predict` reads and writes.
 #[derive(Clone, Debug)]
 pub struct PredictConfig {
-    pub weights: PathBuf,
+    /// One checkpoint, or several whose probabilities are averaged.
+    pub weights: Vec<PathBuf>,
+    /// Also predict the horizontally flipped frames and average.
+    pub tta: bool,
     pub images: PathBuf,
     /// Test ids for the PNG names (int32 (N,)); used with uint8 frames.
     pub ids: PathBuf,
@@ -175,8 +179,23 @@ pub struct PredictConfig {
 #[derive(Clone, Debug)]
 pub struct PredictReport {
     pub images: usize,
-    pub weights: PathBuf,
+    pub weights: Vec<PathBuf>,
+    pub tta: bool,
     pub out: PathBuf,
+}
+
+/// "w.h5", "the mean of a.h5 and b.h5", with " and its flips" for test-time flips.
+pub fn describe_models(weights: &[PathBuf], tta: bool) -> String {
+    let names: Vec<String> = weights.iter().map(|w| w.display().to_string()).collect();
+    let mut s = match names.as_slice() {
+        [one] => one.clone(),
+        [rest @ .., last] => format!("the mean of {} and {last}", rest.join(", ")),
+        [] => String::new(),
+    };
+    if tta {
+        s.push_str(" with horizontal flips");
+    }
+    s
 }
 
 impl fmt::Display for PredictReport {
@@ -185,7 +204,7 @@ impl fmt::Display for PredictReport {
             f,
             "predicted {} images with {} -> {}",
             self.images,
-            self.weights.display(),
+            describe_models(&self.weights, self.tta),
             self.out.display()
         )
     }
@@ -209,14 +228,24 @@ pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
             reader.shape
         ),
     };
-    let loaded = load(&cfg.weights, cfg.device, cfg.allow_partial, cfg.speed)?;
+    let models = ensemble::Ensemble::load(
+        &ensemble::EnsembleConfig {
+            weights: cfg.weights.clone(),
+            tta: cfg.tta,
+            device: cfg.device,
+            speed: cfg.speed,
+            batch_size: cfg.batch_size,
+            allow_partial: cfg.allow_partial,
+        },
+        frames.then_some(&cfg.stats),
+        cfg.quiet,
+    )?;
     // The output is opened first, so an unwritable place fails before the work; its
     // rows come once every batch is predicted.
     let n = reader.shape[0];
     let mut writer = NpyWriter::<f32>::create(&cfg.out, &[n, side, side, 1])?;
     let nothing = |_: Option<&str>| format!("{} was not written", cfg.out.display());
     let (probs, ids) = if frames {
-        let stats = cfg.stats.resolve(&loaded.file, cfg.quiet)?;
         // The ids only name pictures; read them first so a bad file fails before the work.
         let pictures = cfg.png_dir.is_some() || cfg.overlays.is_some();
         let ids = if pictures {
@@ -228,12 +257,7 @@ pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
             dataset::preprocess_frames(&mut reader, "resize", cfg.quiet),
             nothing,
         )?;
-        let x = dataset::standardise(&small, stats)
-            .map_err(|e| explain(e, "standardising the frames", Device::Cpu, Advice::None))?;
-        let probs = interrupt::keeping(
-            probabilities(&loaded.net, &x, cfg.batch_size, cfg.device, cfg.quiet),
-            nothing,
-        )?;
+        let probs = interrupt::keeping(models.frames(&small, cfg.quiet), nothing)?;
         (probs, ids)
     } else {
         let x = reader.read_all::<f32>()?;
@@ -245,10 +269,7 @@ pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
                 Advice::None,
             )
         })?;
-        let probs = interrupt::keeping(
-            probabilities(&loaded.net, &t, cfg.batch_size, cfg.device, cfg.quiet),
-            nothing,
-        )?;
+        let probs = interrupt::keeping(models.ready(&t, cfg.quiet), nothing)?;
         (probs, Vec::new())
     };
     for row in probs.chunks(SIDE_PIXELS) {
@@ -283,6 +304,7 @@ pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
     Ok(PredictReport {
         images: n as usize,
         weights: cfg.weights.clone(),
+        tta: cfg.tta,
         out: cfg.out.clone(),
     })
 }

@@ -4,6 +4,7 @@ mod bench;
 mod convert;
 mod decode;
 mod demo;
+mod ensemble;
 mod evaluate;
 mod export;
 mod folders;
