@@ -61,6 +61,11 @@ impl KerasAdam {
         })
     }
 
+    /// Sets the learning rate of the next steps (a schedule's).
+    pub fn set_lr(&mut self, lr: f64) {
+        self.cfg.lr = lr;
+    }
+
     /// Steps taken so far.
     pub fn iterations(&self) -> i64 {
         self.iterations

@@ -142,6 +142,7 @@ fn run_steps(cfg: &DemoConfig, step: &std::cell::Cell<&'static str>) -> Result<D
         resume: false,
         base_width: if gpu { 32 } else { 16 },
         speed: crate::model::Speed::default(),
+        callbacks: Default::default(),
         quiet: cfg.quiet,
     };
     step.set("[3/7] train");

@@ -120,7 +120,7 @@ pub fn run(cli: Cli) -> Result<Output> {
             data::PrepareFrom::Kaggle(c) => nerveseg::data::prepare(&c)?,
             data::PrepareFrom::Folders(c) => nerveseg::data::folder::prepare(&c)?,
         }),
-        Command::Train(a) => Output::summary(nerveseg::train::train(&a.into_config(quiet))?),
+        Command::Train(a) => Output::summary(nerveseg::train::train(&a.into_config(quiet)?)?),
         Command::Predict(a) => match a.into_config(quiet)? {
             predict::PredictFrom::Arrays(c) => Output::summary(nerveseg::predict::predict(&c)?),
             predict::PredictFrom::Folder(c) => {

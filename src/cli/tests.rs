@@ -126,11 +126,13 @@ fn train_defaults_are_the_tutorials() {
     let Command::Train(a) = parse(&["train"]).command else {
         panic!("not train")
     };
-    let c = a.into_config(false);
+    let c = a.into_config(false).unwrap();
     assert_eq!(
         (c.epochs, c.batch_size, c.adam.lr, c.validation_split),
         (20, 32, 1e-5, 0.2)
     );
+    // No callbacks: the tutorial's run.
+    assert_eq!(c.callbacks, Default::default());
     assert_eq!(
         (c.adam.epsilon, c.adam.beta1, c.adam.beta2),
         (1e-7, 0.9, 0.999)
@@ -170,7 +172,7 @@ fn train_defaults_are_the_tutorials() {
     else {
         panic!("not train")
     };
-    let c = a.into_config(true);
+    let c = a.into_config(true).unwrap();
     assert_eq!(
         (c.epochs, c.batch_size, c.adam.lr, c.adam.epsilon),
         (3, 8, 1e-3, 1e-8)
@@ -186,6 +188,27 @@ fn train_defaults_are_the_tutorials() {
     assert!(
         Cli::try_parse_from(["nerveseg", "train", "--resume", "--init-weights", "w.h5"]).is_err()
     );
+    // Keras's defaults for ReduceLROnPlateau; EarlyStopping's patience as given.
+    let Command::Train(a) =
+        parse(&["train", "--reduce-lr-on-plateau", "--early-stopping", "3"]).command
+    else {
+        panic!("not train")
+    };
+    let c = a.into_config(false).unwrap().callbacks;
+    let p = c.plateau.unwrap();
+    assert_eq!(
+        (p.factor, p.patience, p.min_delta, p.cooldown, p.min_lr),
+        (0.1, 10, 1e-4, 0, 0.0)
+    );
+    let e = c.early_stopping.unwrap();
+    assert_eq!((e.patience, e.min_delta), (3, 0.0));
+    let Command::Train(a) =
+        parse(&["train", "--reduce-lr-on-plateau", "--lr-factor", "1.5"]).command
+    else {
+        panic!("not train")
+    };
+    assert!(a.into_config(false).is_err());
+    assert!(Cli::try_parse_from(["nerveseg", "train", "--lr-patience", "3"]).is_err());
 }
 
 #[test]

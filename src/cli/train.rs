@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use nerveseg::train::callbacks::{Callbacks, PlateauConfig, StopConfig};
 use nerveseg::train::TrainConfig;
 use tch::Device;
 
@@ -62,11 +63,100 @@ pub struct TrainArgs {
     /// GPUs with tensor cores and CPUs with AVX-512 BF16). Not the Keras parity mode.
     #[arg(long)]
     pub amp: bool,
+    #[command(flatten)]
+    pub callbacks: CallbackArgs,
+}
+
+/// Keras's ReduceLROnPlateau and EarlyStopping, monitoring val_loss; defaults are
+/// Keras's. Off unless asked for: the tutorial's run uses neither.
+#[derive(Debug, Args)]
+pub struct CallbackArgs {
+    /// Divide the learning rate when val_loss stalls (Keras ReduceLROnPlateau); the rate
+    /// of each epoch becomes an lr column in history.csv.
+    #[arg(long)]
+    pub reduce_lr_on_plateau: bool,
+    /// The rate is multiplied by this on a plateau (below 1).
+    #[arg(
+        long,
+        value_name = "F",
+        default_value_t = 0.1,
+        requires = "reduce_lr_on_plateau"
+    )]
+    pub lr_factor: f64,
+    /// Epochs without improvement before the rate drops.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10,
+        requires = "reduce_lr_on_plateau"
+    )]
+    pub lr_patience: usize,
+    /// A val_loss lower than the best by more than this is an improvement.
+    #[arg(
+        long,
+        value_name = "D",
+        default_value_t = 1e-4,
+        requires = "reduce_lr_on_plateau"
+    )]
+    pub lr_min_delta: f64,
+    /// Epochs to wait after a drop before counting again.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        requires = "reduce_lr_on_plateau"
+    )]
+    pub lr_cooldown: usize,
+    /// The rate never drops below this.
+    #[arg(
+        long,
+        value_name = "LR",
+        default_value_t = 0.0,
+        requires = "reduce_lr_on_plateau"
+    )]
+    pub min_lr: f64,
+    /// Stop after this many epochs without a val_loss improvement (Keras EarlyStopping
+    /// with this patience).
+    #[arg(long, value_name = "PATIENCE")]
+    pub early_stopping: Option<usize>,
+    /// With --early-stopping: an improvement must beat the best by more than this.
+    #[arg(
+        long,
+        value_name = "D",
+        default_value_t = 0.0,
+        requires = "early_stopping"
+    )]
+    pub stop_min_delta: f64,
+}
+
+impl CallbackArgs {
+    pub fn callbacks(&self) -> Result<Callbacks, String> {
+        if self.reduce_lr_on_plateau && !(self.lr_factor > 0.0 && self.lr_factor < 1.0) {
+            return Err(format!(
+                "--lr-factor must be in (0, 1), got {}",
+                self.lr_factor
+            ));
+        }
+        Ok(Callbacks {
+            plateau: self.reduce_lr_on_plateau.then_some(PlateauConfig {
+                factor: self.lr_factor,
+                patience: self.lr_patience,
+                min_delta: self.lr_min_delta,
+                cooldown: self.lr_cooldown,
+                min_lr: self.min_lr,
+            }),
+            early_stopping: self.early_stopping.map(|patience| StopConfig {
+                patience,
+                min_delta: self.stop_min_delta,
+            }),
+        })
+    }
 }
 
 impl TrainArgs {
-    pub fn into_config(self, quiet: bool) -> TrainConfig {
-        TrainConfig {
+    pub fn into_config(self, quiet: bool) -> anyhow::Result<TrainConfig> {
+        let callbacks = self.callbacks.callbacks().map_err(anyhow::Error::msg)?;
+        Ok(TrainConfig {
             images: self.images,
             masks: self.masks,
             out_dir: self.out_dir,
@@ -85,7 +175,8 @@ impl TrainArgs {
             resume: self.resume,
             base_width: self.base_width,
             speed: self.speed.speed(self.amp),
+            callbacks,
             quiet,
-        }
+        })
     }
 }

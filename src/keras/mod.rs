@@ -84,6 +84,9 @@ pub struct RunRecord {
     /// Number of samples (training and validation) and a fingerprint of their content.
     pub samples: u64,
     pub fingerprint: String,
+    /// The learning-rate and stopping callbacks, as their flags say them ("" for none,
+    /// the tutorial's run).
+    pub callbacks: String,
 }
 
 /// Adam's state as tf-keras keeps it under `optimizer_weights`: the step count and the
@@ -118,6 +121,7 @@ pub(crate) const ATTR_SHUFFLE: &str = "nerveseg_shuffle";
 pub(crate) const ATTR_BATCH_SIZE: &str = "nerveseg_batch_size";
 pub(crate) const ATTR_SAMPLES: &str = "nerveseg_samples";
 pub(crate) const ATTR_FINGERPRINT: &str = "nerveseg_samples_fingerprint";
+pub(crate) const ATTR_CALLBACKS: &str = "nerveseg_callbacks";
 pub(crate) const ATTR_FRAME_HEIGHT: &str = "nerveseg_frame_height";
 pub(crate) const ATTR_FRAME_WIDTH: &str = "nerveseg_frame_width";
 

@@ -15,9 +15,9 @@ use hdf5::types::{FixedAscii, FixedUnicode, VarLenAscii, VarLenUnicode};
 
 use super::{
     keras_var_name, shape_str, AdamState, Array, FileLayer, Format, KerasFile, Meta, RunRecord,
-    Stored, ATTR_BATCH_SIZE, ATTR_BEST_EPOCH, ATTR_BEST_LOSS, ATTR_EPOCH, ATTR_FINGERPRINT,
-    ATTR_FRAME_HEIGHT, ATTR_FRAME_WIDTH, ATTR_MEAN, ATTR_SAMPLES, ATTR_SEED, ATTR_SHUFFLE,
-    ATTR_STD, ATTR_VALIDATION_SPLIT,
+    Stored, ATTR_BATCH_SIZE, ATTR_BEST_EPOCH, ATTR_BEST_LOSS, ATTR_CALLBACKS, ATTR_EPOCH,
+    ATTR_FINGERPRINT, ATTR_FRAME_HEIGHT, ATTR_FRAME_WIDTH, ATTR_MEAN, ATTR_SAMPLES, ATTR_SEED,
+    ATTR_SHUFFLE, ATTR_STD, ATTR_VALIDATION_SPLIT,
 };
 
 /// Names in a list attribute (`layer_names`, `weight_names`): the tutorial's U-Net has 36
@@ -114,6 +114,7 @@ fn read_run(root: &hdf5::Group) -> Result<Option<RunRecord>> {
         samples: u(ATTR_SAMPLES)?,
         fingerprint: read_str_attr(root, ATTR_FINGERPRINT)?
             .ok_or_else(|| anyhow!("no {ATTR_FINGERPRINT} attribute"))?,
+        callbacks: read_str_attr(root, ATTR_CALLBACKS)?.unwrap_or_default(),
     }))
 }
 

@@ -15,6 +15,8 @@ pub struct EpochLog {
     pub dice_coef: f64,
     pub val_loss: Option<f64>,
     pub val_dice_coef: Option<f64>,
+    /// The learning rate of the epoch, when a schedule (ReduceLROnPlateau) set it.
+    pub lr: Option<f64>,
     pub seconds: f64,
 }
 
@@ -77,22 +79,44 @@ const HEADER: [&str; 6] = [
     "seconds",
 ];
 
+/// With a learning-rate schedule: Keras's `lr` among the sorted metrics.
+const HEADER_LR: [&str; 7] = [
+    "epoch",
+    "dice_coef",
+    "loss",
+    "lr",
+    "val_dice_coef",
+    "val_loss",
+    "seconds",
+];
+
 /// Keras CSVLogger's columns (epoch, then the metrics sorted by name), plus seconds;
 /// rewritten whole, atomically and forced to disk each epoch, before `last.h5`.
 pub fn write_history(path: &Path, rows: &[EpochLog]) -> Result<()> {
+    let with_lr = rows.iter().any(|r| r.lr.is_some());
     crate::atomic::write_synced(path, |out| {
         let mut w = csv::Writer::from_writer(out);
-        w.write_record(HEADER)?;
+        if with_lr {
+            w.write_record(HEADER_LR)?;
+        } else {
+            w.write_record(HEADER)?;
+        }
         let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
         for r in rows {
-            w.write_record([
+            let mut rec = vec![
                 r.epoch.to_string(),
                 r.dice_coef.to_string(),
                 r.loss.to_string(),
+            ];
+            if with_lr {
+                rec.push(opt(r.lr));
+            }
+            rec.extend([
                 opt(r.val_dice_coef),
                 opt(r.val_loss),
                 format!("{:.3}", r.seconds),
-            ])?;
+            ]);
+            w.write_record(rec)?;
         }
         w.flush()?;
         Ok(())
@@ -107,36 +131,40 @@ pub fn read_history(path: &Path, epochs: usize) -> Result<Vec<EpochLog>> {
     let ctx = || format!("reading {}", path.display());
     let mut r = csv::Reader::from_path(path).with_context(ctx)?;
     let headers = r.headers().with_context(ctx)?.clone();
-    if headers.iter().collect::<Vec<_>>() != HEADER {
+    let found: Vec<&str> = headers.iter().collect();
+    let names: &[&str] = if found == HEADER {
+        &HEADER
+    } else if found == HEADER_LR {
+        &HEADER_LR
+    } else {
         bail!(
-            "{}: not a nerveseg history (header {:?}, expected {})",
+            "{}: not a nerveseg history (header {found:?}, expected {})",
             path.display(),
-            headers.iter().collect::<Vec<_>>(),
             HEADER.join(",")
         );
-    }
+    };
+    let col = |name: &str| names.iter().position(|n| *n == name);
     let mut out = Vec::new();
     for (i, rec) in r.records().take(epochs).enumerate() {
         let rec = rec.with_context(ctx)?;
         let line = i + 2;
-        let num = |col: usize| -> Result<f64> {
-            let s = rec.get(col).unwrap_or("");
+        let num = |name: &str| -> Result<f64> {
+            let s = col(name).and_then(|c| rec.get(c)).unwrap_or("");
             match s.parse::<f64>() {
                 Ok(v) if v.is_finite() => Ok(v),
                 _ => bail!(
-                    "{} line {line}: {} is {s:?}, not a number",
-                    path.display(),
-                    HEADER[col]
+                    "{} line {line}: {name} is {s:?}, not a number",
+                    path.display()
                 ),
             }
         };
-        let opt = |col: usize| -> Result<Option<f64>> {
-            match rec.get(col) {
+        let opt = |name: &str| -> Result<Option<f64>> {
+            match col(name).and_then(|c| rec.get(c)) {
                 Some("") | None => Ok(None),
-                _ => num(col).map(Some),
+                _ => num(name).map(Some),
             }
         };
-        let epoch = num(0)?;
+        let epoch = num("epoch")?;
         if epoch != i as f64 {
             bail!(
                 "{} line {line}: epoch {epoch}, expected {i}",
@@ -145,11 +173,12 @@ pub fn read_history(path: &Path, epochs: usize) -> Result<Vec<EpochLog>> {
         }
         out.push(EpochLog {
             epoch: i,
-            dice_coef: num(1)?,
-            loss: num(2)?,
-            val_dice_coef: opt(3)?,
-            val_loss: opt(4)?,
-            seconds: num(5)?,
+            dice_coef: num("dice_coef")?,
+            loss: num("loss")?,
+            val_dice_coef: opt("val_dice_coef")?,
+            val_loss: opt("val_loss")?,
+            lr: opt("lr")?,
+            seconds: num("seconds")?,
         });
     }
     if out.len() < epochs {
@@ -177,6 +206,7 @@ mod tests {
                 dice_coef: 0.5,
                 val_loss: (e != 1).then_some(-0.25),
                 val_dice_coef: (e != 1).then_some(0.25),
+                lr: None,
                 seconds: 1.5,
             })
             .collect();
@@ -197,5 +227,31 @@ mod tests {
         std::fs::remove_file(&p).unwrap();
         let e = format!("{:#}", read_history(&p, 1).unwrap_err());
         assert!(e.contains("reading") && e.contains("history.csv"), "{e}");
+    }
+
+    #[test]
+    fn a_scheduled_rate_is_keras_lr_column() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("history.csv");
+        let rows: Vec<EpochLog> = (0..2)
+            .map(|e| EpochLog {
+                epoch: e,
+                loss: -0.5,
+                dice_coef: 0.5,
+                val_loss: Some(-0.25),
+                val_dice_coef: Some(0.25),
+                lr: Some(1e-3 / (1 + e) as f64),
+                seconds: 1.5,
+            })
+            .collect();
+        write_history(&p, &rows).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            text.starts_with(
+                "epoch,dice_coef,loss,lr,val_dice_coef,val_loss,seconds\n0,0.5,-0.5,0.001,"
+            ),
+            "{text}"
+        );
+        assert_eq!(read_history(&p, 2).unwrap(), rows);
     }
 }

@@ -9,6 +9,7 @@
 //! `last.h5` (weights, Adam state, epoch, best so far), so `--resume` can continue; every
 //! checkpoint records what defines the run (`resume.rs`), and a resume refuses another.
 
+pub mod callbacks;
 mod history;
 mod pass;
 mod resume;
@@ -21,6 +22,7 @@ use anyhow::{bail, Context, Result};
 use tch::nn::VarStore;
 use tch::{Device, TchError, Tensor};
 
+use self::callbacks::{Callbacks, Schedule};
 use self::history::Averages;
 pub use self::history::{format_epoch, read_history, write_history, EpochLog};
 use self::pass::Pass;
@@ -54,6 +56,8 @@ pub struct TrainConfig {
     pub base_width: i64,
     /// Memory layout and compute precision of the forward pass (`--amp` is bf16).
     pub speed: model::Speed,
+    /// ReduceLROnPlateau and EarlyStopping on val_loss (none: the tutorial's run).
+    pub callbacks: Callbacks,
     pub quiet: bool,
 }
 
@@ -65,10 +69,15 @@ pub struct TrainReport {
     pub best_val_loss: Option<f64>,
     /// Where the best checkpoint is.
     pub best_path: PathBuf,
+    /// The 0-based epoch after which EarlyStopping stopped the run.
+    pub stopped_after: Option<usize>,
 }
 
 impl fmt::Display for TrainReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(e) = self.stopped_after {
+            writeln!(f, "early stopping after epoch {}", e + 1)?;
+        }
         let Some(e) = self.best_epoch else {
             return write!(f, "no epoch to train: the run had already reached --epochs");
         };
@@ -128,7 +137,11 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
         batch_size: cfg.batch_size as u64,
         samples: n as u64,
         fingerprint: data.fingerprint.clone(),
+        callbacks: cfg.callbacks.describe(),
     };
+    if cfg.callbacks != Callbacks::default() && n_train == n {
+        bail!("--reduce-lr-on-plateau and --early-stopping watch val_loss: they need a --validation-split above 0");
+    }
     let mut start = build(cfg, source, &run)?;
     std::fs::create_dir_all(&cfg.out_dir)
         .with_context(|| format!("creating {}", cfg.out_dir.display()))?;
@@ -177,6 +190,11 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
     let best_path = cfg.out_dir.join(BEST);
     let last_path = cfg.out_dir.join(LAST);
 
+    // The callbacks' state: replayed over the epochs already run when resuming.
+    let mut schedule = Schedule::new(&cfg.callbacks, cfg.adam.lr);
+    for log in &history {
+        schedule.end_epoch(log.epoch, log.val_loss);
+    }
     let pass = Pass {
         net: &net,
         images: &images,
@@ -185,6 +203,12 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
         batch: cfg.batch_size,
     };
     for epoch in first_epoch..cfg.epochs {
+        if schedule.stopped_after.is_some() {
+            break;
+        }
+        if schedule.schedules_lr() {
+            opt.set_lr(schedule.lr);
+        }
         let t0 = Instant::now();
         let avg = pass
             .train_epoch(&mut opt, n_train, cfg, epoch)
@@ -203,6 +227,7 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
             dice_coef: avg.dice(),
             val_loss: val.as_ref().map(Averages::loss),
             val_dice_coef: val.as_ref().map(Averages::dice),
+            lr: schedule.schedules_lr().then_some(schedule.lr),
             seconds: t0.elapsed().as_secs_f64(),
         };
         if let Some(v) = log.val_loss.filter(|v| !v.is_finite()) {
@@ -241,12 +266,22 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
         if !cfg.quiet {
             println!("{}", format_epoch(&log, cfg.epochs, improved));
         }
+        let lr = schedule.lr;
+        if schedule.end_epoch(epoch, log.val_loss) && !cfg.quiet {
+            println!("early stopping: no val_loss improvement for the last epochs");
+        } else if schedule.lr != lr && !cfg.quiet {
+            println!(
+                "reduce lr on plateau: learning rate {lr:e} -> {:e}",
+                schedule.lr
+            );
+        }
     }
     Ok(TrainReport {
         history,
         best_epoch: best.map(|b| b.0),
         best_val_loss: best.map(|b| b.1),
         best_path,
+        stopped_after: schedule.stopped_after,
     })
 }
 

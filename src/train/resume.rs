@@ -44,6 +44,20 @@ fn differences(saved: &RunRecord, asked: &RunRecord) -> Vec<String> {
             asked.samples, asked.fingerprint, saved.samples, saved.fingerprint
         ));
     }
+    if saved.callbacks != asked.callbacks {
+        let say = |c: &str| {
+            if c.is_empty() {
+                "no callbacks".to_owned()
+            } else {
+                c.to_owned()
+            }
+        };
+        out.push(format!(
+            "{} (the run used {})",
+            say(&asked.callbacks),
+            say(&saved.callbacks)
+        ));
+    }
     out
 }
 
@@ -91,6 +105,7 @@ mod tests {
             batch_size: 4,
             samples: 12,
             fingerprint: "ab".into(),
+            callbacks: String::new(),
         }
     }
 
@@ -104,6 +119,7 @@ mod tests {
             batch_size: 8,
             samples: 12,
             fingerprint: "cd".into(),
+            callbacks: "--early-stopping 3".into(),
         };
         let d = differences(&run(), &other);
         assert_eq!(
@@ -114,6 +130,7 @@ mod tests {
                 "--no-shuffle (the run was shuffled)",
                 "--batch-size 8 (the run used 4)",
                 "other training samples (12 with fingerprint cd; the run had 12 with ab)",
+                "--early-stopping 3 (the run used no callbacks)",
             ]
         );
     }

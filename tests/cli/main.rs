@@ -1,6 +1,7 @@
 //! Integration tests: run the `nerveseg` binary on small inputs, one module per subcommand.
 
 mod bench;
+mod callbacks;
 mod convert;
 mod decode;
 mod demo;
