@@ -143,6 +143,7 @@ fn run_steps(cfg: &DemoConfig, step: &std::cell::Cell<&'static str>) -> Result<D
         base_width: if gpu { 32 } else { 16 },
         speed: crate::model::Speed::default(),
         callbacks: Default::default(),
+        folds: None,
         quiet: cfg.quiet,
     };
     step.set("[3/7] train");
@@ -166,6 +167,7 @@ fn run_steps(cfg: &DemoConfig, step: &std::cell::Cell<&'static str>) -> Result<D
         images: tcfg.images.clone(),
         masks: tcfg.masks.clone(),
         validation_split: None,
+        groups: None,
         rule,
         stats: StatsSource::Stored,
         batch_size: 32,

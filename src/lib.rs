@@ -21,6 +21,7 @@ pub mod pictures;
 pub mod predict;
 pub mod progress;
 pub mod resize;
+pub mod split;
 pub mod submission;
 pub mod synth;
 pub mod train;

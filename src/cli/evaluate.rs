@@ -32,9 +32,14 @@ pub struct EvaluateArgs {
     #[arg(long, requires = "submission")]
     pub allow_missing: bool,
     /// Share of the samples, from the end, that was held out for validation. Default: the
-    /// split the checkpoint was trained with (0.2 when it does not say).
+    /// split the checkpoint was trained with (its fold, for a --folds run; 0.2 when it
+    /// does not say).
     #[arg(long, value_name = "FRACTION")]
     pub validation_split: Option<f64>,
+    /// The group of each frame, for a checkpoint trained with --folds (default:
+    /// imgs_groups_train.txt beside --images).
+    #[arg(long, value_name = "FILE")]
+    pub groups: Option<PathBuf>,
     /// Try thresholds and min sizes and report the best pair by the competition metric.
     #[arg(long)]
     pub sweep: bool,
@@ -57,6 +62,7 @@ impl EvaluateArgs {
             images: self.images,
             masks: self.masks,
             validation_split: self.validation_split,
+            groups: self.groups,
             rule: self.rule.rule(),
             stats: self.stats.source(),
             batch_size: self.run.batch_size as usize,
@@ -80,6 +86,7 @@ impl EvaluateArgs {
                 rule: cfg.rule,
                 sweep: Vec::new(),
                 split: None,
+                fold: None,
             },
             None => evaluate::evaluate(&cfg)?.report(cfg.rule),
         };

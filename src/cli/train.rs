@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use nerveseg::train::callbacks::{Callbacks, PlateauConfig, StopConfig};
-use nerveseg::train::TrainConfig;
+use nerveseg::train::{Folds, TrainConfig};
 use tch::Device;
 
 use super::parse_device;
@@ -65,6 +65,17 @@ pub struct TrainArgs {
     pub amp: bool,
     #[command(flatten)]
     pub callbacks: CallbackArgs,
+    /// Split by group into this many folds and validate on --fold instead of the last
+    /// --validation-split share: no group (patient) is on both sides.
+    #[arg(long, value_name = "K", requires = "fold", value_parser = clap::value_parser!(u64).range(2..))]
+    pub folds: Option<u64>,
+    /// Which fold validates, 1 to K.
+    #[arg(long, value_name = "I", requires = "folds", value_parser = clap::value_parser!(u64).range(1..))]
+    pub fold: Option<u64>,
+    /// The group of each frame, one per line (default: imgs_groups_train.txt beside
+    /// --images, as prepare writes it).
+    #[arg(long, value_name = "FILE", requires = "folds")]
+    pub groups: Option<PathBuf>,
 }
 
 /// Keras's ReduceLROnPlateau and EarlyStopping, monitoring val_loss; defaults are
@@ -176,6 +187,17 @@ impl TrainArgs {
             base_width: self.base_width,
             speed: self.speed.speed(self.amp),
             callbacks,
+            folds: match (self.folds, self.fold) {
+                (Some(k), Some(i)) if i > k => {
+                    anyhow::bail!("--fold {i} of --folds {k}: the fold must be 1 to {k}")
+                }
+                (Some(k), Some(i)) => Some(Folds {
+                    folds: k as usize,
+                    fold: i as usize - 1,
+                    groups: self.groups,
+                }),
+                _ => None,
+            },
             quiet,
         })
     }

@@ -92,6 +92,8 @@ pub struct EvalConfig {
     pub masks: PathBuf,
     /// The share held out for validation; `None` takes the checkpoint's (else 0.2).
     pub validation_split: Option<f64>,
+    /// The groups of a checkpoint trained on a fold (default: beside the images).
+    pub groups: Option<PathBuf>,
     pub rule: MaskRule,
     pub stats: StatsSource,
     pub batch_size: usize,
@@ -108,6 +110,8 @@ pub struct Evaluation {
     /// The validation split scored, and whether it came from the checkpoint.
     pub validation_split: f64,
     pub split_from_checkpoint: bool,
+    /// (K, I 0-based): the checkpoint's fold was scored instead of a last share.
+    pub fold: Option<(u64, u64)>,
     /// Keras's val_dice_coef: the plain mean of per-batch Dice at 96 x 96.
     pub dice_coef: f64,
     /// (threshold, min size, kaggle_dice) for every pair tried, when sweeping.
@@ -130,6 +134,40 @@ fn tail_frames(path: &Path, split: f64) -> Result<(Vec<u8>, usize, FrameSize)> {
     Ok((out, n - skip, size))
 }
 
+type Frames = (Vec<u8>, usize, FrameSize);
+
+/// The frames and masks of fold `i` of `k` (by the groups beside the images, dealt with
+/// `seed`), as training made it: whether a frame has a nerve is read from its 96 x 96
+/// mask.
+fn fold_frames(cfg: &EvalConfig, k: usize, i: usize, seed: u64) -> Result<(Frames, Frames)> {
+    let (images, n, size) = tail_frames(&cfg.images, 1.0)?;
+    let (masks, n_masks, mask_size) = tail_frames(&cfg.masks, 1.0)?;
+    if n != n_masks || size != mask_size {
+        bail!(
+            "{} and {} hold {n} frames of {size} and {n_masks} masks of {mask_size}",
+            cfg.images.display(),
+            cfg.masks.display()
+        );
+    }
+    let groups_file = crate::split::groups_path(&cfg.images, cfg.groups.as_deref());
+    let groups = crate::split::read_groups(&groups_file, n)?;
+    let nerve: Vec<bool> = dataset::resize_frames(&masks, size)
+        .chunks(SIDE_PIXELS)
+        .map(|m| m.iter().any(|&v| v > 0))
+        .collect();
+    let split = crate::split::Split::fold(&groups, &nerve, k, i, seed)?;
+    let pick = |all: &[u8]| -> Vec<u8> {
+        let px = size.pixels();
+        split
+            .validation
+            .iter()
+            .flat_map(|&j| all[j * px..(j + 1) * px].iter().copied())
+            .collect()
+    };
+    let v = split.validation.len();
+    Ok(((pick(&images), v, size), (pick(&masks), v, size)))
+}
+
 /// Evaluates a checkpoint on the validation split of the prepared training arrays.
 pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
     let models = Ensemble::load(
@@ -144,13 +182,24 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
         Some(&cfg.stats),
         cfg.quiet,
     )?;
-    let stored = models.first().meta.run.as_ref().map(|r| r.validation_split);
+    let run = models.first().meta.run.clone();
+    let stored = run.as_ref().map(|r| r.validation_split);
     let split = cfg.validation_split.or(stored).unwrap_or(DEFAULT_SPLIT);
     if !(split > 0.0 && split <= 1.0) {
         bail!("--validation-split must be in (0, 1] to have images to score, got {split}");
     }
-    let (frames, n, size) = tail_frames(&cfg.images, split)?;
-    let (truth, n_masks, mask_size) = tail_frames(&cfg.masks, split)?;
+    // A checkpoint trained on a fold is scored on that fold, unless a share is asked for.
+    let fold = match (&run, cfg.validation_split) {
+        (Some(r), None) => r.folds.map(|f| (f, r.seed)),
+        _ => None,
+    };
+    let ((frames, n, size), (truth, n_masks, mask_size)) = match fold {
+        Some(((k, i), seed)) => fold_frames(cfg, k as usize, i as usize, seed)?,
+        None => (
+            tail_frames(&cfg.images, split)?,
+            tail_frames(&cfg.masks, split)?,
+        ),
+    };
     if mask_size != size {
         bail!(
             "{} holds frames of {size} but {} holds masks of {mask_size}",
@@ -215,6 +264,7 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
         scores,
         validation_split: split,
         split_from_checkpoint: cfg.validation_split.is_none() && stored.is_some(),
+        fold: fold.map(|f| f.0),
         dice_coef,
         sweep,
     })
@@ -229,6 +279,7 @@ impl Evaluation {
             rule,
             sweep: self.sweep.clone(),
             split: Some((self.validation_split, self.split_from_checkpoint)),
+            fold: self.fold,
         }
     }
 }

@@ -19,6 +19,8 @@ pub struct Report {
     pub sweep: Vec<(f64, usize, f64)>,
     /// The validation split scored, and whether it was the checkpoint's.
     pub split: Option<(f64, bool)>,
+    /// (K, I 0-based) when the checkpoint's fold by group was scored instead.
+    pub fold: Option<(u64, u64)>,
 }
 
 /// The best (threshold, min size, score) of a sweep by the competition metric.
@@ -46,7 +48,9 @@ impl Report {
                 "tp": scores.tp, "fp": scores.fp, "fn": scores.fn_, "tn": scores.tn,
             },
         });
-        if let Some((split, _)) = self.split {
+        if let Some((k, i)) = self.fold {
+            v["fold"] = json!({"fold": i + 1, "folds": k});
+        } else if let Some((split, _)) = self.split {
             v["validation_split"] = json!(split);
         }
         if let Some((t, m, k)) = best_of(&self.sweep) {
@@ -67,7 +71,13 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (scores, rule) = (&self.scores, &self.rule);
         writeln!(f, "images: {}", scores.images)?;
-        if let Some((split, from_checkpoint)) = self.split {
+        if let Some((k, i)) = self.fold {
+            writeln!(
+                f,
+                "validation: fold {} of {k} by group (the checkpoint's)",
+                i + 1
+            )?;
+        } else if let Some((split, from_checkpoint)) = self.split {
             writeln!(
                 f,
                 "validation split: the last {}% of the samples{}",

@@ -87,6 +87,8 @@ pub struct RunRecord {
     /// The learning-rate and stopping callbacks, as their flags say them ("" for none,
     /// the tutorial's run).
     pub callbacks: String,
+    /// `--folds K --fold I` (I 0-based) when the split was by group, not the last share.
+    pub folds: Option<(u64, u64)>,
 }
 
 /// Adam's state as tf-keras keeps it under `optimizer_weights`: the step count and the
@@ -122,6 +124,8 @@ pub(crate) const ATTR_BATCH_SIZE: &str = "nerveseg_batch_size";
 pub(crate) const ATTR_SAMPLES: &str = "nerveseg_samples";
 pub(crate) const ATTR_FINGERPRINT: &str = "nerveseg_samples_fingerprint";
 pub(crate) const ATTR_CALLBACKS: &str = "nerveseg_callbacks";
+pub(crate) const ATTR_FOLDS: &str = "nerveseg_folds";
+pub(crate) const ATTR_FOLD: &str = "nerveseg_fold";
 pub(crate) const ATTR_FRAME_HEIGHT: &str = "nerveseg_frame_height";
 pub(crate) const ATTR_FRAME_WIDTH: &str = "nerveseg_frame_width";
 

@@ -16,8 +16,8 @@ use hdf5::types::{FixedAscii, FixedUnicode, VarLenAscii, VarLenUnicode};
 use super::{
     keras_var_name, shape_str, AdamState, Array, FileLayer, Format, KerasFile, Meta, RunRecord,
     Stored, ATTR_BATCH_SIZE, ATTR_BEST_EPOCH, ATTR_BEST_LOSS, ATTR_CALLBACKS, ATTR_EPOCH,
-    ATTR_FINGERPRINT, ATTR_FRAME_HEIGHT, ATTR_FRAME_WIDTH, ATTR_MEAN, ATTR_SAMPLES, ATTR_SEED,
-    ATTR_SHUFFLE, ATTR_STD, ATTR_VALIDATION_SPLIT,
+    ATTR_FINGERPRINT, ATTR_FOLD, ATTR_FOLDS, ATTR_FRAME_HEIGHT, ATTR_FRAME_WIDTH, ATTR_MEAN,
+    ATTR_SAMPLES, ATTR_SEED, ATTR_SHUFFLE, ATTR_STD, ATTR_VALIDATION_SPLIT,
 };
 
 /// Names in a list attribute (`layer_names`, `weight_names`): the tutorial's U-Net has 36
@@ -115,6 +115,14 @@ fn read_run(root: &hdf5::Group) -> Result<Option<RunRecord>> {
         fingerprint: read_str_attr(root, ATTR_FINGERPRINT)?
             .ok_or_else(|| anyhow!("no {ATTR_FINGERPRINT} attribute"))?,
         callbacks: read_str_attr(root, ATTR_CALLBACKS)?.unwrap_or_default(),
+        folds: match (
+            read_u64_attr(root, ATTR_FOLDS),
+            read_u64_attr(root, ATTR_FOLD),
+        ) {
+            (Some(k), Some(i)) if k >= 2 && i < k => Some((k, i)),
+            (None, None) => None,
+            _ => bail!("{ATTR_FOLDS} and {ATTR_FOLD} do not describe a fold"),
+        },
     }))
 }
 

@@ -11,9 +11,9 @@ use tch::nn::VarStore;
 use super::config::{creation_order, keras3_name, model_config};
 use super::{
     keras_var_name, kernel_to_keras, tensor_array, AdamState, Array, Format, Meta, ATTR_BATCH_SIZE,
-    ATTR_BEST_EPOCH, ATTR_BEST_LOSS, ATTR_CALLBACKS, ATTR_EPOCH, ATTR_FINGERPRINT,
-    ATTR_FRAME_HEIGHT, ATTR_FRAME_WIDTH, ATTR_MEAN, ATTR_SAMPLES, ATTR_SEED, ATTR_SHUFFLE,
-    ATTR_STD, ATTR_VALIDATION_SPLIT, ATTR_VERSION, ATTR_WIDTH, WRITTEN_KERAS_VERSION,
+    ATTR_BEST_EPOCH, ATTR_BEST_LOSS, ATTR_CALLBACKS, ATTR_EPOCH, ATTR_FINGERPRINT, ATTR_FOLD,
+    ATTR_FOLDS, ATTR_FRAME_HEIGHT, ATTR_FRAME_WIDTH, ATTR_MEAN, ATTR_SAMPLES, ATTR_SEED,
+    ATTR_SHUFFLE, ATTR_STD, ATTR_VALIDATION_SPLIT, ATTR_VERSION, ATTR_WIDTH, WRITTEN_KERAS_VERSION,
 };
 use crate::model::UNetConfig;
 
@@ -179,6 +179,11 @@ fn write_meta_attrs(loc: &hdf5::Location, cfg: &UNetConfig, meta: &Meta) -> Resu
         // Absent for the tutorial's run, so its checkpoints stay as they were.
         if !run.callbacks.is_empty() {
             write_str_attr(loc, ATTR_CALLBACKS, &run.callbacks)?;
+        }
+        if let Some((k, i)) = run.folds {
+            for (name, v) in [(ATTR_FOLDS, k), (ATTR_FOLD, i)] {
+                loc.new_attr::<u64>().create(name)?.write_scalar(&v)?;
+            }
         }
     }
     Ok(())

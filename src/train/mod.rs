@@ -58,7 +58,18 @@ pub struct TrainConfig {
     pub speed: model::Speed,
     /// ReduceLROnPlateau and EarlyStopping on val_loss (none: the tutorial's run).
     pub callbacks: Callbacks,
+    /// Validate on one fold of a split by group instead of the last share.
+    pub folds: Option<Folds>,
     pub quiet: bool,
+}
+
+/// `--folds K --fold I`: fold `fold` (0-based) of `folds`, by the groups in `groups`
+/// (default: `imgs_groups_train.txt` beside the images).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Folds {
+    pub folds: usize,
+    pub fold: usize,
+    pub groups: Option<PathBuf>,
 }
 
 /// How a run ended.
@@ -121,9 +132,32 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
     // The weights to start from are read and checked before the data, which can take a
     // while to load.
     let source = weights_source(cfg)?;
-    let data = dataset::load_training(&cfg.images, &cfg.masks, cfg.quiet)?;
+    let mut data = dataset::load_training(&cfg.images, &cfg.masks, cfg.quiet)?;
     let n = data.samples;
-    let n_train = dataset::train_count(n, cfg.validation_split);
+    let mut n_train = dataset::train_count(n, cfg.validation_split);
+    if let Some(f) = &cfg.folds {
+        let path = crate::split::groups_path(&cfg.images, f.groups.as_deref());
+        let groups = crate::split::read_groups(&path, n)?;
+        let host = |e: TchError| explain(e, "splitting by group", Device::Cpu, Advice::None);
+        let nerve = crate::split::nerve_present(&data.masks).map_err(host)?;
+        let split = crate::split::Split::fold(&groups, &nerve, f.folds, f.fold, cfg.seed)?;
+        // Training frames first, then the fold's: the passes take the first n_train.
+        let order =
+            Tensor::from_slice(&split.layout().iter().map(|&i| i as i64).collect::<Vec<_>>());
+        data.images = data.images.f_index_select(0, &order).map_err(host)?;
+        data.masks = data.masks.f_index_select(0, &order).map_err(host)?;
+        n_train = split.train.len();
+        if !cfg.quiet {
+            println!(
+                "fold {} of {}: {} frames train, {} validate (groups from {})",
+                f.fold + 1,
+                f.folds,
+                split.train.len(),
+                split.validation.len(),
+                path.display()
+            );
+        }
+    }
     if n_train == 0 || (cfg.validation_split > 0.0 && n_train == n) {
         bail!(
             "{n} samples cannot be split with --validation-split {}",
@@ -138,6 +172,7 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
         samples: n as u64,
         fingerprint: data.fingerprint.clone(),
         callbacks: cfg.callbacks.describe(),
+        folds: cfg.folds.as_ref().map(|f| (f.folds as u64, f.fold as u64)),
     };
     if cfg.callbacks != Callbacks::default() && n_train == n {
         bail!("--reduce-lr-on-plateau and --early-stopping watch val_loss: they need a --validation-split above 0");

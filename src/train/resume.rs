@@ -44,6 +44,17 @@ fn differences(saved: &RunRecord, asked: &RunRecord) -> Vec<String> {
             asked.samples, asked.fingerprint, saved.samples, saved.fingerprint
         ));
     }
+    if saved.folds != asked.folds {
+        let say = |f: Option<(u64, u64)>| match f {
+            Some((k, i)) => format!("--folds {k} --fold {}", i + 1),
+            None => "the last-share split".to_owned(),
+        };
+        out.push(format!(
+            "{} (the run used {})",
+            say(asked.folds),
+            say(saved.folds)
+        ));
+    }
     if saved.callbacks != asked.callbacks {
         let say = |c: &str| {
             if c.is_empty() {
@@ -106,6 +117,7 @@ mod tests {
             samples: 12,
             fingerprint: "ab".into(),
             callbacks: String::new(),
+            folds: None,
         }
     }
 
@@ -120,6 +132,7 @@ mod tests {
             samples: 12,
             fingerprint: "cd".into(),
             callbacks: "--early-stopping 3".into(),
+            folds: Some((5, 1)),
         };
         let d = differences(&run(), &other);
         assert_eq!(
@@ -130,6 +143,7 @@ mod tests {
                 "--no-shuffle (the run was shuffled)",
                 "--batch-size 8 (the run used 4)",
                 "other training samples (12 with fingerprint cd; the run had 12 with ab)",
+                "--folds 5 --fold 2 (the run used the last-share split)",
                 "--early-stopping 3 (the run used no callbacks)",
             ]
         );

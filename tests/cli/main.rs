@@ -9,6 +9,7 @@ mod ensemble;
 mod evaluate;
 mod export;
 mod folders;
+mod folds;
 mod hostile_images;
 mod hostile_keras;
 mod hostile_npy;
