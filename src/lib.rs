@@ -5,6 +5,7 @@
 pub mod adam;
 pub mod atomic;
 pub mod bench;
+pub mod cv;
 pub mod data;
 pub mod dataset;
 pub mod demo;

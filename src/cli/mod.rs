@@ -61,6 +61,9 @@ pub enum Command {
     Prepare(PrepareArgs),
     /// Train the U-Net as the original train.py: Dice loss, Adam, best checkpoint by val_loss.
     Train(TrainArgs),
+    /// Cross-validate: train every fold of a split by group into OUT/fold-I/, score each
+    /// on its held-out frames, and write OUT/cv.csv and OUT/oof.npy.
+    Cv(train::CvArgs),
     /// Predict the test frames with a checkpoint: imgs_mask_test.npy and preds/{id}_pred.png;
     /// or, for a folder of frames, {stem}_mask.png at each frame's size and predictions.csv.
     Predict(PredictArgs),
@@ -120,6 +123,7 @@ pub fn run(cli: Cli) -> Result<Output> {
             data::PrepareFrom::Kaggle(c) => nerveseg::data::prepare(&c)?,
             data::PrepareFrom::Folders(c) => nerveseg::data::folder::prepare(&c)?,
         }),
+        Command::Cv(a) => Output::answer(nerveseg::cv::cv(&a.into_config(quiet)?)?),
         Command::Train(a) => Output::summary(nerveseg::train::train(&a.into_config(quiet)?)?),
         Command::Predict(a) => match a.into_config(quiet)? {
             predict::PredictFrom::Arrays(c) => Output::summary(nerveseg::predict::predict(&c)?),

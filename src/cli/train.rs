@@ -67,7 +67,7 @@ pub struct TrainArgs {
     pub callbacks: CallbackArgs,
     /// Split by group into this many folds and validate on --fold instead of the last
     /// --validation-split share: no group (patient) is on both sides.
-    #[arg(long, value_name = "K", requires = "fold", value_parser = clap::value_parser!(u64).range(2..))]
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(2..))]
     pub folds: Option<u64>,
     /// Which fold validates, 1 to K.
     #[arg(long, value_name = "I", requires = "folds", value_parser = clap::value_parser!(u64).range(1..))]
@@ -188,6 +188,9 @@ impl TrainArgs {
             speed: self.speed.speed(self.amp),
             callbacks,
             folds: match (self.folds, self.fold) {
+                (Some(k), None) => anyhow::bail!(
+                    "--folds {k} needs --fold I (1 to {k}); `nerveseg cv` trains them all"
+                ),
                 (Some(k), Some(i)) if i > k => {
                     anyhow::bail!("--fold {i} of --folds {k}: the fold must be 1 to {k}")
                 }
@@ -199,6 +202,34 @@ impl TrainArgs {
                 _ => None,
             },
             quiet,
+        })
+    }
+}
+
+/// `cv`'s flags: those of `train`, with --folds K and no --fold.
+#[derive(Debug, Args)]
+pub struct CvArgs {
+    #[command(flatten)]
+    pub train: TrainArgs,
+}
+
+impl CvArgs {
+    pub fn into_config(mut self, quiet: bool) -> anyhow::Result<nerveseg::cv::CvConfig> {
+        let Some(k) = self.train.folds.take() else {
+            anyhow::bail!("cv needs --folds K (2 or more)");
+        };
+        if self.train.fold.is_some() {
+            anyhow::bail!("cv trains every fold: leave out --fold");
+        }
+        if self.train.resume {
+            anyhow::bail!("cv resumes interrupted folds by itself: leave out --resume");
+        }
+        let groups = self.train.groups.take();
+        Ok(nerveseg::cv::CvConfig {
+            train: self.train.into_config(quiet)?,
+            folds: k as usize,
+            groups,
+            rule: Default::default(),
         })
     }
 }

@@ -126,6 +126,9 @@ fn prepare_all(cfg: &PrepareConfig) -> Result<PrepareReport> {
                         tiff::read_mask(&p.mask, &mut mask)?;
                         Ok((img, mask))
                     })
+                    .collect::<Vec<Result<_>>>()
+                    // The first failure in name order, whichever thread met it first.
+                    .into_iter()
                     .collect::<Result<Vec<_>>>()
             },
             |frames| {
@@ -160,6 +163,9 @@ fn prepare_all(cfg: &PrepareConfig) -> Result<PrepareReport> {
                         tiff::read_frame(&t.path, &mut img)?;
                         Ok(img)
                     })
+                    .collect::<Vec<Result<_>>>()
+                    // The first failure in name order, whichever thread met it first.
+                    .into_iter()
                     .collect::<Result<Vec<_>>>()
             },
             |frames| {

@@ -116,6 +116,9 @@ pub struct Evaluation {
     pub dice_coef: f64,
     /// (threshold, min size, kaggle_dice) for every pair tried, when sweeping.
     pub sweep: Vec<(f64, usize, f64)>,
+    /// The frames scored (indices into the arrays) and their 96 x 96 probabilities.
+    pub frames: Vec<usize>,
+    pub probabilities: Vec<f32>,
 }
 
 /// Reads the last `n - skip` frames of a uint8 (N, H, W) array, with their size.
@@ -139,7 +142,12 @@ type Frames = (Vec<u8>, usize, FrameSize);
 /// The frames and masks of fold `i` of `k` (by the groups beside the images, dealt with
 /// `seed`), as training made it: whether a frame has a nerve is read from its 96 x 96
 /// mask.
-fn fold_frames(cfg: &EvalConfig, k: usize, i: usize, seed: u64) -> Result<(Frames, Frames)> {
+fn fold_frames(
+    cfg: &EvalConfig,
+    k: usize,
+    i: usize,
+    seed: u64,
+) -> Result<(Frames, Frames, Vec<usize>)> {
     let (images, n, size) = tail_frames(&cfg.images, 1.0)?;
     let (masks, n_masks, mask_size) = tail_frames(&cfg.masks, 1.0)?;
     if n != n_masks || size != mask_size {
@@ -165,7 +173,8 @@ fn fold_frames(cfg: &EvalConfig, k: usize, i: usize, seed: u64) -> Result<(Frame
             .collect()
     };
     let v = split.validation.len();
-    Ok(((pick(&images), v, size), (pick(&masks), v, size)))
+    let (images, masks) = (pick(&images), pick(&masks));
+    Ok(((images, v, size), (masks, v, size), split.validation))
 }
 
 /// Evaluates a checkpoint on the validation split of the prepared training arrays.
@@ -193,12 +202,21 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
         (Some(r), None) => r.folds.map(|f| (f, r.seed)),
         _ => None,
     };
-    let ((frames, n, size), (truth, n_masks, mask_size)) = match fold {
+    let ((frames, n, size), (truth, n_masks, mask_size), scored) = match fold {
         Some(((k, i), seed)) => fold_frames(cfg, k as usize, i as usize, seed)?,
-        None => (
-            tail_frames(&cfg.images, split)?,
-            tail_frames(&cfg.masks, split)?,
-        ),
+        None => {
+            let all = NpyReader::open(&cfg.images)?
+                .shape
+                .first()
+                .copied()
+                .unwrap_or(0) as usize;
+            let first = dataset::train_count(all, split);
+            let (f, m) = (
+                tail_frames(&cfg.images, split)?,
+                tail_frames(&cfg.masks, split)?,
+            );
+            (f, m, (first..all).collect())
+        }
     };
     if mask_size != size {
         bail!(
@@ -265,6 +283,8 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
         validation_split: split,
         split_from_checkpoint: cfg.validation_split.is_none() && stored.is_some(),
         fold: fold.map(|f| f.0),
+        frames: scored,
+        probabilities: probs,
         dice_coef,
         sweep,
     })

@@ -3,6 +3,7 @@
 mod bench;
 mod callbacks;
 mod convert;
+mod cv;
 mod decode;
 mod demo;
 mod ensemble;

@@ -83,10 +83,18 @@ fn common_size(
 }
 
 fn sizes_of(entries: &[&Entry]) -> Result<Vec<FrameSize>> {
-    entries
-        .par_iter()
-        .map(|e| decode::dimensions(&e.path))
-        .collect()
+    in_order(
+        entries
+            .par_iter()
+            .map(|e| decode::dimensions(&e.path))
+            .collect(),
+    )
+}
+
+/// The results of a parallel map, or the error of the first file (in name order) that
+/// failed, whichever thread met it first.
+fn in_order<T>(results: Vec<Result<T>>) -> Result<Vec<T>> {
+    results.into_iter().collect()
 }
 
 /// Decodes one frame at `size`, and says what was converted.
@@ -200,10 +208,11 @@ fn write_train(
     super::pipelined(
         pairs.chunks(CHUNK),
         |chunk| {
-            chunk
+            let results = chunk
                 .par_iter()
                 .map(|(i, m)| Ok((frame_at(i, size)?, mask_at(m, size, cfg.mask_class)?)))
-                .collect::<Result<Vec<_>>>()
+                .collect::<Vec<_>>();
+            in_order(results)
         },
         |frames| {
             for ((img, note), (mask, rule)) in &frames {
@@ -256,12 +265,7 @@ fn write_test(
     let pb = crate::progress::bar(n as u64, "test", cfg.quiet);
     super::pipelined(
         entries.chunks(CHUNK),
-        |chunk| {
-            chunk
-                .par_iter()
-                .map(|e| frame_at(e, size))
-                .collect::<Result<Vec<_>>>()
-        },
+        |chunk| in_order(chunk.par_iter().map(|e| frame_at(e, size)).collect()),
         |frames| {
             for (img, note) in &frames {
                 w.push_row(img)?;

@@ -1,0 +1,186 @@
+//! `cv --folds K`: every fold of a split by group trained into `OUT/fold-I/`, then each
+//! fold's checkpoint scored on its own held-out frames: `OUT/cv.csv` (best epoch,
+//! val_dice_coef, kaggle_dice per fold) and `OUT/oof.npy`, the out-of-fold probability
+//! of every training frame. A fold that finished keeps its files (`OUT/fold-I/finished`);
+//! an interrupted one continues with `--resume`, so running `cv` again goes on where it
+//! stopped. Folds run one after another on the run's device.
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Result};
+use tch::Device;
+
+use crate::dataset::{SIDE, SIDE_PIXELS};
+use crate::evaluate::{self, EvalConfig};
+use crate::submission::MaskRule;
+use crate::train::{self, Folds, TrainConfig};
+
+/// What `cv` runs: `train` is the template of every fold (its out_dir is OUT).
+#[derive(Clone, Debug)]
+pub struct CvConfig {
+    pub train: TrainConfig,
+    pub folds: usize,
+    pub groups: Option<PathBuf>,
+    pub rule: MaskRule,
+}
+
+/// One fold's figures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FoldRow {
+    pub fold: usize,
+    pub frames: usize,
+    pub best_epoch: Option<i64>,
+    pub val_dice_coef: f64,
+    pub kaggle_dice: f64,
+}
+
+/// What `cv` wrote.
+#[derive(Clone, Debug)]
+pub struct CvReport {
+    pub rows: Vec<FoldRow>,
+    pub csv: PathBuf,
+    pub oof: PathBuf,
+}
+
+fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len().max(1) as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    (m, var.sqrt())
+}
+
+impl fmt::Display for CvReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "fold  frames  best epoch  val_dice_coef  kaggle_dice")?;
+        for r in &self.rows {
+            let e = r
+                .best_epoch
+                .map_or_else(|| "-".to_owned(), |e| e.to_string());
+            writeln!(
+                f,
+                "{:>4}  {:>6}  {e:>10}  {:>13.4}  {:>11.4}",
+                r.fold, r.frames, r.val_dice_coef, r.kaggle_dice
+            )?;
+        }
+        let dice: Vec<f64> = self.rows.iter().map(|r| r.val_dice_coef).collect();
+        let kaggle: Vec<f64> = self.rows.iter().map(|r| r.kaggle_dice).collect();
+        let ((dm, ds), (km, ks)) = (mean_sd(&dice), mean_sd(&kaggle));
+        writeln!(
+            f,
+            "mean +- sd           {dm:>7.4} +- {ds:.4}  {km:.4} +- {ks:.4}"
+        )?;
+        write!(f, "wrote {} and {}", self.csv.display(), self.oof.display())
+    }
+}
+
+/// `OUT/fold-I` (I from 1).
+pub fn fold_dir(out: &Path, fold: usize) -> PathBuf {
+    out.join(format!("fold-{}", fold + 1))
+}
+
+const FINISHED: &str = "finished";
+
+/// Trains fold `fold` unless it finished before; resumes it when it was interrupted.
+fn train_fold(cfg: &CvConfig, fold: usize, device: Device) -> Result<()> {
+    let dir = fold_dir(&cfg.train.out_dir, fold);
+    if dir.join(FINISHED).exists() {
+        if !cfg.train.quiet {
+            println!("fold {}: finished before, kept", fold + 1);
+        }
+        return Ok(());
+    }
+    let resume = dir.join(train::LAST).exists();
+    let t = TrainConfig {
+        out_dir: dir.clone(),
+        device,
+        resume,
+        folds: Some(Folds {
+            folds: cfg.folds,
+            fold,
+            groups: cfg.groups.clone(),
+        }),
+        ..cfg.train.clone()
+    };
+    if !cfg.train.quiet {
+        println!(
+            "fold {} of {}{}",
+            fold + 1,
+            cfg.folds,
+            if resume { ": resuming" } else { "" }
+        );
+    }
+    train::train(&t)?;
+    crate::atomic::write_with(&dir.join(FINISHED), |w| {
+        writeln!(w, "epochs {}", cfg.train.epochs)?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Runs every fold, scores each, and writes `cv.csv` and `oof.npy`.
+pub fn cv(cfg: &CvConfig) -> Result<CvReport> {
+    let out = &cfg.train.out_dir;
+    std::fs::create_dir_all(out).map_err(|e| anyhow!("creating {}: {e}", out.display()))?;
+    for fold in 0..cfg.folds {
+        train_fold(cfg, fold, cfg.train.device)?;
+    }
+
+    let mut rows = Vec::new();
+    let mut oof: Option<Vec<f32>> = None;
+    for fold in 0..cfg.folds {
+        crate::interrupt::check()?;
+        let weights = fold_dir(out, fold).join(train::BEST);
+        let ev = evaluate::evaluate(&EvalConfig {
+            weights: vec![weights.clone()],
+            tta: false,
+            images: cfg.train.images.clone(),
+            masks: cfg.train.masks.clone(),
+            validation_split: None,
+            groups: cfg.groups.clone(),
+            rule: cfg.rule,
+            stats: crate::predict::StatsSource::Stored,
+            batch_size: cfg.train.batch_size,
+            device: cfg.train.device,
+            speed: cfg.train.speed,
+            sweep: false,
+            quiet: cfg.train.quiet,
+        })?;
+        let n = crate::data::npy::NpyReader::open(&cfg.train.images)?.shape[0] as usize;
+        let all = oof.get_or_insert_with(|| vec![0f32; n * SIDE_PIXELS]);
+        for (k, &frame) in ev.frames.iter().enumerate() {
+            all[frame * SIDE_PIXELS..(frame + 1) * SIDE_PIXELS]
+                .copy_from_slice(&ev.probabilities[k * SIDE_PIXELS..(k + 1) * SIDE_PIXELS]);
+        }
+        rows.push(FoldRow {
+            fold: fold + 1,
+            frames: ev.frames.len(),
+            best_epoch: crate::keras::read(&weights)?.meta.epoch,
+            val_dice_coef: ev.dice_coef,
+            kaggle_dice: ev.scores.kaggle_dice,
+        });
+    }
+    let oof_path = out.join("oof.npy");
+    let probs = oof.unwrap_or_default();
+    let n = (probs.len() / SIDE_PIXELS) as u64;
+    crate::data::npy::write(&oof_path, &[n, SIDE as u64, SIDE as u64, 1], &probs)?;
+    let csv_path = out.join("cv.csv");
+    crate::atomic::write_with(&csv_path, |w| {
+        writeln!(w, "fold,frames,best_epoch,val_dice_coef,kaggle_dice")?;
+        for r in &rows {
+            let e = r.best_epoch.map_or_else(String::new, |e| e.to_string());
+            writeln!(
+                w,
+                "{},{},{e},{},{}",
+                r.fold, r.frames, r.val_dice_coef, r.kaggle_dice
+            )?;
+        }
+        Ok(())
+    })?;
+    Ok(CvReport {
+        rows,
+        csv: csv_path,
+        oof: oof_path,
+    })
+}

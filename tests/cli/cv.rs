@@ -1,0 +1,53 @@
+//! `cv --folds K`: every fold trained, scored on its own frames, cv.csv and oof.npy
+//! written; a second run keeps finished folds and resumes an unfinished one.
+
+use nerveseg::data::npy::NpyReader;
+
+use crate::testenv::TestEnv;
+use crate::train::TINY;
+
+#[test]
+fn cv_trains_every_fold_writes_its_table_and_resumes() {
+    let env = TestEnv::new();
+    env.synth_small(4, 4, 0);
+    env.prepare_train("raw", ".");
+    let args = [
+        &["cv", "--folds", "2", "--epochs", "1", "--out-dir", "cv"][..],
+        &TINY,
+    ]
+    .concat();
+    let out = env.run(&args).ok();
+    assert!(out.contains("fold  frames  best epoch"), "{out}");
+    assert!(out.contains("mean +- sd"), "{out}");
+    let csv = std::fs::read_to_string(env.path("cv/cv.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows[0], "fold,frames,best_epoch,val_dice_coef,kaggle_dice");
+    assert_eq!(rows.len(), 3, "{csv}");
+    // The folds' frames add up to the set, whole subjects each (4 frames a subject).
+    let frames: usize = rows[1..]
+        .iter()
+        .map(|r| r.split(',').nth(1).unwrap().parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(frames, 16);
+    assert!(rows[1..]
+        .iter()
+        .all(|r| r.split(',').nth(1).unwrap().parse::<usize>().unwrap() % 4 == 0));
+    // Every frame got its out-of-fold probabilities (a sigmoid is never exactly 0).
+    let r = NpyReader::open(&env.path("cv/oof.npy")).unwrap();
+    assert_eq!(r.shape, [16, 96, 96, 1]);
+    let oof = r.read_all::<f32>().unwrap();
+    assert!(oof.chunks(96 * 96).all(|m| m.iter().any(|&p| p > 0.0)));
+    // A second run keeps the finished folds' files; an unfinished fold resumes.
+    let kept = std::fs::read(env.path("cv/fold-1/weights.h5")).unwrap();
+    std::fs::remove_file(env.path("cv/fold-2/finished")).unwrap();
+    let out = env.run(&[&args[..], &["-q"]].concat()).ok();
+    assert!(out.contains("fold  frames"), "{out}");
+    assert_eq!(
+        std::fs::read(env.path("cv/fold-1/weights.h5")).unwrap(),
+        kept
+    );
+    assert!(env.path("cv/fold-2/finished").exists());
+    assert_eq!(std::fs::read_to_string(env.path("cv/cv.csv")).unwrap(), csv);
+    env.run(&[&args[..], &["--fold", "1"]].concat())
+        .fails_with(&["cv trains every fold: leave out --fold"]);
+}
