@@ -82,6 +82,27 @@ pub fn fold_dir(out: &Path, fold: usize) -> PathBuf {
 
 const FINISHED: &str = "finished";
 
+/// The best checkpoints of a cv run (`OUT/fold-I/weights.h5`, in fold order), for
+/// `--ensemble OUT`: an error when there is none.
+pub fn ensemble_weights(out: &Path) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    for fold in 0.. {
+        let w = fold_dir(out, fold).join(train::BEST);
+        if !w.exists() {
+            break;
+        }
+        found.push(w);
+    }
+    if found.is_empty() {
+        anyhow::bail!(
+            "{}: no fold-1/{} (is it the --out-dir of a `nerveseg cv` run?)",
+            out.display(),
+            train::BEST
+        );
+    }
+    Ok(found)
+}
+
 /// Trains fold `fold` unless it finished before; resumes it when it was interrupted.
 fn train_fold(cfg: &CvConfig, fold: usize, device: Device) -> Result<()> {
     let dir = fold_dir(&cfg.train.out_dir, fold);

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use nerveseg::evaluate::{self, EvalConfig, Report};
 
-use super::shared::{MaskRuleArgs, RunArgs, StatsArgs};
+use super::shared::{models, MaskRuleArgs, RunArgs, StatsArgs};
 
 #[derive(Debug, Args)]
 pub struct EvaluateArgs {
@@ -18,6 +18,10 @@ pub struct EvaluateArgs {
     /// augmentation. With several --weights, every checkpoint does.
     #[arg(long)]
     pub tta: bool,
+    /// Every fold of a `nerveseg cv` run (DIR/fold-I/weights.h5), averaged: instead of
+    /// --weights.
+    #[arg(long, value_name = "DIR", conflicts_with = "weights")]
+    pub ensemble: Option<PathBuf>,
     /// Prepared training frames; the last --validation-split share is scored.
     #[arg(long, value_name = "FILE", default_value = "imgs_train.npy")]
     pub images: PathBuf,
@@ -55,9 +59,9 @@ pub struct EvaluateArgs {
 }
 
 impl EvaluateArgs {
-    pub fn into_config(self, quiet: bool) -> EvalConfig {
-        EvalConfig {
-            weights: self.weights,
+    pub fn into_config(self, quiet: bool) -> Result<EvalConfig> {
+        Ok(EvalConfig {
+            weights: models(self.weights, self.ensemble.as_deref())?,
             tta: self.tta,
             images: self.images,
             masks: self.masks,
@@ -70,7 +74,7 @@ impl EvaluateArgs {
             speed: self.run.speed(),
             sweep: self.sweep,
             quiet,
-        }
+        })
     }
 
     /// Scores and returns the table or the JSON line.
@@ -78,7 +82,7 @@ impl EvaluateArgs {
         let json = self.json;
         let submission = self.submission.clone();
         let allow_missing = self.allow_missing;
-        let cfg = self.into_config(quiet);
+        let cfg = self.into_config(quiet)?;
         let report = match submission {
             Some(csv) => Report {
                 scores: evaluate::score_submission(&csv, &cfg.masks, allow_missing)?,

@@ -7,7 +7,7 @@ use clap::Args;
 use nerveseg::predict::folder::{self, FolderPredictConfig};
 use nerveseg::predict::PredictConfig;
 
-use super::shared::{MaskRuleArgs, RunArgs, StatsArgs};
+use super::shared::{models, MaskRuleArgs, RunArgs, StatsArgs};
 
 #[derive(Debug, Args)]
 pub struct PredictArgs {
@@ -19,6 +19,10 @@ pub struct PredictArgs {
     /// augmentation. With several --weights, every checkpoint does.
     #[arg(long)]
     pub tta: bool,
+    /// Every fold of a `nerveseg cv` run (DIR/fold-I/weights.h5), averaged: instead of
+    /// --weights.
+    #[arg(long, value_name = "DIR", conflicts_with = "weights")]
+    pub ensemble: Option<PathBuf>,
     /// Test frames: uint8 (N, H, W) frames of one size (Kaggle: 420 x 580) from `prepare`
     /// (resized and standardised here), or a model-ready float32 (N, 96, 96, 1) array
     /// fed as it is; or a FOLDER of PNG, JPEG, TIFF or BMP frames of any sizes, which
@@ -85,7 +89,7 @@ impl PredictArgs {
                 bail!("--truth reads Kaggle {{id}}_mask.tif files; it does not apply to a folder of --images");
             }
             return Ok(PredictFrom::Folder(FolderPredictConfig {
-                weights: self.weights,
+                weights: models(self.weights, self.ensemble.as_deref())?,
                 tta: self.tta,
                 images: self.images,
                 out_dir,
@@ -107,7 +111,7 @@ impl PredictArgs {
             );
         }
         Ok(PredictFrom::Arrays(PredictConfig {
-            weights: self.weights,
+            weights: models(self.weights, self.ensemble.as_deref())?,
             tta: self.tta,
             images: self.images,
             ids: self.ids,

@@ -110,3 +110,14 @@ impl StatsArgs {
         }
     }
 }
+
+/// The checkpoints asked for: `--ensemble DIR`'s folds, or the `--weights` given.
+pub fn models(
+    weights: Vec<PathBuf>,
+    ensemble: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<PathBuf>> {
+    match ensemble {
+        Some(dir) => nerveseg::cv::ensemble_weights(dir),
+        None => Ok(weights),
+    }
+}

@@ -9,7 +9,7 @@ use crate::train::TINY;
 #[test]
 fn cv_trains_every_fold_writes_its_table_and_resumes() {
     let env = TestEnv::new();
-    env.synth_small(4, 4, 0);
+    env.synth_small(4, 4, 3);
     env.prepare_train("raw", ".");
     let args = [
         &["cv", "--folds", "2", "--epochs", "1", "--out-dir", "cv"][..],
@@ -50,4 +50,37 @@ fn cv_trains_every_fold_writes_its_table_and_resumes() {
     assert_eq!(std::fs::read_to_string(env.path("cv/cv.csv")).unwrap(), csv);
     env.run(&[&args[..], &["--fold", "1"]].concat())
         .fails_with(&["cv trains every fold: leave out --fold"]);
+    // --ensemble DIR is every fold's best checkpoint, averaged.
+    env.run(&["prepare", "-q", "--raw", "raw", "--out", ".", "--test-only"])
+        .ok();
+    let p = |extra: &[&str], out: &str| {
+        let base = [
+            "predict",
+            "-q",
+            "--images",
+            "imgs_test.npy",
+            "--out",
+            out,
+            "--no-png",
+            "--device",
+            "cpu",
+        ];
+        env.run(&[&base[..], extra].concat()).ok();
+    };
+    p(&["--ensemble", "cv"], "e.npy");
+    p(
+        &[
+            "--weights",
+            "cv/fold-1/weights.h5",
+            "--weights",
+            "cv/fold-2/weights.h5",
+        ],
+        "w.npy",
+    );
+    assert_eq!(
+        std::fs::read(env.path("e.npy")).unwrap(),
+        std::fs::read(env.path("w.npy")).unwrap()
+    );
+    env.run(&["predict", "--ensemble", "raw", "--device", "cpu"])
+        .fails_with(&["raw: no fold-1/weights.h5"]);
 }
