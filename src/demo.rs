@@ -144,6 +144,7 @@ fn run_steps(cfg: &DemoConfig, step: &std::cell::Cell<&'static str>) -> Result<D
         speed: crate::model::Speed::default(),
         callbacks: Default::default(),
         folds: None,
+        augment: None,
         quiet: cfg.quiet,
     };
     step.set("[3/7] train");

@@ -4,6 +4,7 @@
 
 pub mod adam;
 pub mod atomic;
+pub mod augment;
 pub mod bench;
 pub mod cv;
 pub mod data;

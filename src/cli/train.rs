@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use nerveseg::augment::AugmentConfig;
 use nerveseg::train::callbacks::{Callbacks, PlateauConfig, StopConfig};
 use nerveseg::train::{Folds, TrainConfig};
 use tch::Device;
@@ -65,6 +66,8 @@ pub struct TrainArgs {
     pub amp: bool,
     #[command(flatten)]
     pub callbacks: CallbackArgs,
+    #[command(flatten)]
+    pub augment: AugmentArgs,
     /// Split by group into this many folds and validate on --fold instead of the last
     /// --validation-split share: no group (patient) is on both sides.
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(2..))]
@@ -76,6 +79,64 @@ pub struct TrainArgs {
     /// --images, as prepare writes it).
     #[arg(long, value_name = "FILE", requires = "folds")]
     pub groups: Option<PathBuf>,
+}
+
+/// Augmentation of each training batch, on the device. Off unless asked for.
+#[derive(Debug, Args)]
+pub struct AugmentArgs {
+    /// Random flip, rotation, shift, zoom, brightness and contrast of every training
+    /// batch (images and masks alike; deterministic for --seed).
+    #[arg(long)]
+    pub augment: bool,
+    /// No left-right flips.
+    #[arg(long, requires = "augment")]
+    pub aug_no_flip: bool,
+    /// Rotation range, +- degrees.
+    #[arg(long, value_name = "DEG", default_value_t = 5.0, requires = "augment")]
+    pub aug_rotate: f64,
+    /// Shift range, +- pixels of the full frame.
+    #[arg(long, value_name = "PX", default_value_t = 10.0, requires = "augment")]
+    pub aug_shift: f64,
+    /// Zoom range: 1 +- this.
+    #[arg(long, value_name = "F", default_value_t = 0.1, requires = "augment")]
+    pub aug_zoom: f64,
+    /// Brightness range, +- standard deviations of the standardised image.
+    #[arg(long, value_name = "B", default_value_t = 0.1, requires = "augment")]
+    pub aug_brightness: f64,
+    /// Contrast range: a factor 1 +- this.
+    #[arg(long, value_name = "C", default_value_t = 0.1, requires = "augment")]
+    pub aug_contrast: f64,
+}
+
+impl AugmentArgs {
+    pub fn config(&self) -> anyhow::Result<Option<AugmentConfig>> {
+        if !self.augment {
+            return Ok(None);
+        }
+        let ranges = [
+            self.aug_rotate,
+            self.aug_shift,
+            self.aug_zoom,
+            self.aug_brightness,
+            self.aug_contrast,
+        ];
+        if ranges.iter().any(|r| !r.is_finite() || *r < 0.0)
+            || self.aug_zoom >= 1.0
+            || self.aug_contrast >= 1.0
+        {
+            anyhow::bail!(
+                "augmentation ranges must be 0 or more, and --aug-zoom and --aug-contrast below 1"
+            );
+        }
+        Ok(Some(AugmentConfig {
+            flip: !self.aug_no_flip,
+            rotate: self.aug_rotate,
+            shift: self.aug_shift,
+            zoom: self.aug_zoom,
+            brightness: self.aug_brightness,
+            contrast: self.aug_contrast,
+        }))
+    }
 }
 
 /// Keras's ReduceLROnPlateau and EarlyStopping, monitoring val_loss; defaults are
@@ -187,6 +248,7 @@ impl TrainArgs {
             base_width: self.base_width,
             speed: self.speed.speed(self.amp),
             callbacks,
+            augment: self.augment.config()?,
             folds: match (self.folds, self.fold) {
                 (Some(k), None) => anyhow::bail!(
                     "--folds {k} needs --fold I (1 to {k}); `nerveseg cv` trains them all"

@@ -84,8 +84,8 @@ pub struct RunRecord {
     /// Number of samples (training and validation) and a fingerprint of their content.
     pub samples: u64,
     pub fingerprint: String,
-    /// The learning-rate and stopping callbacks, as their flags say them ("" for none,
-    /// the tutorial's run).
+    /// The options beyond the tutorial (callbacks, augmentation), as their flags say
+    /// them ("" for none, the tutorial's run).
     pub callbacks: String,
     /// `--folds K --fold I` (I 0-based) when the split was by group, not the last share.
     pub folds: Option<(u64, u64)>,

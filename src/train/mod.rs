@@ -60,6 +60,8 @@ pub struct TrainConfig {
     pub callbacks: Callbacks,
     /// Validate on one fold of a split by group instead of the last share.
     pub folds: Option<Folds>,
+    /// Random flips, rotations, shifts, zooms and jitter of each training batch.
+    pub augment: Option<crate::augment::AugmentConfig>,
     pub quiet: bool,
 }
 
@@ -171,7 +173,7 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
         batch_size: cfg.batch_size as u64,
         samples: n as u64,
         fingerprint: data.fingerprint.clone(),
-        callbacks: cfg.callbacks.describe(),
+        callbacks: options(cfg),
         folds: cfg.folds.as_ref().map(|f| (f.folds as u64, f.fold as u64)),
     };
     if cfg.callbacks != Callbacks::default() && n_train == n {
@@ -236,6 +238,7 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
         masks: &masks,
         device,
         batch: cfg.batch_size,
+        frame: frame_size.unwrap_or(crate::frame::KAGGLE),
     };
     for epoch in first_epoch..cfg.epochs {
         if schedule.stopped_after.is_some() {
@@ -318,6 +321,17 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
         best_path,
         stopped_after: schedule.stopped_after,
     })
+}
+
+/// The options beyond the tutorial's run, as flags ("" for none): callbacks and
+/// augmentation.
+fn options(cfg: &TrainConfig) -> String {
+    let aug = cfg.augment.map(|a| a.describe()).unwrap_or_default();
+    [cfg.callbacks.describe(), aug]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// What an interrupted run kept, and how to continue it.

@@ -10,6 +10,7 @@ use tch::{Device, Kind, TchError, Tensor};
 use super::history::Averages;
 use super::{TrainConfig, BEST};
 use crate::adam::KerasAdam;
+use crate::augment::AugmentConfig;
 use crate::dataset;
 use crate::libtorch::{explain, Advice};
 use crate::loss::dice_loss;
@@ -22,6 +23,8 @@ pub(super) struct Pass<'a> {
     pub masks: &'a Tensor,
     pub device: Device,
     pub batch: usize,
+    /// The full frames' size, for shifts given in full-size pixels.
+    pub frame: crate::frame::FrameSize,
 }
 
 impl Pass<'_> {
@@ -64,7 +67,9 @@ impl Pass<'_> {
                 .f_narrow(0, start, size as i64)
                 .map_err(|e| fail(what(), e))?;
             start += size as i64;
-            losses.push(self.step(opt, &idx).map_err(|e| fail(what(), e))?);
+            let seed = crate::augment::batch_seed(cfg.seed, epoch, b);
+            let aug = cfg.augment.as_ref().map(|a| (a, seed));
+            losses.push(self.step(opt, &idx, aug).map_err(|e| fail(what(), e))?);
             pb.inc(size as u64);
             if !cfg.quiet && shown.elapsed().as_secs_f64() >= 0.5 {
                 shown = Instant::now();
@@ -91,10 +96,19 @@ impl Pass<'_> {
         Ok(Averages::of(&values, sizes.iter().copied()))
     }
 
-    /// One training step on the samples `idx`: the loss, detached.
-    fn step(&self, opt: &mut KerasAdam, idx: &Tensor) -> Result<Tensor, TchError> {
-        let x = self.images.f_index_select(0, idx)?;
-        let y = self.masks.f_index_select(0, idx)?;
+    /// One training step on the samples `idx` (augmented with the draws of a seed when
+    /// asked): the loss, detached.
+    fn step(
+        &self,
+        opt: &mut KerasAdam,
+        idx: &Tensor,
+        augment: Option<(&AugmentConfig, u64)>,
+    ) -> Result<Tensor, TchError> {
+        let mut x = self.images.f_index_select(0, idx)?;
+        let mut y = self.masks.f_index_select(0, idx)?;
+        if let Some((a, seed)) = augment {
+            (x, y) = crate::augment::augment(&x, &y, a, self.frame, seed)?;
+        }
         opt.zero_grad()?;
         let loss = dice_loss(&y, &self.net.forward(&x)?)?;
         loss.f_backward()?;

@@ -1,5 +1,6 @@
 //! Integration tests: run the `nerveseg` binary on small inputs, one module per subcommand.
 
+mod augment;
 mod bench;
 mod callbacks;
 mod convert;
