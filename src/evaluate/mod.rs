@@ -121,60 +121,72 @@ pub struct Evaluation {
     pub probabilities: Vec<f32>,
 }
 
-/// Reads the last `n - skip` frames of a uint8 (N, H, W) array, with their size.
-fn tail_frames(path: &Path, split: f64) -> Result<(Vec<u8>, usize, FrameSize)> {
+/// Frames with their count and size.
+type Frames = (Vec<u8>, usize, FrameSize);
+
+/// Reads the frames `wanted(n)` (ascending indices, given the array's length) of a
+/// uint8 (N, H, W) array, streaming past the others.
+fn select_frames(
+    path: &Path,
+    wanted: impl FnOnce(usize) -> Vec<usize>,
+) -> Result<(Frames, Vec<usize>)> {
     let mut r = NpyReader::open(path)?;
     let size = FrameSize::of_frames(&r)?;
-    let n = r.shape[0] as usize;
-    let skip = dataset::train_count(n, split);
-    let mut scratch = vec![0u8; size.pixels()];
-    for _ in 0..skip {
-        crate::interrupt::check()?;
-        r.read_rows(&mut scratch)?;
+    let keep = wanted(r.shape[0] as usize);
+    let px = size.pixels();
+    let mut out = vec![0u8; keep.len() * px];
+    let mut scratch = vec![0u8; px];
+    let mut next = 0;
+    for (k, &j) in keep.iter().enumerate() {
+        while next < j {
+            crate::interrupt::check()?;
+            r.read_rows(&mut scratch)?;
+            next += 1;
+        }
+        r.read_rows(&mut out[k * px..(k + 1) * px])?;
+        next += 1;
     }
-    let mut out = vec![0u8; (n - skip) * size.pixels()];
-    r.read_rows(&mut out)?;
-    Ok((out, n - skip, size))
+    Ok(((out, keep.len(), size), keep))
 }
 
-type Frames = (Vec<u8>, usize, FrameSize);
+/// The last `split` share of the frames of a uint8 (N, H, W) array, and their indices.
+fn tail_frames(path: &Path, split: f64) -> Result<(Frames, Vec<usize>)> {
+    select_frames(path, |n| (dataset::train_count(n, split)..n).collect())
+}
 
 /// The frames and masks of fold `i` of `k` (by the groups beside the images, dealt with
 /// `seed`), as training made it: whether a frame has a nerve is read from its 96 x 96
-/// mask.
+/// mask. Only the fold's frames are kept in memory.
 fn fold_frames(
     cfg: &EvalConfig,
     k: usize,
     i: usize,
     seed: u64,
 ) -> Result<(Frames, Frames, Vec<usize>)> {
-    let (images, n, size) = tail_frames(&cfg.images, 1.0)?;
-    let (masks, n_masks, mask_size) = tail_frames(&cfg.masks, 1.0)?;
-    if n != n_masks || size != mask_size {
-        bail!(
-            "{} and {} hold {n} frames of {size} and {n_masks} masks of {mask_size}",
-            cfg.images.display(),
-            cfg.masks.display()
-        );
-    }
-    let groups_file = crate::split::groups_path(&cfg.images, cfg.groups.as_deref());
-    let groups = crate::split::read_groups(&groups_file, n)?;
-    let nerve: Vec<bool> = dataset::resize_frames(&masks, size)
+    let small = dataset::preprocess_frames(&mut NpyReader::open(&cfg.masks)?, "masks", cfg.quiet)?;
+    let nerve: Vec<bool> = small
         .chunks(SIDE_PIXELS)
         .map(|m| m.iter().any(|&v| v > 0))
         .collect();
+    let groups_file = crate::split::groups_path(&cfg.images, cfg.groups.as_deref());
+    let groups = crate::split::read_groups(&groups_file, nerve.len())?;
     let split = crate::split::Split::fold(&groups, &nerve, k, i, seed)?;
-    let pick = |all: &[u8]| -> Vec<u8> {
-        let px = size.pixels();
-        split
-            .validation
-            .iter()
-            .flat_map(|&j| all[j * px..(j + 1) * px].iter().copied())
-            .collect()
-    };
-    let v = split.validation.len();
-    let (images, masks) = (pick(&images), pick(&masks));
-    Ok(((images, v, size), (masks, v, size), split.validation))
+    let n = NpyReader::open(&cfg.images)?
+        .shape
+        .first()
+        .copied()
+        .unwrap_or(0) as usize;
+    if n != nerve.len() {
+        bail!(
+            "{} holds {n} frames but {} holds {} masks",
+            cfg.images.display(),
+            cfg.masks.display(),
+            nerve.len()
+        );
+    }
+    let (images, _) = select_frames(&cfg.images, |_| split.validation.clone())?;
+    let (masks, _) = select_frames(&cfg.masks, |_| split.validation.clone())?;
+    Ok((images, masks, split.validation))
 }
 
 /// Evaluates a checkpoint on the validation split of the prepared training arrays.
@@ -205,17 +217,9 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
     let ((frames, n, size), (truth, n_masks, mask_size), scored) = match fold {
         Some(((k, i), seed)) => fold_frames(cfg, k as usize, i as usize, seed)?,
         None => {
-            let all = NpyReader::open(&cfg.images)?
-                .shape
-                .first()
-                .copied()
-                .unwrap_or(0) as usize;
-            let first = dataset::train_count(all, split);
-            let (f, m) = (
-                tail_frames(&cfg.images, split)?,
-                tail_frames(&cfg.masks, split)?,
-            );
-            (f, m, (first..all).collect())
+            let (f, scored) = tail_frames(&cfg.images, split)?;
+            let (m, _) = tail_frames(&cfg.masks, split)?;
+            (f, m, scored)
         }
     };
     if mask_size != size {
