@@ -18,6 +18,11 @@ pub struct EvaluateArgs {
     /// augmentation. With several --weights, every checkpoint does.
     #[arg(long)]
     pub tta: bool,
+    /// Score a cv run's out-of-fold probabilities (OUT/oof.npy) against every mask of
+    /// --masks instead of a checkpoint: with --sweep, the threshold and minimum size
+    /// chosen on all the frames.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["ensemble", "submission"])]
+    pub oof: Option<PathBuf>,
     /// Every fold of a `nerveseg cv` run (DIR/fold-I/weights.h5), averaged: instead of
     /// --weights.
     #[arg(long, value_name = "DIR", conflicts_with = "weights")]
@@ -81,6 +86,7 @@ impl EvaluateArgs {
     pub fn run(self, quiet: bool) -> Result<String> {
         let json = self.json;
         let submission = self.submission.clone();
+        let oof = self.oof.clone();
         let allow_missing = self.allow_missing;
         let cfg = self.into_config(quiet)?;
         let report = match submission {
@@ -92,7 +98,10 @@ impl EvaluateArgs {
                 split: None,
                 fold: None,
             },
-            None => evaluate::evaluate(&cfg)?.report(cfg.rule),
+            None => match &oof {
+                Some(file) => evaluate::evaluate_oof(&cfg, file)?.report(cfg.rule),
+                None => evaluate::evaluate(&cfg)?.report(cfg.rule),
+            },
         };
         Ok(if json {
             report.to_json()

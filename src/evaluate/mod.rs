@@ -5,6 +5,7 @@
 //! (`kaggle.rs`).
 
 mod kaggle;
+mod oof;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use rayon::prelude::*;
 use tch::{Device, TchError, Tensor};
 
 pub use self::kaggle::{rle_decode, score_submission};
+pub use self::oof::evaluate_oof;
 pub use self::report::{best_of, Report};
 use crate::data::npy::NpyReader;
 use crate::dataset::{self, SIDE_PIXELS};
@@ -119,6 +121,8 @@ pub struct Evaluation {
     /// The frames scored (indices into the arrays) and their 96 x 96 probabilities.
     pub frames: Vec<usize>,
     pub probabilities: Vec<f32>,
+    /// Out-of-fold probabilities (`--oof`) were scored, every frame, not a checkpoint.
+    pub oof: bool,
 }
 
 /// Frames with their count and size.
@@ -236,10 +240,34 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
             cfg.masks.display()
         );
     }
+    let probs = models.frames(&dataset::resize_frames(&frames, size), cfg.quiet)?;
+    let (scores, dice_coef, sweep) = score(cfg, &probs, &truth, size, n)?;
+    Ok(Evaluation {
+        scores,
+        validation_split: split,
+        split_from_checkpoint: cfg.validation_split.is_none() && stored.is_some(),
+        fold: fold.map(|f| f.0),
+        frames: scored,
+        probabilities: probs,
+        dice_coef,
+        sweep,
+        oof: false,
+    })
+}
+
+/// The scores of 96 x 96 probability maps `probs` against the full-size masks `truth`
+/// (`n` frames of `size`): per image at full size under the rule (and the sweep), and
+/// Keras's batch dice_coef at 96 x 96.
+fn score(
+    cfg: &EvalConfig,
+    probs: &[f32],
+    truth: &[u8],
+    size: FrameSize,
+    n: usize,
+) -> Result<(Scores, f64, Vec<(f64, usize, f64)>)> {
     let host = |what: &str, e: TchError| explain(e, what, Device::Cpu, Advice::None);
     let y = dataset::unit_masks(&dataset::resize_frames(&truth, size))
         .map_err(|e| host("scaling the masks", e))?;
-    let probs = models.frames(&dataset::resize_frames(&frames, size), cfg.quiet)?;
     let p = dataset::to_nchw(&probs).map_err(|e| host("reading the predictions", e))?;
     let dice_coef =
         batch_dice_coef(&y, &p, n, cfg.batch_size).map_err(|e| host("computing dice_coef", e))?;
@@ -282,16 +310,7 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
             }
         }
     }
-    Ok(Evaluation {
-        scores,
-        validation_split: split,
-        split_from_checkpoint: cfg.validation_split.is_none() && stored.is_some(),
-        fold: fold.map(|f| f.0),
-        frames: scored,
-        probabilities: probs,
-        dice_coef,
-        sweep,
-    })
+    Ok((scores, dice_coef, sweep))
 }
 
 impl Evaluation {
@@ -302,7 +321,7 @@ impl Evaluation {
             dice_coef: Some(self.dice_coef),
             rule,
             sweep: self.sweep.clone(),
-            split: Some((self.validation_split, self.split_from_checkpoint)),
+            split: (!self.oof).then_some((self.validation_split, self.split_from_checkpoint)),
             fold: self.fold,
         }
     }

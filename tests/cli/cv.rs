@@ -37,6 +37,24 @@ fn cv_trains_every_fold_writes_its_table_and_resumes() {
     assert_eq!(r.shape, [16, 96, 96, 1]);
     let oof = r.read_all::<f32>().unwrap();
     assert!(oof.chunks(96 * 96).all(|m| m.iter().any(|&p| p > 0.0)));
+    // The out-of-fold maps scored on every frame: the per-image mean is the folds'
+    // means weighted by their frames.
+    let j = env
+        .run(&["evaluate", "--oof", "cv/oof.npy", "--json", "--sweep"])
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(j.trim()).unwrap();
+    assert_eq!(v["images"], 16);
+    let weighted: f64 = rows[1..]
+        .iter()
+        .map(|r| {
+            let c: Vec<&str> = r.split(',').collect();
+            c[1].parse::<f64>().unwrap() * c[4].parse::<f64>().unwrap()
+        })
+        .sum::<f64>()
+        / 16.0;
+    let k = v["kaggle_dice"].as_f64().unwrap();
+    assert!((k - weighted).abs() < 1e-9, "{k} vs {weighted}");
+    assert!(v["sweep"]["best"]["threshold"].is_number(), "{j}");
     // A second run keeps the finished folds' files; an unfinished fold resumes.
     let kept = std::fs::read(env.path("cv/fold-1/weights.h5")).unwrap();
     std::fs::remove_file(env.path("cv/fold-2/finished")).unwrap();

@@ -1,0 +1,40 @@
+//! `evaluate --oof cv/oof.npy`: the out-of-fold probabilities of a `cv` run scored
+//! against every training mask, so `--sweep` picks the threshold and minimum size on
+//! all the frames, each predicted by the model that never saw it.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+
+use super::{score, select_frames, EvalConfig, Evaluation};
+use crate::data::npy::{Dtype, NpyReader};
+use crate::dataset::SIDE;
+
+/// Scores `oof` (float32 (N, 96, 96, 1)) against `cfg.masks` (uint8 (N, H, W)).
+pub fn evaluate_oof(cfg: &EvalConfig, oof: &Path) -> Result<Evaluation> {
+    let r = NpyReader::open(oof)?;
+    let side = Some(SIDE as u64);
+    r.expect(Dtype::F32, &[None, side, side, Some(1)])?;
+    let maps = r.shape[0];
+    let probs = r.read_all::<f32>()?;
+    let ((truth, n, size), frames) = select_frames(&cfg.masks, |n| (0..n).collect())?;
+    if n as u64 != maps || n == 0 {
+        bail!(
+            "{} holds {maps} probability maps but {} holds {n} masks",
+            oof.display(),
+            cfg.masks.display()
+        );
+    }
+    let (scores, dice_coef, sweep) = score(cfg, &probs, &truth, size, n)?;
+    Ok(Evaluation {
+        scores,
+        validation_split: 1.0,
+        split_from_checkpoint: false,
+        fold: None,
+        dice_coef,
+        sweep,
+        frames,
+        probabilities: probs,
+        oof: true,
+    })
+}
