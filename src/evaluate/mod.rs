@@ -255,6 +255,9 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
     })
 }
 
+/// (threshold, min size, kaggle_dice) of every pair a sweep tried.
+type Sweep = Vec<(f64, usize, f64)>;
+
 /// The scores of 96 x 96 probability maps `probs` against the full-size masks `truth`
 /// (`n` frames of `size`): per image at full size under the rule (and the sweep), and
 /// Keras's batch dice_coef at 96 x 96.
@@ -264,11 +267,11 @@ fn score(
     truth: &[u8],
     size: FrameSize,
     n: usize,
-) -> Result<(Scores, f64, Vec<(f64, usize, f64)>)> {
+) -> Result<(Scores, f64, Sweep)> {
     let host = |what: &str, e: TchError| explain(e, what, Device::Cpu, Advice::None);
-    let y = dataset::unit_masks(&dataset::resize_frames(&truth, size))
+    let y = dataset::unit_masks(&dataset::resize_frames(truth, size))
         .map_err(|e| host("scaling the masks", e))?;
-    let p = dataset::to_nchw(&probs).map_err(|e| host("reading the predictions", e))?;
+    let p = dataset::to_nchw(probs).map_err(|e| host("reading the predictions", e))?;
     let dice_coef =
         batch_dice_coef(&y, &p, n, cfg.batch_size).map_err(|e| host("computing dice_coef", e))?;
 
