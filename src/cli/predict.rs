@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use nerveseg::predict::folder::{self, FolderPredictConfig};
+use nerveseg::predict::folder::FolderPredictConfig;
 use nerveseg::predict::PredictConfig;
 
 use super::shared::{models, MaskRuleArgs, RunArgs, StatsArgs};
@@ -78,7 +78,8 @@ pub enum PredictFrom {
 
 impl PredictArgs {
     pub fn into_config(self, quiet: bool) -> Result<PredictFrom> {
-        if folder::is_folder(&self.images) {
+        // A folder of frames, not an array.
+        if self.images.is_dir() {
             let Some(out_dir) = self.out_dir else {
                 bail!(
                     "--images {} is a folder: pass --out-dir DIR for its masks",

@@ -155,7 +155,9 @@ fn select_frames(
 
 /// The last `split` share of the frames of a uint8 (N, H, W) array, and their indices.
 fn tail_frames(path: &Path, split: f64) -> Result<(Frames, Vec<usize>)> {
-    select_frames(path, |n| (dataset::train_count(n, split)..n).collect())
+    select_frames(path, |n| {
+        crate::split::Split::last_share(n, split).validation
+    })
 }
 
 /// The frames and masks of fold `i` of `k` (by the groups beside the images, dealt with

@@ -249,8 +249,3 @@ fn write_csv(w: &mut impl Write, rows: &[Row]) -> Result<()> {
     out.flush()?;
     Ok(())
 }
-
-/// Whether `--images` names a folder (predict on a folder) rather than an array.
-pub fn is_folder(path: &Path) -> bool {
-    path.is_dir()
-}
