@@ -123,7 +123,13 @@ pub fn run(cli: Cli) -> Result<Output> {
             data::PrepareFrom::Kaggle(c) => nerveseg::data::prepare(&c)?,
             data::PrepareFrom::Folders(c) => nerveseg::data::folder::prepare(&c)?,
         }),
-        Command::Cv(a) => Output::answer(nerveseg::cv::cv(&a.into_config(quiet)?)?),
+        Command::Cv(a) => match a.into_run(quiet)? {
+            train::CvRun::All(c) => Output::answer(nerveseg::cv::cv(&c)?),
+            train::CvRun::Worker(c, fold, device) => {
+                nerveseg::cv::train_fold(&c, fold, device)?;
+                Output::summary(format!("fold {} trained", fold + 1))
+            }
+        },
         Command::Train(a) => Output::summary(nerveseg::train::train(&a.into_config(quiet)?)?),
         Command::Predict(a) => match a.into_config(quiet)? {
             predict::PredictFrom::Arrays(c) => Output::summary(nerveseg::predict::predict(&c)?),

@@ -64,6 +64,17 @@ pub struct TrainArgs {
     /// GPUs with tensor cores and CPUs with AVX-512 BF16). Not the Keras parity mode.
     #[arg(long)]
     pub amp: bool,
+    /// A preset of the options that measured best on real frames (README, "Beyond the
+    /// tutorial"): kaggle = --augment --reduce-lr-on-plateau --lr-factor 0.5
+    /// --lr-patience 5. Flags given beside it still set their own values.
+    #[arg(
+        long,
+        value_name = "NAME",
+        value_enum,
+        group = "augmenting",
+        group = "plateau"
+    )]
+    pub recipe: Option<Recipe>,
     #[command(flatten)]
     pub callbacks: CallbackArgs,
     #[command(flatten)]
@@ -81,36 +92,53 @@ pub struct TrainArgs {
     pub groups: Option<PathBuf>,
 }
 
+/// A named set of training options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Recipe {
+    /// Augmentation and a learning rate halved when val_loss stalls for 5 epochs.
+    Kaggle,
+}
+
 /// Augmentation of each training batch, on the device. Off unless asked for.
 #[derive(Debug, Args)]
 pub struct AugmentArgs {
     /// Random flip, rotation, shift, zoom, brightness and contrast of every training
     /// batch (images and masks alike; deterministic for --seed).
-    #[arg(long)]
+    #[arg(long, group = "augmenting")]
     pub augment: bool,
     /// No left-right flips.
-    #[arg(long, requires = "augment")]
+    #[arg(long, requires = "augmenting")]
     pub aug_no_flip: bool,
     /// Rotation range, +- degrees.
-    #[arg(long, value_name = "DEG", default_value_t = 5.0, requires = "augment")]
+    #[arg(
+        long,
+        value_name = "DEG",
+        default_value_t = 5.0,
+        requires = "augmenting"
+    )]
     pub aug_rotate: f64,
     /// Shift range, +- pixels of the full frame.
-    #[arg(long, value_name = "PX", default_value_t = 10.0, requires = "augment")]
+    #[arg(
+        long,
+        value_name = "PX",
+        default_value_t = 10.0,
+        requires = "augmenting"
+    )]
     pub aug_shift: f64,
     /// Zoom range: 1 +- this.
-    #[arg(long, value_name = "F", default_value_t = 0.1, requires = "augment")]
+    #[arg(long, value_name = "F", default_value_t = 0.1, requires = "augmenting")]
     pub aug_zoom: f64,
     /// Brightness range, +- standard deviations of the standardised image.
-    #[arg(long, value_name = "B", default_value_t = 0.1, requires = "augment")]
+    #[arg(long, value_name = "B", default_value_t = 0.1, requires = "augmenting")]
     pub aug_brightness: f64,
     /// Contrast range: a factor 1 +- this.
-    #[arg(long, value_name = "C", default_value_t = 0.1, requires = "augment")]
+    #[arg(long, value_name = "C", default_value_t = 0.1, requires = "augmenting")]
     pub aug_contrast: f64,
 }
 
 impl AugmentArgs {
-    pub fn config(&self) -> anyhow::Result<Option<AugmentConfig>> {
-        if !self.augment {
+    pub fn config(&self, recipe: Option<Recipe>) -> anyhow::Result<Option<AugmentConfig>> {
+        if !self.augment && recipe.is_none() {
             return Ok(None);
         }
         let ranges = [
@@ -145,47 +173,24 @@ impl AugmentArgs {
 pub struct CallbackArgs {
     /// Divide the learning rate when val_loss stalls (Keras ReduceLROnPlateau); the rate
     /// of each epoch becomes an lr column in history.csv.
-    #[arg(long)]
+    #[arg(long, group = "plateau")]
     pub reduce_lr_on_plateau: bool,
-    /// The rate is multiplied by this on a plateau (below 1).
-    #[arg(
-        long,
-        value_name = "F",
-        default_value_t = 0.1,
-        requires = "reduce_lr_on_plateau"
-    )]
-    pub lr_factor: f64,
-    /// Epochs without improvement before the rate drops.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 10,
-        requires = "reduce_lr_on_plateau"
-    )]
-    pub lr_patience: usize,
+    /// The rate is multiplied by this on a plateau, below 1 [default: 0.1 as Keras's;
+    /// 0.5 with --recipe kaggle].
+    #[arg(long, value_name = "F", requires = "plateau")]
+    pub lr_factor: Option<f64>,
+    /// Epochs without improvement before the rate drops [default: 10 as Keras's; 5 with
+    /// --recipe kaggle].
+    #[arg(long, value_name = "N", requires = "plateau")]
+    pub lr_patience: Option<usize>,
     /// A val_loss lower than the best by more than this is an improvement.
-    #[arg(
-        long,
-        value_name = "D",
-        default_value_t = 1e-4,
-        requires = "reduce_lr_on_plateau"
-    )]
+    #[arg(long, value_name = "D", default_value_t = 1e-4, requires = "plateau")]
     pub lr_min_delta: f64,
     /// Epochs to wait after a drop before counting again.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 0,
-        requires = "reduce_lr_on_plateau"
-    )]
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "plateau")]
     pub lr_cooldown: usize,
     /// The rate never drops below this.
-    #[arg(
-        long,
-        value_name = "LR",
-        default_value_t = 0.0,
-        requires = "reduce_lr_on_plateau"
-    )]
+    #[arg(long, value_name = "LR", default_value_t = 0.0, requires = "plateau")]
     pub min_lr: f64,
     /// Stop after this many epochs without a val_loss improvement (Keras EarlyStopping
     /// with this patience).
@@ -202,17 +207,23 @@ pub struct CallbackArgs {
 }
 
 impl CallbackArgs {
-    pub fn callbacks(&self) -> Result<Callbacks, String> {
-        if self.reduce_lr_on_plateau && !(self.lr_factor > 0.0 && self.lr_factor < 1.0) {
-            return Err(format!(
-                "--lr-factor must be in (0, 1), got {}",
-                self.lr_factor
-            ));
+    /// The callbacks asked for; `recipe` turns ReduceLROnPlateau on with its own factor
+    /// and patience where the flags leave them out.
+    pub fn callbacks(&self, recipe: Option<Recipe>) -> Result<Callbacks, String> {
+        let (factor, patience) = match recipe {
+            Some(Recipe::Kaggle) => (0.5, 5),
+            None => (0.1, 10),
+        };
+        let factor = self.lr_factor.unwrap_or(factor);
+        let patience = self.lr_patience.unwrap_or(patience);
+        let on = self.reduce_lr_on_plateau || recipe.is_some();
+        if on && !(factor > 0.0 && factor < 1.0) {
+            return Err(format!("--lr-factor must be in (0, 1), got {factor}"));
         }
         Ok(Callbacks {
-            plateau: self.reduce_lr_on_plateau.then_some(PlateauConfig {
-                factor: self.lr_factor,
-                patience: self.lr_patience,
+            plateau: on.then_some(PlateauConfig {
+                factor,
+                patience,
                 min_delta: self.lr_min_delta,
                 cooldown: self.lr_cooldown,
                 min_lr: self.min_lr,
@@ -227,7 +238,10 @@ impl CallbackArgs {
 
 impl TrainArgs {
     pub fn into_config(self, quiet: bool) -> anyhow::Result<TrainConfig> {
-        let callbacks = self.callbacks.callbacks().map_err(anyhow::Error::msg)?;
+        let callbacks = self
+            .callbacks
+            .callbacks(self.recipe)
+            .map_err(anyhow::Error::msg)?;
         Ok(TrainConfig {
             images: self.images,
             masks: self.masks,
@@ -248,7 +262,7 @@ impl TrainArgs {
             base_width: self.base_width,
             speed: self.speed.speed(self.amp),
             callbacks,
-            augment: self.augment.config()?,
+            augment: self.augment.config(self.recipe)?,
             folds: match (self.folds, self.fold) {
                 (Some(k), None) => anyhow::bail!(
                     "--folds {k} needs --fold I (1 to {k}); `nerveseg cv` trains them all"
@@ -273,10 +287,44 @@ impl TrainArgs {
 pub struct CvArgs {
     #[command(flatten)]
     pub train: TrainArgs,
+    /// Train the folds in parallel, one child process per listed device at a time
+    /// (e.g. cuda:0,cuda:1; a device may be listed twice). Each fold's output goes to
+    /// OUT/fold-I/train.log. Without it the folds run one after another on --device.
+    #[arg(long, value_name = "DEVICES", value_delimiter = ',', value_parser = parse_device)]
+    pub devices: Vec<Device>,
+    /// A child of --devices: train only this fold (1 to K).
+    #[arg(long, hide = true, value_name = "I", requires = "cv_worker_device")]
+    pub cv_worker_fold: Option<usize>,
+    /// A child of --devices: train on this device.
+    #[arg(long, hide = true, value_name = "DEVICE", value_parser = parse_device)]
+    pub cv_worker_device: Option<Device>,
+}
+
+/// What `cv` was asked to do: every fold, or (a child of --devices) one.
+pub enum CvRun {
+    All(nerveseg::cv::CvConfig),
+    Worker(nerveseg::cv::CvConfig, usize, Device),
+}
+
+/// Refuses a CUDA device this machine does not have, before any fold starts.
+fn check_devices(devices: &[Device]) -> anyhow::Result<()> {
+    let have = tch::Cuda::device_count() as usize;
+    for d in devices {
+        if let Device::Cuda(n) = *d {
+            if n >= have {
+                anyhow::bail!(
+                    "--devices names cuda:{n}, but this machine has {have} CUDA device{} \
+                     (see `nerveseg info`)",
+                    if have == 1 { "" } else { "s" }
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 impl CvArgs {
-    pub fn into_config(mut self, quiet: bool) -> anyhow::Result<nerveseg::cv::CvConfig> {
+    pub fn into_run(mut self, quiet: bool) -> anyhow::Result<CvRun> {
         let Some(k) = self.train.folds.take() else {
             anyhow::bail!("cv needs --folds K (2 or more)");
         };
@@ -287,11 +335,22 @@ impl CvArgs {
             anyhow::bail!("cv resumes interrupted folds by itself: leave out --resume");
         }
         let groups = self.train.groups.take();
-        Ok(nerveseg::cv::CvConfig {
+        check_devices(&self.devices)?;
+        let parallel = (!self.devices.is_empty()).then(|| nerveseg::cv::parallel::Parallel {
+            devices: self.devices.clone(),
+            args: std::env::args_os().skip(1).collect(),
+        });
+        let cfg = nerveseg::cv::CvConfig {
             train: self.train.into_config(quiet)?,
             folds: k as usize,
             groups,
             rule: Default::default(),
+            parallel,
+        };
+        Ok(match (self.cv_worker_fold, self.cv_worker_device) {
+            (Some(i), Some(d)) if (1..=cfg.folds).contains(&i) => CvRun::Worker(cfg, i - 1, d),
+            (Some(i), _) => anyhow::bail!("{i} is not a fold of --folds {k}"),
+            _ => CvRun::All(cfg),
         })
     }
 }

@@ -168,3 +168,63 @@ fn early_stopping_ends_the_run_when_val_loss_stalls() {
     env.run(&[&args[..], &TINY, &["--validation-split", "0"]].concat())
         .fails_with(&["need a --validation-split above 0"]);
 }
+
+/// `--recipe kaggle` is exactly the flags it stands for (the same run, the same
+/// history), and a flag given beside it sets its own value.
+#[test]
+fn the_kaggle_recipe_is_its_flags() {
+    let env = prepared();
+    let run = |dir: &str, extra: &[&str]| {
+        let base = [
+            "train",
+            "-q",
+            "--out-dir",
+            dir,
+            "--epochs",
+            "3",
+            "--lr",
+            "0.001",
+        ];
+        env.run(&[&base[..], &TINY, extra].concat()).ok();
+        let h = history(&env, dir);
+        h.into_iter().map(|r| r[..6].to_vec()).collect::<Vec<_>>()
+    };
+    let spelt = run(
+        "spelt",
+        &[
+            "--augment",
+            "--reduce-lr-on-plateau",
+            "--lr-factor",
+            "0.5",
+            "--lr-patience",
+            "5",
+        ],
+    );
+    assert_eq!(spelt[0][3], "lr");
+    assert_eq!(run("recipe", &["--recipe", "kaggle"]), spelt);
+    let patience1 = run(
+        "patience1",
+        &[
+            "--recipe",
+            "kaggle",
+            "--lr-patience",
+            "1",
+            "--lr-min-delta",
+            "10",
+        ],
+    );
+    let lrs: Vec<f64> = patience1[1..]
+        .iter()
+        .map(|r| r[3].parse().unwrap())
+        .collect();
+    let f = |v: f64| v as f32 as f64;
+    assert_eq!(lrs, [f(1e-3), f(1e-3), f(f(1e-3) * 0.5)]);
+    // Without a plateau callback the schedule's flags are refused.
+    let r = env.run(&[&["train", "--lr-patience", "3"][..], &TINY].concat());
+    assert!(!r.output.status.success());
+    assert!(
+        r.stderr().contains("--reduce-lr-on-plateau"),
+        "{}",
+        r.stderr()
+    );
+}

@@ -102,3 +102,54 @@ fn cv_trains_every_fold_writes_its_table_and_resumes() {
     env.run(&["predict", "--ensemble", "raw", "--device", "cpu"])
         .fails_with(&["raw: no fold-1/weights.h5"]);
 }
+
+/// `cv --devices cpu,cpu` trains the folds in two child processes at once: each fold
+/// equals the one a sequential cv trains (cv.csv, oof.npy and history.csv), and each
+/// child's output is in its fold's train.log. A device the machine lacks is refused
+/// before anything starts.
+#[test]
+fn cv_on_several_devices_equals_cv_in_sequence() {
+    let env = TestEnv::new();
+    env.synth_small(4, 4, 0);
+    env.prepare_train("raw", ".");
+    let run = |out: &str, extra: &[&str]| {
+        let base = ["cv", "--folds", "2", "--epochs", "2", "--out-dir", out];
+        env.run(&[&base[..], &TINY, extra].concat()).ok()
+    };
+    run("seq", &[]);
+    let out = run("par", &["--devices", "cpu,cpu"]);
+    assert!(out.contains("fold 2 of 2 on cpu: finished"), "{out}");
+    let read = |p: &str| std::fs::read(env.path(p)).unwrap();
+    assert_eq!(read("par/cv.csv"), read("seq/cv.csv"));
+    assert_eq!(read("par/oof.npy"), read("seq/oof.npy"));
+    for fold in ["fold-1", "fold-2"] {
+        let strip = |p: String| {
+            let text = String::from_utf8(read(&p)).unwrap();
+            let rows: Vec<String> = text
+                .lines()
+                .map(|l| l.rsplit_once(',').unwrap().0.to_owned())
+                .collect();
+            rows
+        };
+        assert_eq!(
+            strip(format!("par/{fold}/history.csv")),
+            strip(format!("seq/{fold}/history.csv"))
+        );
+        let log = String::from_utf8(read(&format!("par/{fold}/train.log"))).unwrap();
+        assert!(log.contains("epoch 2/2"), "{log}");
+    }
+    let have = tch::Cuda::device_count();
+    let devices = format!("cpu,cuda:{have}");
+    env.run(
+        &[
+            &["cv", "--folds", "2", "--out-dir", "gpu", "--devices"][..],
+            &[devices.as_str()],
+            &TINY,
+        ]
+        .concat(),
+    )
+    .fails_with(&[&format!(
+        "--devices names cuda:{have}, but this machine has {have}"
+    )]);
+    assert!(!env.path("gpu").exists());
+}

@@ -3,7 +3,10 @@
 //! val_dice_coef, kaggle_dice per fold) and `OUT/oof.npy`, the out-of-fold probability
 //! of every training frame. A fold that finished keeps its files (`OUT/fold-I/finished`);
 //! an interrupted one continues with `--resume`, so running `cv` again goes on where it
-//! stopped. Folds run one after another on the run's device.
+//! stopped. Folds run one after another on the run's device, or, with `--devices`, one
+//! per device at a time in child processes ([`parallel`]).
+
+pub mod parallel;
 
 use std::fmt;
 use std::io::Write;
@@ -24,6 +27,8 @@ pub struct CvConfig {
     pub folds: usize,
     pub groups: Option<PathBuf>,
     pub rule: MaskRule,
+    /// One child process per device instead of one fold after another here.
+    pub parallel: Option<parallel::Parallel>,
 }
 
 /// One fold's figures.
@@ -103,10 +108,15 @@ pub fn ensemble_weights(out: &Path) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// Trains fold `fold` unless it finished before; resumes it when it was interrupted.
-fn train_fold(cfg: &CvConfig, fold: usize, device: Device) -> Result<()> {
+fn finished(cfg: &CvConfig, fold: usize) -> bool {
+    fold_dir(&cfg.train.out_dir, fold).join(FINISHED).exists()
+}
+
+/// Trains fold `fold` (from 0) on `device` unless it finished before; resumes it when
+/// it was interrupted. A `cv --devices` child runs exactly this.
+pub fn train_fold(cfg: &CvConfig, fold: usize, device: Device) -> Result<()> {
     let dir = fold_dir(&cfg.train.out_dir, fold);
-    if dir.join(FINISHED).exists() {
+    if finished(cfg, fold) {
         if !cfg.train.quiet {
             println!("fold {}: finished before, kept", fold + 1);
         }
@@ -144,8 +154,16 @@ fn train_fold(cfg: &CvConfig, fold: usize, device: Device) -> Result<()> {
 pub fn cv(cfg: &CvConfig) -> Result<CvReport> {
     let out = &cfg.train.out_dir;
     std::fs::create_dir_all(out).map_err(|e| anyhow!("creating {}: {e}", out.display()))?;
-    for fold in 0..cfg.folds {
-        train_fold(cfg, fold, cfg.train.device)?;
+    match &cfg.parallel {
+        None => {
+            for fold in 0..cfg.folds {
+                train_fold(cfg, fold, cfg.train.device)?;
+            }
+        }
+        Some(p) => {
+            let todo = (0..cfg.folds).filter(|&f| !finished(cfg, f)).collect();
+            parallel::run(cfg, p, todo)?;
+        }
     }
 
     let mut rows = Vec::new();
