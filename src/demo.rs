@@ -103,6 +103,7 @@ fn run_steps(cfg: &DemoConfig, step: &std::cell::Cell<&'static str>) -> Result<D
         test_masks: true,
         overwrite: true,
         compression: Default::default(),
+        label_noise: crate::synth::noise::DEFAULT_RATE,
         quiet: cfg.quiet,
     };
     say(format!(

@@ -36,6 +36,11 @@ pub struct SynthArgs {
     /// none (uncompressed).
     #[arg(long, value_name = "KIND", value_enum, default_value_t = TiffCompression::Lzw)]
     pub compression: TiffCompression,
+    /// Share of training frames that are label noise, as Kaggle's set has: a near repeat
+    /// of the frame before whose mask disagrees (nerve removed, or a faint one added).
+    /// They are listed in OUT/label_noise.csv; 0 for none.
+    #[arg(long, value_name = "RATE", default_value_t = nerveseg::synth::noise::DEFAULT_RATE)]
+    pub label_noise: f64,
 }
 
 /// `--compression`'s values.
@@ -105,6 +110,7 @@ impl SynthArgs {
                 TiffCompression::Lzw => Compression::Lzw,
                 TiffCompression::None => Compression::None,
             },
+            label_noise: self.label_noise,
             quiet,
         }
     }

@@ -8,9 +8,13 @@
 //! A subject fixes the anatomy (bands, nerve and vessel places); its frames move a little,
 //! as a hand-held probe does.
 //!
+//! A few percent of the training frames (`--label-noise`, 3% by default) are label noise:
+//! near repeats of the frame before with the nerve's mask removed or added ([`noise`]).
+//!
 //! Every frame has its own random stream derived from (seed, subject, frame), so output
 //! is the same for a seed whatever the thread count.
 
+pub mod noise;
 mod scene;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +42,8 @@ pub struct SynthConfig {
     pub overwrite: bool,
     /// How the TIFFs are stored (Kaggle's: LZW).
     pub compression: tiff::Compression,
+    /// Share of training frames that repeat the frame before with a wrong mask.
+    pub label_noise: f64,
     pub quiet: bool,
 }
 
@@ -47,6 +53,8 @@ pub struct SynthReport {
     pub out: PathBuf,
     pub train_pairs: usize,
     pub train_with_nerve: usize,
+    /// Label-noise frames among the training pairs (listed in `label_noise.csv`).
+    pub noisy: usize,
     pub test_images: usize,
     pub seconds: f64,
 }
@@ -55,9 +63,12 @@ impl std::fmt::Display for SynthReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "wrote {} training pairs ({} with a nerve) and {} test images to {} in {:.1} s",
+            "wrote {} training pairs ({} with a nerve, {} label-noise repeats listed in {}) \
+             and {} test images to {} in {:.1} s",
             self.train_pairs,
             self.train_with_nerve,
+            self.noisy,
+            noise::RECORD,
             self.test_images,
             self.out.display(),
             self.seconds
@@ -77,6 +88,12 @@ pub fn synth(cfg: &SynthConfig) -> Result<SynthReport> {
     let start = std::time::Instant::now();
     if cfg.subjects == 0 || cfg.per_subject == 0 {
         bail!("--subjects and --per-subject must be at least 1");
+    }
+    if !(0.0..=0.5).contains(&cfg.label_noise) {
+        bail!(
+            "--label-noise must be between 0 and 0.5, got {}",
+            cfg.label_noise
+        );
     }
     let train_dir = cfg.out.join("train");
     let test_dir = cfg.out.join("test");
@@ -98,6 +115,10 @@ pub fn synth(cfg: &SynthConfig) -> Result<SynthReport> {
         .map(|s| Subject::new(cfg.seed, 1, s as u64))
         .collect();
 
+    let plans: Vec<Vec<Option<u32>>> = (1..=cfg.subjects)
+        .map(|s| noise::plan(cfg.seed, s, cfg.per_subject, cfg.label_noise))
+        .collect();
+
     let mut jobs = Vec::with_capacity((cfg.subjects * cfg.per_subject + cfg.test) as usize);
     for subject in 1..=cfg.subjects {
         jobs.extend((1..=cfg.per_subject).map(|n| Job::Train { subject, n }));
@@ -106,20 +127,32 @@ pub fn synth(cfg: &SynthConfig) -> Result<SynthReport> {
 
     let pb = crate::progress::bar(jobs.len() as u64, "synth", cfg.quiet);
     let done = AtomicUsize::new(0);
-    let with_nerve = jobs
+    let frame_seed = |subject: u32, n: u32| mix(mix(cfg.seed, 2), mix(subject as u64, n as u64));
+    let written = jobs
         .par_iter()
         .map_init(
             || (vec![0u8; PIXELS], vec![0u8; PIXELS]),
-            |(img, mask), job| -> Result<usize> {
+            |(img, mask), job| -> Result<(usize, Vec<noise::Noisy>)> {
                 crate::interrupt::check()?;
+                let mut noisy = Vec::new();
                 let present = match *job {
                     Job::Train { subject, n } => {
                         let s = &subjects[subject as usize - 1];
-                        let present = s.frame(
-                            mix(mix(cfg.seed, 2), mix(subject as u64, n as u64)),
-                            img,
-                            mask,
-                        );
+                        let present = match plans[subject as usize - 1][n as usize - 1] {
+                            None => s.frame(frame_seed(subject, n), img, mask),
+                            Some(source) => {
+                                let r = noise::repeat(cfg.seed, subject, n);
+                                let added =
+                                    s.render(frame_seed(subject, source), img, mask, Some(&r));
+                                noisy.push(noise::Noisy {
+                                    subject,
+                                    n,
+                                    source,
+                                    added,
+                                });
+                                added
+                            }
+                        };
                         tiff::write_gray8(
                             &train_dir.join(format!("{subject}_{n}.tif")),
                             WIDTH,
@@ -165,11 +198,17 @@ pub fn synth(cfg: &SynthConfig) -> Result<SynthReport> {
                 };
                 pb.inc(1);
                 done.fetch_add(1, Ordering::Relaxed);
-                Ok(present as usize)
+                Ok((present as usize, noisy))
             },
         )
-        .try_reduce(|| 0, |a, b| Ok(a + b));
-    let with_nerve = crate::interrupt::keeping(with_nerve, |_| {
+        .try_reduce(
+            || (0, Vec::new()),
+            |(a, mut x), (b, y)| {
+                x.extend(y);
+                Ok((a + b, x))
+            },
+        );
+    let (with_nerve, mut noisy) = crate::interrupt::keeping(written, |_| {
         format!(
             "{} of {} frames were written to {}, each one whole; run synth again with \
              --overwrite to start over",
@@ -179,10 +218,13 @@ pub fn synth(cfg: &SynthConfig) -> Result<SynthReport> {
         )
     })?;
     pb.finish_and_clear();
+    noisy.sort_by_key(|x| (x.subject, x.n));
+    noise::write_record(&cfg.out.join(noise::RECORD), &noisy)?;
     Ok(SynthReport {
         out: cfg.out.clone(),
         train_pairs: (cfg.subjects * cfg.per_subject) as usize,
         train_with_nerve: with_nerve,
+        noisy: noisy.len(),
         test_images: cfg.test as usize,
         seconds: start.elapsed().as_secs_f64(),
     })

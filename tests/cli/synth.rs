@@ -205,3 +205,66 @@ fn synth_writes_lzw_as_kaggle_does_and_prepare_reads_both() {
         );
     }
 }
+
+/// The label noise synth adds by default: every frame listed in label_noise.csv is a near
+/// repeat of the frame before whose mask says the opposite; `--label-noise 0` lists none.
+#[test]
+fn synth_records_its_label_noise() {
+    let env = TestEnv::new();
+    env.run(&[
+        "synth",
+        "-q",
+        "--out",
+        "raw",
+        "--subjects",
+        "3",
+        "--per-subject",
+        "40",
+        "--test",
+        "1",
+        "--label-noise",
+        "0.1",
+    ])
+    .ok();
+    let csv = std::fs::read_to_string(env.path("raw/label_noise.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows[0], "image,repeats,mask");
+    assert!(rows.len() > 4, "{csv}");
+    let read = |name: &str| {
+        let (mut img, mut mask) = (vec![0u8; PIXELS], vec![0u8; PIXELS]);
+        let stem = name.trim_end_matches(".tif");
+        read_frame(&env.path(&format!("raw/train/{name}")), &mut img).unwrap();
+        read_mask(&env.path(&format!("raw/train/{stem}_mask.tif")), &mut mask).unwrap();
+        (img, mask.iter().any(|&m| m != 0))
+    };
+    for row in &rows[1..] {
+        let c: Vec<&str> = row.split(',').collect();
+        let ((img, nerve), (src, src_nerve)) = (read(c[0]), read(c[1]));
+        assert_ne!(nerve, src_nerve, "{row}");
+        assert_eq!(c[2], if nerve { "added" } else { "removed" }, "{row}");
+        let mad = img
+            .iter()
+            .zip(&src)
+            .map(|(&a, &b)| (a as f64 - b as f64).abs())
+            .sum::<f64>()
+            / PIXELS as f64;
+        assert!(mad < 8.0, "{row}: mean |diff| {mad}");
+    }
+    env.run(&[
+        "synth",
+        "-q",
+        "--out",
+        "clean",
+        "--subjects",
+        "3",
+        "--per-subject",
+        "40",
+        "--test",
+        "1",
+        "--label-noise",
+        "0",
+    ])
+    .ok();
+    let csv = std::fs::read_to_string(env.path("clean/label_noise.csv")).unwrap();
+    assert_eq!(csv, "image,repeats,mask\n");
+}
