@@ -31,7 +31,7 @@ usgra)
     }
     ;;
 synth)
-    budget=(--lr 1e-4 --epochs 20 --base-width 16 --device cpu)
+    budget=(--lr 3e-5 --epochs 24 --base-width 16 --device cpu)
     [ -d raw ] || "$ns" synth -q --subjects 12 --per-subject 60 --test 600 --test-masks --out raw
     [ -f imgs_train.npy ] || "$ns" prepare -q --raw raw --out .
     train=(--images imgs_train.npy --masks imgs_mask_train.npy)

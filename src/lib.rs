@@ -6,6 +6,7 @@ pub mod adam;
 pub mod atomic;
 pub mod augment;
 pub mod bench;
+pub mod clean;
 pub mod cv;
 pub mod data;
 pub mod dataset;

@@ -145,3 +145,46 @@ impl PrepareArgs {
         })
     }
 }
+
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Prepared training frames: uint8 (N, H, W).
+    #[arg(long, value_name = "FILE", default_value = "imgs_train.npy")]
+    pub images: PathBuf,
+    /// Prepared training masks, the frames' shape.
+    #[arg(long, value_name = "FILE", default_value = "imgs_mask_train.npy")]
+    pub masks: PathBuf,
+    /// The group (subject) of each frame, one per line; pairs are looked for within a
+    /// group (default: imgs_groups_train.txt beside --images; without it, all frames).
+    #[arg(long, value_name = "FILE")]
+    pub groups: Option<PathBuf>,
+    /// Frames are near duplicates below this distance: 1 - the correlation of their
+    /// 32 x 32 thumbnails.
+    #[arg(long, value_name = "D", default_value_t = nerveseg::clean::DEFAULT_THRESHOLD)]
+    pub threshold: f64,
+    /// Score the pairs found against synth's record of its label noise
+    /// (RAW/label_noise.csv): precision and recall.
+    #[arg(long, value_name = "FILE")]
+    pub noise: Option<PathBuf>,
+    /// Write a copy of the training arrays (and names and groups) without both frames of
+    /// every pair into --out.
+    #[arg(long, requires = "out")]
+    pub drop: bool,
+    /// Folder for the cleaned copy (not the folder of --images).
+    #[arg(long, value_name = "DIR", requires = "drop")]
+    pub out: Option<PathBuf>,
+}
+
+impl CleanArgs {
+    pub fn into_config(self, quiet: bool) -> nerveseg::clean::CleanConfig {
+        nerveseg::clean::CleanConfig {
+            images: self.images,
+            masks: self.masks,
+            groups: self.groups,
+            threshold: self.threshold,
+            noise: self.noise,
+            drop_to: self.out,
+            quiet,
+        }
+    }
+}

@@ -59,6 +59,9 @@ pub enum Command {
     Synth(SynthArgs),
     /// Read the Kaggle TIFFs and write the .npy files of the original data.py.
     Prepare(PrepareArgs),
+    /// Find near-duplicate frames of one subject whose masks disagree about the nerve
+    /// (label noise); with --drop, write the training arrays without them.
+    Clean(data::CleanArgs),
     /// Train the U-Net as the original train.py: Dice loss, Adam, best checkpoint by val_loss.
     Train(TrainArgs),
     /// Cross-validate: train every fold of a split by group into OUT/fold-I/, score each
@@ -123,6 +126,7 @@ pub fn run(cli: Cli) -> Result<Output> {
             data::PrepareFrom::Kaggle(c) => nerveseg::data::prepare(&c)?,
             data::PrepareFrom::Folders(c) => nerveseg::data::folder::prepare(&c)?,
         }),
+        Command::Clean(a) => Output::answer(nerveseg::clean::clean(&a.into_config(quiet))?),
         Command::Cv(a) => match a.into_run(quiet)? {
             train::CvRun::All(c) => Output::answer(nerveseg::cv::cv(&c)?),
             train::CvRun::Worker(c, fold, device) => {

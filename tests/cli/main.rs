@@ -3,6 +3,7 @@
 mod augment;
 mod bench;
 mod callbacks;
+mod clean;
 mod convert;
 mod cv;
 mod decode;

@@ -106,7 +106,7 @@ fn a_repeat_is_close_to_its_frame_with_the_opposite_mask() {
         };
         let label = s.render(mix(99, i), &mut rimg, &mut rmask, Some(&r));
         assert_eq!(label, !present);
-        assert_eq!(rmask.iter().any(|&m| m == 255), label);
+        assert_eq!(rmask.contains(&255), label);
         if present {
             seen_removed = true;
         } else {
