@@ -305,13 +305,15 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
             println!("{}", format_epoch(&log, cfg.epochs, improved));
         }
         let lr = schedule.lr;
-        if schedule.end_epoch(epoch, log.val_loss) && !cfg.quiet {
-            println!("early stopping: no val_loss improvement for the last epochs");
-        } else if schedule.lr != lr && !cfg.quiet {
+        let stop = schedule.end_epoch(epoch, log.val_loss);
+        if schedule.lr != lr && !cfg.quiet {
             println!(
                 "reduce lr on plateau: learning rate {lr:e} -> {:e}",
                 schedule.lr
             );
+        }
+        if stop && !cfg.quiet {
+            println!("early stopping: no val_loss improvement for the last epochs");
         }
     }
     Ok(TrainReport {
