@@ -22,6 +22,7 @@ pub mod loss;
 pub mod model;
 pub mod pictures;
 pub mod predict;
+pub mod presence;
 pub mod progress;
 pub mod resize;
 pub mod split;

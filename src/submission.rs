@@ -39,6 +39,8 @@ pub struct MaskRule {
     /// Keep every pixel above 0 after enlarging (the original's dilation) instead of
     /// thresholding at 0.5 again.
     pub keep_above_zero: bool,
+    /// Frames judged to hold no nerve get an empty mask (off: the original's rule).
+    pub presence: Option<crate::presence::Gate>,
 }
 
 impl Default for MaskRule {
@@ -47,6 +49,7 @@ impl Default for MaskRule {
             threshold: 0.5,
             min_size: 10,
             keep_above_zero: false,
+            presence: None,
         }
     }
 }
@@ -56,6 +59,20 @@ impl MaskRule {
     /// map, or `None`
     /// when it is empty (nothing above the threshold, or fewer than `min_size` pixels).
     pub fn full_mask_if_any(&self, probs: &[f32], resizer: &Resizer) -> Option<Vec<u8>> {
+        self.full_mask_with_head(probs, None, resizer)
+    }
+
+    /// As [`MaskRule::full_mask_if_any`], with the presence head's probability of the
+    /// frame for a gate that uses it.
+    pub fn full_mask_with_head(
+        &self,
+        probs: &[f32],
+        head: Option<f32>,
+        resizer: &Resizer,
+    ) -> Option<Vec<u8>> {
+        if self.presence.is_some_and(|g| !g.keeps(probs, head)) {
+            return None;
+        }
         let small: Vec<u8> = probs
             .iter()
             .map(|&p| (p as f64 > self.threshold) as u8)
@@ -198,6 +215,7 @@ pub fn submit(cfg: &SubmitConfig) -> Result<SubmitReport> {
 }
 
 fn write_submission(cfg: &SubmitConfig) -> Result<SubmitReport> {
+    crate::presence::check_head(cfg.rule.presence, false, std::slice::from_ref(&cfg.masks))?;
     let t0 = std::time::Instant::now();
     let (probs, ids) = read_predictions(&cfg.masks, &cfg.ids)?;
     log::info!(

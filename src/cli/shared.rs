@@ -65,6 +65,15 @@ pub struct MaskRuleArgs {
     /// instead of thresholding at 0.5 again.
     #[arg(long)]
     pub keep_above_zero: bool,
+    /// Decide "is there a nerve" apart from the mask: frames whose presence probability
+    /// is below --presence-threshold get an empty mask. mask: the mean of the map's most
+    /// confident 1% of pixels; head: the checkpoint's presence head (--presence-head);
+    /// mean: the mean of the two. Off by default, as the original.
+    #[arg(long, value_name = "SOURCE", value_enum)]
+    pub presence: Option<nerveseg::presence::Source>,
+    /// With --presence: frames below this probability are judged empty.
+    #[arg(long, value_name = "P", default_value_t = 0.5, requires = "presence")]
+    pub presence_threshold: f64,
 }
 
 impl MaskRuleArgs {
@@ -73,6 +82,10 @@ impl MaskRuleArgs {
             threshold: self.threshold,
             min_size: self.min_size,
             keep_above_zero: self.keep_above_zero,
+            presence: self.presence.map(|source| nerveseg::presence::Gate {
+                source,
+                threshold: self.presence_threshold,
+            }),
         }
     }
 }

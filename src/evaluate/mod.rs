@@ -7,6 +7,7 @@
 mod kaggle;
 mod oof;
 mod report;
+pub mod sweep;
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +17,8 @@ use tch::{Device, TchError, Tensor};
 
 pub use self::kaggle::{rle_decode, score_submission};
 pub use self::oof::evaluate_oof;
-pub use self::report::{best_of, Report};
+pub use self::report::Report;
+pub use self::sweep::{best_of, SweepPoint};
 use crate::data::npy::NpyReader;
 use crate::dataset::{self, SIDE_PIXELS};
 use crate::frame::FrameSize;
@@ -81,6 +83,19 @@ impl Scores {
     pub fn recall(&self) -> f64 {
         self.tp as f64 / (self.tp + self.fn_).max(1) as f64
     }
+    /// Share of frames whose presence was judged right.
+    pub fn accuracy(&self) -> f64 {
+        (self.tp + self.tn) as f64 / self.images.max(1) as f64
+    }
+    /// The score of the frames without a nerve: each is 1 when predicted empty, else 0.
+    pub fn empty_score(&self) -> f64 {
+        self.tn as f64 / (self.tn + self.fp).max(1) as f64
+    }
+    /// The mean Dice of the frames with a nerve (the rest of the total).
+    pub fn nerve_score(&self) -> f64 {
+        let total = self.kaggle_dice * self.images as f64;
+        (total - self.tn as f64).max(0.0) / (self.tp + self.fn_).max(1) as f64
+    }
 }
 
 /// What `evaluate` on the validation split reads.
@@ -116,8 +131,8 @@ pub struct Evaluation {
     pub fold: Option<(u64, u64)>,
     /// Keras's val_dice_coef: the plain mean of per-batch Dice at 96 x 96.
     pub dice_coef: f64,
-    /// (threshold, min size, kaggle_dice) for every pair tried, when sweeping.
-    pub sweep: Vec<(f64, usize, f64)>,
+    /// Every rule tried, when sweeping.
+    pub sweep: Vec<SweepPoint>,
     /// The frames scored (indices into the arrays) and their 96 x 96 probabilities.
     pub frames: Vec<usize>,
     pub probabilities: Vec<f32>,
@@ -257,9 +272,6 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
     })
 }
 
-/// (threshold, min size, kaggle_dice) of every pair a sweep tried.
-type Sweep = Vec<(f64, usize, f64)>;
-
 /// The scores of 96 x 96 probability maps `probs` against the full-size masks `truth`
 /// (`n` frames of `size`): per image at full size under the rule (and the sweep), and
 /// Keras's batch dice_coef at 96 x 96.
@@ -269,52 +281,38 @@ fn score(
     truth: &[u8],
     size: FrameSize,
     n: usize,
-) -> Result<(Scores, f64, Sweep)> {
+) -> Result<(Scores, f64, Vec<SweepPoint>)> {
     let host = |what: &str, e: TchError| explain(e, what, Device::Cpu, Advice::None);
     let y = dataset::unit_masks(&dataset::resize_frames(truth, size))
         .map_err(|e| host("scaling the masks", e))?;
     let p = dataset::to_nchw(probs).map_err(|e| host("reading the predictions", e))?;
     let dice_coef =
         batch_dice_coef(&y, &p, n, cfg.batch_size).map_err(|e| host("computing dice_coef", e))?;
+    let heads: Option<&[f32]> = None;
+    crate::presence::check_head(cfg.rule.presence, heads.is_some(), &cfg.weights)?;
 
     let up = enlarger(size);
     let pixels = size.pixels();
-    let score_rule = |rule: &MaskRule| -> Vec<(usize, usize, f64)> {
+    let per_frame = |rule: &MaskRule| -> Vec<(usize, usize, f64)> {
         (0..n)
             .into_par_iter()
             .map(|i| {
-                let pred = rule.full_mask(&probs[i * SIDE_PIXELS..(i + 1) * SIDE_PIXELS], &up);
+                let map = &probs[i * SIDE_PIXELS..(i + 1) * SIDE_PIXELS];
+                let pred = rule
+                    .full_mask_with_head(map, heads.map(|h| h[i]), &up)
+                    .unwrap_or_else(|| vec![0u8; pixels]);
                 let t = &truth[i * pixels..(i + 1) * pixels];
                 let count = |m: &[u8]| m.iter().filter(|&&v| v != 0).count();
                 (count(&pred), count(t), dice(&pred, t))
             })
             .collect()
     };
-    let scores = Scores::from_images(&score_rule(&cfg.rule));
-    let mut sweep = Vec::new();
-    if cfg.sweep {
-        for threshold in [0.3, 0.4, 0.5, 0.6, 0.7, 0.8] {
-            // One resize per threshold; the size rule only empties masks.
-            let raw = score_rule(&MaskRule {
-                threshold,
-                min_size: 0,
-                ..cfg.rule
-            });
-            for min_size in [0usize, 10, 500, 1000, 2000, 3000, 4000, 5000, 6000] {
-                let kept: Vec<(usize, usize, f64)> = raw
-                    .iter()
-                    .map(|&(p, t, d)| {
-                        if p > 0 && p < min_size {
-                            (0, t, if t == 0 { 1.0 } else { 0.0 })
-                        } else {
-                            (p, t, d)
-                        }
-                    })
-                    .collect();
-                sweep.push((threshold, min_size, Scores::from_images(&kept).kaggle_dice));
-            }
-        }
-    }
+    let scores = Scores::from_images(&per_frame(&cfg.rule));
+    let sweep = if cfg.sweep {
+        sweep::search(&cfg.rule, probs, heads, per_frame)
+    } else {
+        Vec::new()
+    };
     Ok((scores, dice_coef, sweep))
 }
 
@@ -366,5 +364,8 @@ mod tests {
         assert_eq!((s.tp, s.fp, s.fn_, s.tn), (1, 1, 1, 1));
         assert!((s.kaggle_dice - 0.45).abs() < 1e-12);
         assert_eq!(s.precision(), 0.5);
+        assert_eq!(s.accuracy(), 0.5);
+        assert_eq!(s.empty_score(), 0.5);
+        assert!((s.nerve_score() - 0.4).abs() < 1e-12);
     }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde_json::json;
 
+use super::sweep::{best_of, SweepPoint};
 use super::Scores;
 use crate::submission::MaskRule;
 
@@ -15,20 +16,19 @@ pub struct Report {
     /// Keras's val_dice_coef, for a checkpoint scored on its validation split.
     pub dice_coef: Option<f64>,
     pub rule: MaskRule,
-    /// (threshold, min size, kaggle_dice) for every pair tried, when sweeping.
-    pub sweep: Vec<(f64, usize, f64)>,
+    /// Every rule tried, when sweeping.
+    pub sweep: Vec<SweepPoint>,
     /// The validation split scored, and whether it was the checkpoint's.
     pub split: Option<(f64, bool)>,
     /// (K, I 0-based) when the checkpoint's fold by group was scored instead.
     pub fold: Option<(u64, u64)>,
 }
 
-/// The best (threshold, min size, score) of a sweep by the competition metric.
-pub fn best_of(sweep: &[(f64, usize, f64)]) -> Option<(f64, usize, f64)> {
-    sweep.iter().copied().fold(None, |best, s| match best {
-        Some(b) if b.2 >= s.2 => Some(b),
-        _ => Some(s),
-    })
+fn gate_json(p: &SweepPoint) -> serde_json::Value {
+    match p.presence {
+        Some(g) => json!({"source": g.source.name(), "threshold": g.threshold}),
+        None => serde_json::Value::Null,
+    }
 }
 
 impl Report {
@@ -53,14 +53,24 @@ impl Report {
         } else if let Some((split, _)) = self.split {
             v["validation_split"] = json!(split);
         }
-        if let Some((t, m, k)) = best_of(&self.sweep) {
-            let grid: Vec<_> = self
-                .sweep
-                .iter()
-                .map(|(t, m, k)| json!({"threshold": t, "min_size": m, "kaggle_dice": k}))
-                .collect();
-            v["sweep"] =
-                json!({"best": {"threshold": t, "min_size": m, "kaggle_dice": k}, "grid": grid});
+        v["presence"] = match rule.presence {
+            Some(g) => json!({"source": g.source.name(), "threshold": g.threshold}),
+            None => serde_json::Value::Null,
+        };
+        v["by_truth"] = json!({
+            "empty": {"images": scores.tn + scores.fp, "kaggle_dice": scores.empty_score()},
+            "nerve": {"images": scores.tp + scores.fn_, "kaggle_dice": scores.nerve_score()},
+        });
+        v["detection"]["accuracy"] = json!(scores.accuracy());
+        if let Some(b) = best_of(&self.sweep) {
+            let point = |p: &SweepPoint| {
+                json!({"threshold": p.threshold, "min_size": p.min_size,
+                       "presence": gate_json(p), "kaggle_dice": p.kaggle_dice})
+            };
+            let grid: Vec<_> = self.sweep.iter().map(point).collect();
+            let mut best = point(&b);
+            best["flags"] = json!(b.flags());
+            v["sweep"] = json!({"best": best, "grid": grid});
         }
         v.to_string()
     }
@@ -99,29 +109,42 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "nerve present: precision {:.3}, recall {:.3} (tp {}, fp {}, fn {}, tn {})",
+            "nerve present: precision {:.3}, recall {:.3}, accuracy {:.3} (tp {}, fp {}, fn {}, tn {})",
             scores.precision(),
             scores.recall(),
+            scores.accuracy(),
             scores.tp,
             scores.fp,
             scores.fn_,
             scores.tn
         )?;
+        writeln!(
+            f,
+            "by truth: {} empty frames score {:.4}, {} frames with a nerve {:.4}",
+            scores.tn + scores.fp,
+            scores.empty_score(),
+            scores.tp + scores.fn_,
+            scores.nerve_score()
+        )?;
         write!(
             f,
-            "rule: threshold {}, min size {}{}",
+            "rule: threshold {}, min size {}{}{}",
             rule.threshold,
             rule.min_size,
             if rule.keep_above_zero {
                 ", keep above zero"
             } else {
                 ""
-            }
+            },
+            rule.presence
+                .map_or_else(String::new, |g| format!(", presence gate {g}"))
         )?;
-        if let Some((t, m, k)) = best_of(&self.sweep) {
+        if let Some(b) = best_of(&self.sweep) {
             write!(
                 f,
-                "\nsweep: best kaggle_dice {k:.4} at --threshold {t} --min-size {m}"
+                "\nsweep: best kaggle_dice {:.4} with {}",
+                b.kaggle_dice,
+                b.flags()
             )?;
         }
         Ok(())

@@ -115,6 +115,7 @@ pub fn predict_folder(cfg: &FolderPredictConfig) -> Result<FolderPredictReport> 
         Some(&cfg.stats),
         cfg.quiet,
     )?;
+    crate::presence::check_head(cfg.rule.presence, false, &cfg.weights)?;
     for dir in std::iter::once(&cfg.out_dir).chain(cfg.overlays.as_ref()) {
         std::fs::create_dir_all(dir).map_err(|e| anyhow!("creating {}: {e}", dir.display()))?;
     }

@@ -240,6 +240,7 @@ pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
         frames.then_some(&cfg.stats),
         cfg.quiet,
     )?;
+    crate::presence::check_head(cfg.rule.presence, false, &cfg.weights)?;
     // The output is opened first, so an unwritable place fails before the work; its
     // rows come once every batch is predicted.
     let n = reader.shape[0];

@@ -26,6 +26,7 @@ mod npy;
 mod plot;
 mod predict;
 mod prepare;
+mod presence;
 mod resize;
 mod resume;
 mod statistics;

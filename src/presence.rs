@@ -1,0 +1,150 @@
+//! Deciding "is there a nerve" apart from the mask. The competition scores an empty
+//! prediction on an empty frame 1 and any pixel there 0, so a frame judged empty gets
+//! an empty mask whatever its map says. The judgement is a probability from one of:
+//! - `mask`: the predicted map itself, the mean of its [`TOP_K`] most confident pixels
+//!   (high only when a nerve-sized patch is confident: area and peak in one number);
+//! - `head`: the presence head of a checkpoint trained with `--presence-head`;
+//! - `mean`: the mean of the two.
+//!
+//! A frame is kept when its probability is at least the threshold.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+
+use crate::dataset::SIDE_PIXELS;
+
+/// The 96 x 96 pixels a `mask` presence averages: 1% of the map, a small nerve.
+pub const TOP_K: usize = SIDE_PIXELS / 100;
+
+/// Where the presence probability comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Source {
+    /// The mean of the map's most confident 1% of pixels.
+    Mask,
+    /// The checkpoint's presence head.
+    Head,
+    /// The mean of head and mask.
+    Mean,
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Mask => "mask",
+            Source::Head => "head",
+            Source::Mean => "mean",
+        }
+    }
+
+    /// Whether it needs the presence head's probabilities.
+    pub fn needs_head(self) -> bool {
+        self != Source::Mask
+    }
+}
+
+/// Frames whose presence probability is below `threshold` get an empty mask.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Gate {
+    pub source: Source,
+    pub threshold: f64,
+}
+
+impl fmt::Display for Gate {
+    /// As the flags that ask for it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "--presence {} --presence-threshold {}",
+            self.source.name(),
+            self.threshold
+        )
+    }
+}
+
+/// The `mask` presence probability of one 96 x 96 map.
+pub fn from_map(map: &[f32]) -> f32 {
+    let k = TOP_K.min(map.len()).max(1);
+    let mut v: Vec<f32> = map
+        .iter()
+        .map(|p| if p.is_nan() { 0.0 } else { *p })
+        .collect();
+    let cut = v.len() - k;
+    v.select_nth_unstable_by(cut, f32::total_cmp);
+    v[cut..].iter().sum::<f32>() / k as f32
+}
+
+/// The probability `source` gives a frame with map `map` and head probability `head`
+/// (`None` without a head: then only `mask` has one).
+pub fn probability(source: Source, map: &[f32], head: Option<f32>) -> Option<f32> {
+    match (source, head) {
+        (Source::Mask, _) => Some(from_map(map)),
+        (Source::Head, Some(h)) => Some(h),
+        (Source::Mean, Some(h)) => Some(0.5 * (h + from_map(map))),
+        (_, None) => None,
+    }
+}
+
+impl Gate {
+    /// Whether a frame keeps its mask; a frame without the probability the gate needs
+    /// keeps it (callers check that the head's scores exist before gating on them).
+    pub fn keeps(&self, map: &[f32], head: Option<f32>) -> bool {
+        probability(self.source, map, head).is_none_or(|p| p as f64 >= self.threshold)
+    }
+}
+
+/// Refuses a gate on the presence head when the checkpoints (`weights`) have none.
+pub fn check_head(gate: Option<Gate>, has_head: bool, weights: &[PathBuf]) -> Result<()> {
+    match gate {
+        Some(g) if g.source.needs_head() && !has_head => bail!(
+            "--presence {} needs a checkpoint trained with --presence-head, and {} has no \
+             presence head: use --presence mask",
+            g.source.name(),
+            weights
+                .first()
+                .map_or_else(|| "the checkpoint".to_owned(), |w| w.display().to_string())
+        ),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mask_probability_is_the_mean_of_the_top_one_percent() {
+        let mut map = vec![0.1f32; SIDE_PIXELS];
+        assert!((from_map(&map) - 0.1).abs() < 1e-6);
+        // A confident patch of exactly TOP_K pixels gives its probability...
+        for p in map.iter_mut().take(TOP_K) {
+            *p = 0.9;
+        }
+        assert!((from_map(&map) - 0.9).abs() < 1e-6);
+        // ...a single confident pixel hardly counts.
+        let mut one = vec![0.0f32; SIDE_PIXELS];
+        one[17] = 1.0;
+        assert!((from_map(&one) - 1.0 / TOP_K as f32).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_gate_empties_exactly_the_frames_below_its_threshold() {
+        let gate = Gate {
+            source: Source::Head,
+            threshold: 0.4,
+        };
+        let map = vec![0.0f32; SIDE_PIXELS];
+        let heads = [0.1f32, 0.39, 0.4, 0.41, 0.9];
+        let kept: Vec<bool> = heads.iter().map(|&h| gate.keeps(&map, Some(h))).collect();
+        assert_eq!(kept, [false, false, true, true, true]);
+        let mean = Gate {
+            source: Source::Mean,
+            threshold: 0.5,
+        };
+        let mut map = vec![0.0f32; SIDE_PIXELS];
+        map.iter_mut().take(TOP_K).for_each(|p| *p = 0.6);
+        assert!(mean.keeps(&map, Some(0.42)) && !mean.keeps(&map, Some(0.38)));
+        assert_eq!(gate.to_string(), "--presence head --presence-threshold 0.4");
+    }
+}
