@@ -146,6 +146,7 @@ fn run_steps(cfg: &DemoConfig, step: &std::cell::Cell<&'static str>) -> Result<D
         callbacks: Default::default(),
         folds: None,
         augment: None,
+        presence: None,
         quiet: cfg.quiet,
     };
     step.set("[3/7] train");

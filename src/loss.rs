@@ -26,6 +26,27 @@ pub fn dice_loss(truth: &Tensor, pred: &Tensor) -> Result<Tensor, TchError> {
     dice_coef(truth, pred)?.f_neg()
 }
 
+/// Whether each target of a batch [N, 1, H, W] holds any nerve: [N, 1] of 0/1, the
+/// presence head's target.
+pub fn presence_target(truth: &Tensor) -> Result<Tensor, TchError> {
+    truth
+        .f_sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Float)?
+        .f_gt(0.0)?
+        .f_to_kind(Kind::Float)?
+        .f_view([-1, 1])
+}
+
+/// Keras's binary_crossentropy of the presence head, from its logits as tf-keras takes
+/// it from a sigmoid Dense layer: the batch mean of max(x, 0) - x z + log(1 + e^-|x|).
+pub fn presence_bce(logits: &Tensor, target: &Tensor) -> Result<Tensor, TchError> {
+    logits.f_binary_cross_entropy_with_logits(
+        target,
+        None::<&Tensor>,
+        None::<&Tensor>,
+        tch::Reduction::Mean,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@
 //! A frame is kept when its probability is at least the threshold.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
@@ -92,6 +92,19 @@ impl Gate {
     pub fn keeps(&self, map: &[f32], head: Option<f32>) -> bool {
         probability(self.source, map, head).is_none_or(|p| p as f64 >= self.threshold)
     }
+}
+
+/// Where `predict` writes the heads' probabilities beside its maps `masks`, and where
+/// `submit` looks for them: imgs_mask_test.npy -> imgs_presence_test.npy, else
+/// `{stem}_presence.npy`. float32 (N, 1), in the maps' order.
+pub fn scores_path(masks: &Path) -> PathBuf {
+    let name = masks.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let file = if name == "imgs_mask_test.npy" {
+        "imgs_presence_test.npy".to_owned()
+    } else {
+        format!("{}_presence.npy", name.trim_end_matches(".npy"))
+    };
+    masks.with_file_name(file)
 }
 
 /// Refuses a gate on the presence head when the checkpoints (`weights`) have none.

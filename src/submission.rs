@@ -174,17 +174,45 @@ pub fn read_predictions(masks: &Path, ids: &Path) -> Result<(Vec<f32>, Vec<i32>)
 /// The run-length codes of the 96 x 96 probability maps `probs` (one after another) taken
 /// in `order`, each enlarged to `size` under `rule`; in parallel.
 pub fn encode(probs: &[f32], order: &[usize], rule: &MaskRule, size: FrameSize) -> Vec<String> {
+    encode_with_heads(probs, None, order, rule, size)
+}
+
+/// As [`encode`], with the presence heads' probability of each map for a gate on them.
+pub fn encode_with_heads(
+    probs: &[f32],
+    heads: Option<&[f32]>,
+    order: &[usize],
+    rule: &MaskRule,
+    size: FrameSize,
+) -> Vec<String> {
     let resizer = enlarger(size);
     order
         .par_iter()
         .map(|&i| {
             let probs = &probs[i * SIDE_PIXELS..(i + 1) * SIDE_PIXELS];
-            match rule.full_mask_if_any(probs, &resizer) {
+            match rule.full_mask_with_head(probs, heads.map(|h| h[i]), &resizer) {
                 Some(full) => rle_encode(&full, size.height, size.width),
                 None => String::new(),
             }
         })
         .collect()
+}
+
+/// The presence heads' probabilities `predict` wrote beside the maps `masks`.
+fn read_heads(masks: &Path, n: usize, gate: crate::presence::Gate) -> Result<Vec<f32>> {
+    let path = crate::presence::scores_path(masks);
+    if !path.exists() {
+        anyhow::bail!(
+            "--presence {} needs {}, which predict writes beside {} when the checkpoint has \
+             a presence head (train --presence-head); or use --presence mask",
+            gate.source.name(),
+            path.display(),
+            masks.display()
+        );
+    }
+    let r = crate::data::npy::NpyReader::open(&path)?;
+    r.expect(crate::data::npy::Dtype::F32, &[Some(n as u64), Some(1)])?;
+    r.read_all::<f32>()
 }
 
 /// What `submit` wrote.
@@ -215,9 +243,12 @@ pub fn submit(cfg: &SubmitConfig) -> Result<SubmitReport> {
 }
 
 fn write_submission(cfg: &SubmitConfig) -> Result<SubmitReport> {
-    crate::presence::check_head(cfg.rule.presence, false, std::slice::from_ref(&cfg.masks))?;
     let t0 = std::time::Instant::now();
     let (probs, ids) = read_predictions(&cfg.masks, &cfg.ids)?;
+    let heads = match cfg.rule.presence {
+        Some(g) if g.source.needs_head() => Some(read_heads(&cfg.masks, ids.len(), g)?),
+        _ => None,
+    };
     log::info!(
         "read {} masks in {:.3} s",
         ids.len(),
@@ -227,7 +258,7 @@ fn write_submission(cfg: &SubmitConfig) -> Result<SubmitReport> {
     order.sort_by_key(|&i| ids[i]);
     let t0 = std::time::Instant::now();
     crate::interrupt::check()?;
-    let rows = encode(&probs, &order, &cfg.rule, cfg.size);
+    let rows = encode_with_heads(&probs, heads.as_deref(), &order, &cfg.rule, cfg.size);
     crate::interrupt::check()?;
     log::info!(
         "encoded {} masks in {:.3} s",

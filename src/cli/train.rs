@@ -79,6 +79,20 @@ pub struct TrainArgs {
     pub callbacks: CallbackArgs,
     #[command(flatten)]
     pub augment: AugmentArgs,
+    /// Add a presence head: global average pooling of conv5 and Dense(1, sigmoid) named
+    /// `presence`, trained with binary cross-entropy on "the mask is not empty" beside
+    /// the Dice loss. The checkpoint stays a Keras file (two outputs); `--presence head`
+    /// or `mean` in predict, submit and evaluate use it.
+    #[arg(long)]
+    pub presence_head: bool,
+    /// The weight of the head's binary cross-entropy in the loss (Keras loss_weights).
+    #[arg(
+        long,
+        value_name = "W",
+        default_value_t = 1.0,
+        requires = "presence_head"
+    )]
+    pub presence_weight: f64,
     /// Split by group into this many folds and validate on --fold instead of the last
     /// --validation-split share: no group (patient) is on both sides.
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(2..))]
@@ -263,6 +277,7 @@ impl TrainArgs {
             speed: self.speed.speed(self.amp),
             callbacks,
             augment: self.augment.config(self.recipe)?,
+            presence: self.presence_head.then_some(self.presence_weight),
             folds: match (self.folds, self.fold) {
                 (Some(k), None) => anyhow::bail!(
                     "--folds {k} needs --fold I (1 to {k}); `nerveseg cv` trains them all"

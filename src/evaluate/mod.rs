@@ -136,6 +136,8 @@ pub struct Evaluation {
     /// The frames scored (indices into the arrays) and their 96 x 96 probabilities.
     pub frames: Vec<usize>,
     pub probabilities: Vec<f32>,
+    /// The presence heads' probabilities of those frames, when the checkpoints have heads.
+    pub heads: Option<Vec<f32>>,
     /// Out-of-fold probabilities (`--oof`) were scored, every frame, not a checkpoint.
     pub oof: bool,
 }
@@ -257,8 +259,9 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
             cfg.masks.display()
         );
     }
-    let probs = models.frames(&dataset::resize_frames(&frames, size), cfg.quiet)?;
-    let (scores, dice_coef, sweep) = score(cfg, &probs, &truth, size, n)?;
+    let (probs, heads) =
+        models.frames_with_heads(&dataset::resize_frames(&frames, size), cfg.quiet)?;
+    let (scores, dice_coef, sweep) = score(cfg, &probs, heads.as_deref(), &truth, size, n)?;
     Ok(Evaluation {
         scores,
         validation_split: split,
@@ -266,18 +269,20 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
         fold: fold.map(|f| f.0),
         frames: scored,
         probabilities: probs,
+        heads,
         dice_coef,
         sweep,
         oof: false,
     })
 }
 
-/// The scores of 96 x 96 probability maps `probs` against the full-size masks `truth`
-/// (`n` frames of `size`): per image at full size under the rule (and the sweep), and
+/// The scores of 96 x 96 probability maps `probs` (and the heads' probabilities)
+/// against the full-size masks `truth` (`n` frames of `size`): per image at full size under the rule (and the sweep), and
 /// Keras's batch dice_coef at 96 x 96.
 fn score(
     cfg: &EvalConfig,
     probs: &[f32],
+    heads: Option<&[f32]>,
     truth: &[u8],
     size: FrameSize,
     n: usize,
@@ -288,7 +293,6 @@ fn score(
     let p = dataset::to_nchw(probs).map_err(|e| host("reading the predictions", e))?;
     let dice_coef =
         batch_dice_coef(&y, &p, n, cfg.batch_size).map_err(|e| host("computing dice_coef", e))?;
-    let heads: Option<&[f32]> = None;
     crate::presence::check_head(cfg.rule.presence, heads.is_some(), &cfg.weights)?;
 
     let up = enlarger(size);

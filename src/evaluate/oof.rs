@@ -25,7 +25,7 @@ pub fn evaluate_oof(cfg: &EvalConfig, oof: &Path) -> Result<Evaluation> {
             cfg.masks.display()
         );
     }
-    let (scores, dice_coef, sweep) = score(cfg, &probs, &truth, size, n)?;
+    let (scores, dice_coef, sweep) = score(cfg, &probs, None, &truth, size, n)?;
     Ok(Evaluation {
         scores,
         validation_split: 1.0,
@@ -35,6 +35,7 @@ pub fn evaluate_oof(cfg: &EvalConfig, oof: &Path) -> Result<Evaluation> {
         sweep,
         frames,
         probabilities: probs,
+        heads: None,
         oof: true,
     })
 }

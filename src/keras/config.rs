@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::model::{UNetConfig, CONVS, INPUT_SIZE, TRANSPOSES};
+use crate::model::{UNetConfig, CONVS, HEAD, HEAD_POOL, INPUT_SIZE, TRANSPOSES};
 
 /// Weighted layers in the order `get_unet` creates them: conv2d_1..10, then per decoder
 /// level the transposed convolution before its two convolutions, then conv2d_19.
@@ -96,7 +96,34 @@ fn concat(name: &str, up: &str, skip: &str) -> Value {
     })
 }
 
-/// The `model_config` JSON of the tutorial's functional model at `cfg`'s width.
+/// The presence head on `conv5`: GlobalAveragePooling2D, then Dense(1, sigmoid).
+fn presence_head(conv5: &str) -> [Value; 2] {
+    [
+        json!({
+            "class_name": "GlobalAveragePooling2D",
+            "config": {"name": HEAD_POOL, "trainable": true, "dtype": "float32",
+                       "data_format": "channels_last", "keepdims": false},
+            "name": HEAD_POOL,
+            "inbound_nodes": node(&[conv5]),
+        }),
+        json!({
+            "class_name": "Dense",
+            "config": {
+                "name": HEAD, "trainable": true, "dtype": "float32", "units": 1,
+                "activation": "sigmoid", "use_bias": true,
+                "kernel_initializer": {"class_name": "GlorotUniform", "config": {"seed": null}},
+                "bias_initializer": {"class_name": "Zeros", "config": {}},
+                "kernel_regularizer": null, "bias_regularizer": null,
+                "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null
+            },
+            "name": HEAD,
+            "inbound_nodes": node(&[HEAD_POOL]),
+        }),
+    ]
+}
+
+/// The `model_config` JSON of the tutorial's functional model at `cfg`'s width (two
+/// outputs, mask and presence, with a presence head).
 pub fn model_config(cfg: &UNetConfig) -> String {
     let w = cfg.base_width;
     let mut layers = vec![json!({
@@ -139,13 +166,18 @@ pub fn model_config(cfg: &UNetConfig) -> String {
     }
     let (out, _, k) = CONVS[18];
     layers.push(conv(out, 1, k, "sigmoid", &prev));
+    let mut outputs = vec![json!([out, 0, 0])];
+    if cfg.presence_head {
+        layers.extend(presence_head(CONVS[9].0));
+        outputs.push(json!([HEAD, 0, 0]));
+    }
     json!({
         "class_name": "Model",
         "config": {
             "name": "model_1",
             "layers": layers,
             "input_layers": [["input_1", 0, 0]],
-            "output_layers": [[out, 0, 0]],
+            "output_layers": outputs,
         },
         "keras_version": super::WRITTEN_KERAS_VERSION,
         "backend": "tensorflow",

@@ -28,6 +28,8 @@ pub struct LoadReport {
 pub struct Checked<'a> {
     pub cfg: UNetConfig,
     pairs: Vec<(Layer, &'a FileLayer)>,
+    /// The file's presence head (its one Dense layer), when it has one.
+    head: Option<&'a FileLayer>,
     pub report: LoadReport,
 }
 
@@ -93,19 +95,36 @@ impl KerasFile {
     /// Anything missing or left over is an error unless `allow_partial`.
     pub fn check(&self, allow_partial: bool) -> Result<Checked<'_>> {
         let path = self.path.display();
+        let head = self.head()?;
         let cfg = UNetConfig {
             base_width: self.base_width()?,
+            presence_head: head.is_some(),
         };
+        if let Some(h) = head {
+            let want = model::head_kernel(&cfg).map(|d| d as usize);
+            if h.kernel.shape != want || h.bias.shape != [1] {
+                bail!(
+                    "{path}: the presence head {} has kernel {} and bias {}, expected {} and \
+                     (1) for base width {}",
+                    h.name,
+                    shape_str(&h.kernel.shape),
+                    shape_str(&h.bias.shape),
+                    shape_str(&want),
+                    cfg.base_width
+                );
+            }
+        }
+        let convs: Vec<&FileLayer> = self.layers.iter().filter(|l| !is_dense(l)).collect();
         let ours = model::layers(&cfg);
         let mut report = LoadReport::default();
         let mut pairs = Vec::new();
         let mut counts = Vec::new();
         for transpose in [false, true] {
             let ours: Vec<&Layer> = ours.iter().filter(|l| l.transpose == transpose).collect();
-            let theirs: Vec<&FileLayer> = self
-                .layers
+            let theirs: Vec<&FileLayer> = convs
                 .iter()
                 .filter(|l| l.transpose == transpose)
+                .copied()
                 .collect();
             for (i, l) in ours.iter().enumerate() {
                 match theirs.get(i) {
@@ -157,16 +176,52 @@ impl KerasFile {
                 .applied
                 .push((ours.name.to_owned(), theirs.name.clone()));
         }
-        Ok(Checked { cfg, pairs, report })
+        if let Some(h) = head {
+            report
+                .applied
+                .push((model::HEAD.to_owned(), h.name.clone()));
+        }
+        Ok(Checked {
+            cfg,
+            pairs,
+            head,
+            report,
+        })
     }
+
+    /// The presence head: the file's one Dense layer (a 2-D kernel), if any; more than
+    /// one is not a file nerveseg or its fixtures write.
+    fn head(&self) -> Result<Option<&FileLayer>> {
+        let dense: Vec<&FileLayer> = self.layers.iter().filter(|l| is_dense(l)).collect();
+        match dense.as_slice() {
+            [] => Ok(None),
+            [h] => Ok(Some(h)),
+            many => bail!(
+                "{}: {} Dense layers ({}); the U-Net with a presence head has one",
+                self.path.display(),
+                many.len(),
+                many.iter()
+                    .map(|l| l.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
+/// A Dense layer: its kernel is 2-D (convolutions have 4-D kernels).
+fn is_dense(l: &FileLayer) -> bool {
+    l.kernel.shape.len() == 2
 }
 
 impl Checked<'_> {
     /// Reads the checked layers' values and copies them into `vs`, a U-Net of
     /// `self.cfg` (from `model::unet`).
     pub fn copy_into(&self, file: &KerasFile, vs: &VarStore) -> Result<()> {
-        let layers: Vec<&FileLayer> = self.pairs.iter().map(|p| p.1).collect();
-        let values = file.read_values(&layers)?;
+        let mut layers: Vec<&FileLayer> = self.pairs.iter().map(|p| p.1).collect();
+        layers.extend(self.head);
+        let mut values = file.read_values(&layers)?;
+        let head_values = self.head.and_then(|_| values.pop());
         let vars = vs.variables();
         let var = |name: String| {
             vars.get(&name)
@@ -179,6 +234,16 @@ impl Checked<'_> {
                 let mut b = var(format!("{}.bias", ours.name))?;
                 let ctx = || format!("loading {} into {}", file.path.display(), ours.name);
                 w.f_copy_(&kernel_to_tch(&kernel)?).with_context(ctx)?;
+                b.f_copy_(&Tensor::f_from_slice(&bias.data)?)
+                    .with_context(ctx)?;
+            }
+            if let Some((kernel, bias)) = &head_values {
+                let mut w = var(format!("{}.weight", model::HEAD))?;
+                let mut b = var(format!("{}.bias", model::HEAD))?;
+                let ctx = || format!("loading {} into {}", file.path.display(), model::HEAD);
+                let k =
+                    Tensor::f_from_slice(&kernel.data)?.f_view([kernel.data.len() as i64, 1])?;
+                w.f_copy_(&k).with_context(ctx)?;
                 b.f_copy_(&Tensor::f_from_slice(&bias.data)?)
                     .with_context(ctx)?;
             }
@@ -216,6 +281,25 @@ pub fn apply(file: &KerasFile, vs: &mut VarStore, allow_partial: bool) -> Result
         .get("conv2d_1.weight")
         .map(|t| t.size()[0])
         .ok_or_else(|| anyhow!("the model has no variable conv2d_1.weight"))?;
+    let has_head = vs
+        .variables()
+        .contains_key(&format!("{}.weight", model::HEAD));
+    if has_head != checked.cfg.presence_head {
+        bail!(
+            "{}: {} a presence head, but the model {}",
+            file.path.display(),
+            if checked.cfg.presence_head {
+                "has"
+            } else {
+                "has no"
+            },
+            if has_head {
+                "has one (--presence-head)"
+            } else {
+                "has none"
+            }
+        );
+    }
     if first != checked.cfg.base_width {
         bail!(
             "{}: base width {}, but the model has width {first}",

@@ -103,6 +103,14 @@ fn export_layers(vs: &VarStore) -> Result<Vec<(&'static str, Array, Array)>> {
             .ok_or_else(|| anyhow!("the model has no bias for {name}"))?;
         out.push((name, kernel_to_keras(w)?, tensor_array(b)?));
     }
+    // The presence head: its kernel is already in Keras's (in, out) layout.
+    let head = crate::model::HEAD;
+    if let (Some(w), Some(b)) = (
+        vars.get(&format!("{head}.weight")),
+        vars.get(&format!("{head}.bias")),
+    ) {
+        out.push((head, tensor_array(w)?, tensor_array(b)?));
+    }
     Ok(out)
 }
 

@@ -14,18 +14,34 @@ pub mod topology;
 use tch::nn;
 use tch::{Device, Kind, TchError, Tensor};
 
-pub use self::topology::{layers, Layer, CONVS, MAX_BASE_WIDTH, TRANSPOSES};
+pub use self::topology::{
+    head_kernel, layers, Layer, CONVS, HEAD, HEAD_POOL, MAX_BASE_WIDTH, TRANSPOSES,
+};
 
 /// Architecture numbers; the defaults are the tutorial's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UNetConfig {
     /// Channels of the first level (32); level k has `base_width << k` channels.
     pub base_width: i64,
+    /// A presence head beside the mask (`train --presence-head`): global average pooling
+    /// of conv5 (`conv2d_10`), then Dense(1, sigmoid) named `presence`. Off: the
+    /// tutorial's model.
+    pub presence_head: bool,
 }
 
 impl Default for UNetConfig {
     fn default() -> Self {
-        UNetConfig { base_width: 32 }
+        UNetConfig::width(32)
+    }
+}
+
+impl UNetConfig {
+    /// The tutorial's U-Net at base width `w`, without a presence head.
+    pub const fn width(w: i64) -> UNetConfig {
+        UNetConfig {
+            base_width: w,
+            presence_head: false,
+        }
     }
 }
 
@@ -77,6 +93,8 @@ struct Weights {
 pub struct UNet {
     convs: Vec<Weights>,
     ups: Vec<Weights>,
+    /// The presence head's Dense kernel (16 w, 1), in Keras's layout, and bias (1).
+    head: Option<(Tensor, Tensor)>,
     speed: Speed,
 }
 
@@ -85,6 +103,15 @@ pub struct UNet {
 /// The same for Conv2DTranspose, whose fans are the same two numbers swapped.
 pub fn glorot_uniform(k: i64, c_in: i64, c_out: i64) -> nn::Init {
     let limit = (6.0 / ((k * k * (c_in + c_out)) as f64)).sqrt();
+    nn::Init::Uniform {
+        lo: -limit,
+        up: limit,
+    }
+}
+
+/// Keras's glorot_uniform for a Dense kernel: l = sqrt(6 / (fan_in + fan_out)).
+fn glorot_dense(c_in: i64, c_out: i64) -> nn::Init {
+    let limit = (6.0 / ((c_in + c_out) as f64)).sqrt();
     nn::Init::Uniform {
         lo: -limit,
         up: limit,
@@ -122,9 +149,21 @@ pub fn unet(root: &nn::Path, cfg: &UNetConfig) -> Result<UNet, TchError> {
             convs.push(w);
         }
     }
+    // The head's layer comes after conv2d_19 in the functional model (Keras creates it
+    // last), so its variables come last too.
+    let head = if cfg.presence_head {
+        let p = root / HEAD;
+        let [c_in, c_out] = head_kernel(cfg);
+        let ws = p.f_var("weight", &[c_in, c_out], glorot_dense(c_in, c_out))?;
+        let bs = p.f_var("bias", &[c_out], nn::Init::Const(0.0))?;
+        Some((ws, bs))
+    } else {
+        None
+    };
     Ok(UNet {
         convs,
         ups,
+        head,
         speed: Speed::PLAIN,
     })
 }
@@ -228,9 +267,20 @@ impl UNet {
     }
 
     /// `xs`: [N, 1, 96, 96] standardised images; returns probabilities [N, 1, 96, 96].
-    /// Shapes are for the default base width 32. A libtorch failure (a wrong input
-    /// shape, out of memory) comes back as its error.
+    /// A libtorch failure (a wrong input shape, out of memory) comes back as its error.
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor, TchError> {
+        Ok(self.forward_with_head(xs)?.0)
+    }
+
+    /// Whether the model has a presence head.
+    pub fn has_head(&self) -> bool {
+        self.head.is_some()
+    }
+
+    /// The mask probabilities [N, 1, 96, 96] and, with a presence head, its logits [N, 1]
+    /// (float32; the sigmoid of them is the head's probability). Shapes are for the
+    /// default base width 32.
+    pub fn forward_with_head(&self, xs: &Tensor) -> Result<(Tensor, Option<Tensor>), TchError> {
         let xs = xs.f_to_kind(self.kind())?;
         let xs = if self.speed.channels_last {
             nhwc(&xs)?
@@ -248,7 +298,16 @@ impl UNet {
         let c9 = self.decode(3, &c8, &c1)?; // [N, 32, 96, 96]
                                             // One channel: NHWC and NCHW are the same bytes, so the output is plain NCHW.
         let logits = self.conv(18, &c9)?.f_to_kind(Kind::Float)?;
-        logits.f_sigmoid()?.f_contiguous() // [N, 1, 96, 96]
+        let mask = logits.f_sigmoid()?.f_contiguous()?; // [N, 1, 96, 96]
+        let head = match &self.head {
+            // GlobalAveragePooling2D of conv5, then Dense(1): [N, 512] x [512, 1] + b.
+            Some((ws, bs)) => {
+                let pooled = c5.f_mean_dim([2i64, 3].as_slice(), false, Kind::Float)?;
+                Some(pooled.f_matmul(ws)?.f_add(bs)?)
+            }
+            None => None,
+        };
+        Ok((mask, head))
     }
 }
 

@@ -23,20 +23,20 @@ fn parameter_count_and_shapes_match_keras() {
 #[test]
 fn a_wrong_input_shape_is_an_error() {
     let vs = nn::VarStore::new(Device::Cpu);
-    let net = unet(&vs.root(), &UNetConfig { base_width: 2 }).unwrap();
+    let net = unet(&vs.root(), &UNetConfig::width(2)).unwrap();
     let x = Tensor::zeros([2, 3, 96, 96], (Kind::Float, Device::Cpu));
     let e = net.forward(&x).unwrap_err().to_string();
     assert!(
         e.contains("expected input[2, 3, 96, 96] to have 1 channels"),
         "{e}"
     );
-    assert!(unet(&vs.root(), &UNetConfig { base_width: 0 }).is_err());
+    assert!(unet(&vs.root(), &UNetConfig::width(0)).is_err());
 }
 
 #[test]
 fn forward_keeps_the_frame_size_and_gives_probabilities() {
     let vs = nn::VarStore::new(Device::Cpu);
-    let net = unet(&vs.root(), &UNetConfig { base_width: 2 }).unwrap();
+    let net = unet(&vs.root(), &UNetConfig::width(2)).unwrap();
     let x = Tensor::randn([2, 1, 96, 96], (tch::Kind::Float, Device::Cpu));
     let y = net.forward(&x).unwrap();
     assert_eq!(y.size(), [2, 1, 96, 96]);
@@ -81,7 +81,7 @@ fn init_is_glorot_uniform_with_zero_bias() {
 /// RNG, so no seeding), scaled so the outputs spread over (0, 1).
 fn random_net(speed: Speed) -> (nn::VarStore, UNet) {
     let vs = nn::VarStore::new(Device::Cpu);
-    let mut net = unet(&vs.root(), &UNetConfig { base_width: 4 }).unwrap();
+    let mut net = unet(&vs.root(), &UNetConfig::width(4)).unwrap();
     for (name, mut v) in vs.variables() {
         let n = v.numel() as i64;
         let fan: i64 = v.size().iter().skip(1).product();

@@ -42,6 +42,17 @@ pub const TRANSPOSES: [(&str, i64); 4] = [
     ("conv2d_transpose_4", 1),
 ];
 
+/// The presence head's Dense layer (`train --presence-head`), after the U-Net's layers.
+pub const HEAD: &str = "presence";
+/// The weightless global average pooling of conv5 that feeds the head.
+pub const HEAD_POOL: &str = "global_average_pooling2d_1";
+
+/// The head's kernel shape, (16 w, 1): the same in Keras's layout and ours (the head
+/// multiplies the pooled features by it).
+pub fn head_kernel(cfg: &UNetConfig) -> [i64; 2] {
+    [16 * cfg.base_width, 1]
+}
+
 /// The widest base width nerveseg builds: 8x the tutorial's, about 500 million weights.
 /// A file claiming more is refused before anything is allocated.
 pub const MAX_BASE_WIDTH: i64 = 256;

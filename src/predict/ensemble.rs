@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use tch::{Device, Tensor};
 
-use super::{load, probabilities, Loaded, StatsSource};
+use super::{load, predictions, Loaded, StatsSource};
 use crate::dataset::{self, Stats};
 use crate::keras::KerasFile;
 use crate::libtorch::{explain, Advice};
@@ -77,6 +77,16 @@ impl Ensemble {
     /// Probabilities of 96 x 96 uint8 frames (one after another), each member
     /// standardising them with its own statistics.
     pub fn frames(&self, small: &[u8], quiet: bool) -> Result<Vec<f32>> {
+        Ok(self.frames_with_heads(small, quiet)?.0)
+    }
+
+    /// As [`Ensemble::frames`], with the presence heads' mean probability of each frame
+    /// when every member has a head.
+    pub fn frames_with_heads(
+        &self,
+        small: &[u8],
+        quiet: bool,
+    ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
         self.average(quiet, |m| {
             let stats = m
                 .stats
@@ -86,24 +96,51 @@ impl Ensemble {
         })
     }
 
+    /// Whether every member has a presence head.
+    pub fn has_heads(&self) -> bool {
+        self.members.iter().all(|m| m.loaded.net.has_head())
+    }
+
     /// Probabilities of model-ready [N, 1, 96, 96] inputs, fed as they are.
     pub fn ready(&self, x: &Tensor, quiet: bool) -> Result<Vec<f32>> {
+        Ok(self.ready_with_heads(x, quiet)?.0)
+    }
+
+    /// As [`Ensemble::ready`], with the heads' mean probabilities.
+    pub fn ready_with_heads(
+        &self,
+        x: &Tensor,
+        quiet: bool,
+    ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
         self.average(quiet, |_| Ok(x.shallow_clone()))
     }
 
-    fn average(&self, quiet: bool, input: impl Fn(&Member) -> Result<Tensor>) -> Result<Vec<f32>> {
-        let mut sum: Option<Vec<f32>> = None;
+    fn average(
+        &self,
+        quiet: bool,
+        input: impl Fn(&Member) -> Result<Tensor>,
+    ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+        let with_heads = self.has_heads();
+        let mut sum: Option<(Vec<f32>, Vec<f32>)> = None;
         let mut count = 0usize;
         for m in &self.members {
             let x = input(m)?;
-            let mut add = |p: Vec<f32>| {
+            let mut add = |(p, h): (Vec<f32>, Option<Vec<f32>>)| {
                 count += 1;
+                let h = if with_heads {
+                    h.unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
                 match &mut sum {
-                    None => sum = Some(p),
-                    Some(s) => s.iter_mut().zip(&p).for_each(|(a, b)| *a += b),
+                    None => sum = Some((p, h)),
+                    Some((s, sh)) => {
+                        s.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
+                        sh.iter_mut().zip(&h).for_each(|(a, b)| *a += b);
+                    }
                 }
             };
-            add(probabilities(
+            add(predictions(
                 &m.loaded.net,
                 &x,
                 self.batch_size,
@@ -114,17 +151,18 @@ impl Ensemble {
                 let flipped = x
                     .f_flip([3])
                     .map_err(|e| explain(e, "flipping the frames", Device::Cpu, Advice::None))?;
-                let p =
-                    probabilities(&m.loaded.net, &flipped, self.batch_size, self.device, quiet)?;
-                add(unflip(&p));
+                let (p, h) =
+                    predictions(&m.loaded.net, &flipped, self.batch_size, self.device, quiet)?;
+                add((unflip(&p), h));
             }
         }
-        let mut out = sum.unwrap_or_default();
+        let (mut out, mut heads) = sum.unwrap_or_default();
         if count > 1 {
             let n = count as f32;
             out.iter_mut().for_each(|v| *v /= n);
+            heads.iter_mut().for_each(|v| *v /= n);
         }
-        Ok(out)
+        Ok((out, with_heads.then_some(heads)))
     }
 }
 

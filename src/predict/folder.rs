@@ -115,7 +115,7 @@ pub fn predict_folder(cfg: &FolderPredictConfig) -> Result<FolderPredictReport> 
         Some(&cfg.stats),
         cfg.quiet,
     )?;
-    crate::presence::check_head(cfg.rule.presence, false, &cfg.weights)?;
+    crate::presence::check_head(cfg.rule.presence, models.has_heads(), &cfg.weights)?;
     for dir in std::iter::once(&cfg.out_dir).chain(cfg.overlays.as_ref()) {
         std::fs::create_dir_all(dir).map_err(|e| anyhow!("creating {}: {e}", dir.display()))?;
     }
@@ -164,11 +164,13 @@ pub fn predict_folder(cfg: &FolderPredictConfig) -> Result<FolderPredictReport> 
             pb.inc(batch.len() as u64);
             continue;
         }
-        let probs = interrupt::keeping(models.frames(&small, true), kept(rows.len()))?;
+        let (probs, heads) =
+            interrupt::keeping(models.frames_with_heads(&small, true), kept(rows.len()))?;
         let written: Vec<Row> = good
             .par_iter()
             .zip(probs.par_chunks(SIDE_PIXELS))
-            .map(|((e, g), p)| write_outputs(cfg, e, g, p))
+            .enumerate()
+            .map(|(k, ((e, g), p))| write_outputs(cfg, e, g, p, heads.as_ref().map(|h| h[k])))
             .collect::<Result<_>>()?;
         rows.extend(written);
         pb.inc(batch.len() as u64);
@@ -204,8 +206,17 @@ fn read_frame(e: &Entry) -> Result<Gray> {
 }
 
 /// The full-size mask (and overlay) of one frame, and its row.
-fn write_outputs(cfg: &FolderPredictConfig, e: &Entry, g: &Gray, probs: &[f32]) -> Result<Row> {
-    let full = cfg.rule.full_mask(probs, &enlarger(g.size));
+fn write_outputs(
+    cfg: &FolderPredictConfig,
+    e: &Entry,
+    g: &Gray,
+    probs: &[f32],
+    head: Option<f32>,
+) -> Result<Row> {
+    let full = cfg
+        .rule
+        .full_mask_with_head(probs, head, &enlarger(g.size))
+        .unwrap_or_else(|| vec![0u8; g.size.pixels()]);
     let area = full.iter().filter(|&&v| v != 0).count();
     let peak = probs.iter().copied().fold(0f32, f32::max);
     let pixels: Vec<u8> = full.iter().map(|&v| v * 255).collect();

@@ -119,31 +119,54 @@ pub fn probabilities(
     device: Device,
     quiet: bool,
 ) -> Result<Vec<f32>> {
+    Ok(predictions(net, images, batch, device, quiet)?.0)
+}
+
+/// The probability maps of `images`, as [`probabilities`], and with a presence head the
+/// head's probability of each image.
+pub fn predictions(
+    net: &UNet,
+    images: &Tensor,
+    batch: usize,
+    device: Device,
+    quiet: bool,
+) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
     let n = images.size().first().copied().unwrap_or(0);
     let pb = crate::progress::bar(n as u64, "predict", quiet);
     let mut out = Vec::with_capacity(n as usize * SIDE_PIXELS);
+    let mut heads = net.has_head().then(|| Vec::with_capacity(n as usize));
+    let host = |t: Tensor| -> Result<Tensor, TchError> {
+        t.f_to_device(Device::Cpu)?
+            .f_to_kind(Kind::Float)?
+            .f_contiguous()?
+            .f_view([-1])
+    };
     let mut s = 0;
     while s < n {
         interrupt::check()?;
         let b = (batch as i64).min(n - s);
-        let y = tch::no_grad(|| -> Result<Tensor, TchError> {
+        let (y, h) = tch::no_grad(|| -> Result<(Tensor, Option<Tensor>), TchError> {
             let x = images.f_narrow(0, s, b)?.f_to_device(device)?;
-            net.forward(&x)?
-                .f_to_device(Device::Cpu)?
-                .f_to_kind(Kind::Float)?
-                .f_contiguous()?
-                .f_view([-1])
+            let (mask, head) = net.forward_with_head(&x)?;
+            let head = match head {
+                Some(logits) => Some(host(logits.f_sigmoid()?)?),
+                None => None,
+            };
+            Ok((host(mask)?, head))
         })
         .map_err(|e| {
             let what = format!("prediction of images {}..{}", s + 1, s + b);
             explain(e, &what, device, Advice::BatchSize(batch))
         })?;
         out.extend(Vec::<f32>::try_from(&y).context("copying predictions from the device")?);
+        if let (Some(all), Some(h)) = (heads.as_mut(), h) {
+            all.extend(Vec::<f32>::try_from(&h).context("copying predictions from the device")?);
+        }
         s += b;
         pb.inc(b as u64);
     }
     pb.finish_and_clear();
-    Ok(out)
+    Ok((out, heads))
 }
 
 /// What `predict` reads and writes.
@@ -182,6 +205,8 @@ pub struct PredictReport {
     pub weights: Vec<PathBuf>,
     pub tta: bool,
     pub out: PathBuf,
+    /// The presence heads' probabilities, when the checkpoints have heads.
+    pub presence: Option<PathBuf>,
 }
 
 /// "w.h5", "the mean of a.h5 and b.h5", with " and its flips" for test-time flips.
@@ -206,7 +231,11 @@ impl fmt::Display for PredictReport {
             self.images,
             describe_models(&self.weights, self.tta),
             self.out.display()
-        )
+        )?;
+        if let Some(p) = &self.presence {
+            write!(f, " (presence head: {})", p.display())?;
+        }
+        Ok(())
     }
 }
 
@@ -240,7 +269,7 @@ pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
         frames.then_some(&cfg.stats),
         cfg.quiet,
     )?;
-    crate::presence::check_head(cfg.rule.presence, false, &cfg.weights)?;
+    crate::presence::check_head(cfg.rule.presence, models.has_heads(), &cfg.weights)?;
     // The output is opened first, so an unwritable place fails before the work; its
     // rows come once every batch is predicted.
     let n = reader.shape[0];
@@ -258,7 +287,7 @@ pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
             dataset::preprocess_frames(&mut reader, "resize", cfg.quiet),
             nothing,
         )?;
-        let probs = interrupt::keeping(models.frames(&small, cfg.quiet), nothing)?;
+        let probs = interrupt::keeping(models.frames_with_heads(&small, cfg.quiet), nothing)?;
         (probs, ids)
     } else {
         let x = reader.read_all::<f32>()?;
@@ -270,14 +299,38 @@ pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
                 Advice::None,
             )
         })?;
-        let probs = interrupt::keeping(models.ready(&t, cfg.quiet), nothing)?;
+        let probs = interrupt::keeping(models.ready_with_heads(&t, cfg.quiet), nothing)?;
         (probs, Vec::new())
+    };
+    let ((probs, heads), presence_out) = (probs, crate::presence::scores_path(&cfg.out));
+    let mut presence_writer = match &heads {
+        Some(h) => Some(NpyWriter::<f32>::create(
+            &presence_out,
+            &[h.len() as u64, 1],
+        )?),
+        None => None,
     };
     for row in probs.chunks(SIDE_PIXELS) {
         writer.push_row(row)?;
     }
     interrupt::keeping(interrupt::check(), nothing)?;
     writer.finish()?;
+    match (presence_writer.as_mut(), &heads) {
+        (Some(w), Some(h)) => {
+            for p in h {
+                w.push_row(std::slice::from_ref(p))?;
+            }
+        }
+        _ if presence_out.exists() => {
+            // An earlier prediction's scores must not pass for this one's.
+            std::fs::remove_file(&presence_out)
+                .with_context(|| format!("removing the stale {}", presence_out.display()))?;
+        }
+        _ => {}
+    }
+    if let Some(w) = presence_writer {
+        w.finish()?;
+    }
     let written = |inner: Option<&str>| {
         format!(
             "{} was written; {}",
@@ -307,6 +360,7 @@ pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
         weights: cfg.weights.clone(),
         tta: cfg.tta,
         out: cfg.out.clone(),
+        presence: heads.is_some().then_some(presence_out),
     })
 }
 
@@ -326,7 +380,7 @@ mod tests {
     #[test]
     fn a_libtorch_failure_in_a_batch_is_an_error() {
         let vs = VarStore::new(Device::Cpu);
-        let net = model::unet(&vs.root(), &UNetConfig { base_width: 2 }).unwrap();
+        let net = model::unet(&vs.root(), &UNetConfig::width(2)).unwrap();
         let x = Tensor::zeros([3, 2, 96, 96], (Kind::Float, Device::Cpu));
         let e = probabilities(&net, &x, 2, Device::Cpu, true).unwrap_err();
         let msg = format!("{e:#}");

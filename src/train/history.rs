@@ -30,19 +30,17 @@ pub(crate) struct Averages {
 }
 
 impl Averages {
-    /// The averages of a pass from its batch losses and sizes.
-    pub fn of(losses: &[f64], sizes: impl Iterator<Item = usize>) -> Averages {
+    /// The averages of a pass from its batches' (loss, -dice_coef) and sizes (the two
+    /// are one number unless the model has a presence head).
+    pub fn of(losses: &[(f64, f64)], sizes: impl Iterator<Item = usize>) -> Averages {
         let mut avg = Averages::default();
-        for (&l, n) in losses.iter().zip(sizes) {
-            avg.add(l, n);
+        for (&(l, d), n) in losses.iter().zip(sizes) {
+            avg.loss_sum += l * n as f64;
+            avg.samples += n;
+            avg.dice_sum += -d;
+            avg.batches += 1;
         }
         avg
-    }
-    fn add(&mut self, loss: f64, n: usize) {
-        self.loss_sum += loss * n as f64;
-        self.samples += n;
-        self.dice_sum += -loss;
-        self.batches += 1;
     }
     pub fn loss(&self) -> f64 {
         self.loss_sum / self.samples.max(1) as f64

@@ -13,24 +13,25 @@ pub mod callbacks;
 mod history;
 mod pass;
 mod resume;
+mod start;
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use tch::nn::VarStore;
 use tch::{Device, TchError, Tensor};
 
 use self::callbacks::{Callbacks, Schedule};
 use self::history::Averages;
 pub use self::history::{format_epoch, read_history, write_history, EpochLog};
 use self::pass::Pass;
+use self::start::{build, weights_source, Start};
 use crate::adam::{AdamConfig, KerasAdam};
 use crate::dataset::{self, Prepared};
-use crate::keras::{self, KerasFile, Meta, RunRecord};
+use crate::keras::{self, Meta, RunRecord};
 use crate::libtorch::{explain, Advice};
-use crate::model::{self, UNet, UNetConfig};
+use crate::model;
 
 pub const BEST: &str = "weights.h5";
 pub const LAST: &str = "last.h5";
@@ -62,6 +63,9 @@ pub struct TrainConfig {
     pub folds: Option<Folds>,
     /// Random flips, rotations, shifts, zooms and jitter of each training batch.
     pub augment: Option<crate::augment::AugmentConfig>,
+    /// Train a presence head beside the mask: the weight of its binary cross-entropy
+    /// in the loss (`--presence-head`, `--presence-weight`).
+    pub presence: Option<f64>,
     pub quiet: bool,
 }
 
@@ -109,16 +113,6 @@ impl fmt::Display for TrainReport {
             None => write!(f, "last epoch {} saved to {path}", e + 1),
         }
     }
-}
-
-/// The model and where the run starts: fresh, from `--init-weights`, or resumed.
-struct Start {
-    vs: VarStore,
-    net: UNet,
-    cfg: UNetConfig,
-    epoch: usize,
-    history: Vec<EpochLog>,
-    best: Option<(usize, f64)>,
 }
 
 /// Runs training; returns the history. Errors and interrupts leave the best checkpoint
@@ -239,6 +233,7 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
         device,
         batch: cfg.batch_size,
         frame: frame_size.unwrap_or(crate::frame::KAGGLE),
+        presence: cfg.presence,
     };
     for epoch in first_epoch..cfg.epochs {
         if schedule.stopped_after.is_some() {
@@ -329,7 +324,11 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
 /// augmentation.
 fn options(cfg: &TrainConfig) -> String {
     let aug = cfg.augment.map(|a| a.describe()).unwrap_or_default();
-    [cfg.callbacks.describe(), aug]
+    let head = cfg
+        .presence
+        .map(|w| format!("--presence-head --presence-weight {w}"))
+        .unwrap_or_default();
+    [cfg.callbacks.describe(), aug, head]
         .into_iter()
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
@@ -351,73 +350,4 @@ fn interrupted(cfg: &TrainConfig, history: &[EpochLog], best: Option<(usize, f64
             cfg.out_dir.display()
         ),
     }
-}
-
-/// The file to start from (`last.h5` to resume, or `--init-weights`), read and with
-/// every shape checked; `None` for a fresh start.
-fn weights_source(cfg: &TrainConfig) -> Result<Option<KerasFile>> {
-    let file = if cfg.resume {
-        let last = cfg.out_dir.join(LAST);
-        keras::read(&last).context("nothing to resume; run without --resume first")?
-    } else {
-        match &cfg.init_weights {
-            Some(p) => keras::read(p)?,
-            None => return Ok(None),
-        }
-    };
-    file.check(false)?;
-    Ok(Some(file))
-}
-
-/// The model and where the run starts: fresh, from `--init-weights`, or resumed (after
-/// checking that it is the same run).
-fn build(cfg: &TrainConfig, source: Option<KerasFile>, run: &RunRecord) -> Result<Start> {
-    if let (true, Some(last)) = (cfg.resume, &source) {
-        resume::check_same_run(last, run)?;
-    }
-    let Some(file) = source else {
-        tch::manual_seed(cfg.seed as i64);
-        let ucfg = UNetConfig {
-            base_width: cfg.base_width,
-        };
-        let vs = VarStore::new(cfg.device);
-        let net = model::unet(&vs.root(), &ucfg).map_err(|e| {
-            explain(
-                e,
-                "building the model",
-                cfg.device,
-                Advice::BaseWidth(cfg.base_width),
-            )
-        })?;
-        return Ok(Start {
-            vs,
-            net,
-            cfg: ucfg,
-            epoch: 0,
-            history: Vec::new(),
-            best: None,
-        });
-    };
-    let loaded = keras::load(&file, cfg.device, false)?;
-    let (epoch, history, best) = if cfg.resume {
-        let epoch = resume::epoch(&file)?;
-        let history = read_history(&cfg.out_dir.join(HISTORY), epoch)?;
-        let best = file
-            .meta
-            .best_val_loss
-            .zip(file.meta.best_epoch)
-            .filter(|&(l, e)| l.is_finite() && e >= 1)
-            .map(|(l, e)| (e as usize - 1, l));
-        (epoch, history, best)
-    } else {
-        (0, Vec::new(), None)
-    };
-    Ok(Start {
-        vs: loaded.vs,
-        net: loaded.net,
-        cfg: loaded.cfg,
-        epoch,
-        history,
-        best,
-    })
 }

@@ -25,6 +25,8 @@ pub(super) struct Pass<'a> {
     pub batch: usize,
     /// The full frames' size, for shifts given in full-size pixels.
     pub frame: crate::frame::FrameSize,
+    /// The weight of the presence head's binary cross-entropy, when the model has one.
+    pub presence: Option<f64>,
 }
 
 impl Pass<'_> {
@@ -73,7 +75,7 @@ impl Pass<'_> {
             pb.inc(size as u64);
             if !cfg.quiet && shown.elapsed().as_secs_f64() >= 0.5 {
                 shown = Instant::now();
-                let avg = Averages::of(&to_host(&losses)?, sizes.iter().copied());
+                let avg = Averages::of(&self.losses(&to_host(&losses)?), sizes.iter().copied());
                 let rate = avg.samples as f64 / t0.elapsed().as_secs_f64().max(1e-9);
                 pb.set_message(format!(
                     "loss {:.4} dice {:.4} {rate:.1} img/s",
@@ -82,12 +84,12 @@ impl Pass<'_> {
                 ));
             }
         }
-        let values = to_host(&losses)?;
+        let values = self.losses(&to_host(&losses)?);
         pb.finish_and_clear();
-        if let Some(b) = values.iter().position(|v| !v.is_finite()) {
+        if let Some(b) = values.iter().position(|v| !v.0.is_finite()) {
             bail!(
                 "the loss became {} at epoch {} batch {}; stopped. The best checkpoint {} is as it was",
-                values[b],
+                values[b].0,
                 epoch + 1,
                 b + 1,
                 cfg.out_dir.join(BEST).display()
@@ -110,10 +112,38 @@ impl Pass<'_> {
             (x, y) = crate::augment::augment(&x, &y, a, self.frame, seed)?;
         }
         opt.zero_grad()?;
-        let loss = dice_loss(&y, &self.net.forward(&x)?)?;
-        loss.f_backward()?;
+        let loss = self.loss(&x, &y)?;
+        if loss.dim() == 1 {
+            loss.f_select(0, 0)?.f_backward()?;
+        } else {
+            loss.f_backward()?;
+        }
         opt.step()?;
         loss.f_detach()
+    }
+
+    /// The batch's loss: -dice_coef; with a presence head, the vector [-dice_coef + w
+    /// BCE, -dice_coef] (the total is what Keras's two-output model minimises; its first
+    /// element is what backward sees).
+    fn loss(&self, x: &Tensor, y: &Tensor) -> Result<Tensor, TchError> {
+        let (p, head) = self.net.forward_with_head(x)?;
+        let dice = dice_loss(y, &p)?;
+        match (head, self.presence) {
+            (Some(logits), Some(w)) => {
+                let bce = crate::loss::presence_bce(&logits, &crate::loss::presence_target(y)?)?;
+                let total = dice.f_add(&bce.f_mul_scalar(w)?)?;
+                Tensor::f_stack(&[total, dice], 0)
+            }
+            _ => Ok(dice),
+        }
+    }
+
+    /// (loss, -dice_coef) of each batch from the host copy of the batch losses.
+    fn losses(&self, host: &[f64]) -> Vec<(f64, f64)> {
+        match self.presence {
+            Some(_) => host.chunks(2).map(|c| (c[0], c[1])).collect(),
+            None => host.iter().map(|&l| (l, l)).collect(),
+        }
     }
 
     /// The validation pass over samples `from..to`, in order, without gradients.
@@ -127,7 +157,7 @@ impl Pass<'_> {
             let loss = tch::no_grad(|| -> Result<Tensor, TchError> {
                 let x = self.images.f_narrow(0, s as i64, (e - s) as i64)?;
                 let y = self.masks.f_narrow(0, s as i64, (e - s) as i64)?;
-                dice_loss(&y, &self.net.forward(&x)?)
+                self.loss(&x, &y)
             })
             .map_err(|err| {
                 let what = format!("validation of epoch {} at sample {}", epoch + 1, s + 1);
@@ -137,7 +167,10 @@ impl Pass<'_> {
             sizes.push(e - s);
             s = e;
         }
-        Ok(Averages::of(&to_host(&losses)?, sizes.into_iter()))
+        Ok(Averages::of(
+            &self.losses(&to_host(&losses)?),
+            sizes.into_iter(),
+        ))
     }
 }
 
@@ -147,6 +180,7 @@ fn to_host(losses: &[Tensor]) -> Result<Vec<f64>> {
         return Ok(Vec::new());
     }
     let all = Tensor::f_stack(losses, 0)
+        .and_then(|t| t.f_flatten(0, -1))
         .and_then(|t| t.f_to_kind(Kind::Double))
         .and_then(|t| t.f_to_device(Device::Cpu))
         .map_err(|e| explain(e, "reading the losses", Device::Cpu, Advice::None))?;

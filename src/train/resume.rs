@@ -58,7 +58,7 @@ fn differences(saved: &RunRecord, asked: &RunRecord) -> Vec<String> {
     if saved.callbacks != asked.callbacks {
         let say = |c: &str| {
             if c.is_empty() {
-                "no augmentation or callbacks".to_owned()
+                "none of augmentation, callbacks or a presence head".to_owned()
             } else {
                 c.to_owned()
             }
@@ -144,7 +144,7 @@ mod tests {
                 "--batch-size 8 (the run used 4)",
                 "other training samples (12 with fingerprint cd; the run had 12 with ab)",
                 "--folds 5 --fold 2 (the run used the last-share split)",
-                "--early-stopping 3 (the run used no augmentation or callbacks)",
+                "--early-stopping 3 (the run used none of augmentation, callbacks or a presence head)",
             ]
         );
     }

@@ -35,7 +35,7 @@ fn augmented_training_is_fixed_by_its_seed_and_differs_from_plain() {
     let base = ["train", "--epochs", "3", "--out-dir", "a", "--resume"];
     env.refuses(
         &[&base[..], &TINY].concat(),
-        &["no augmentation or callbacks (the run used --augment"],
+        &["none of augmentation, callbacks or a presence head (the run used --augment"],
     );
     env.run(&[&["train", "--augment", "--aug-zoom", "1.5"][..], &TINY].concat())
         .fails_with(&["--aug-zoom and --aug-contrast below 1"]);

@@ -63,7 +63,7 @@ fn every_layout_round_trips_exactly() {
 fn export_of_a_model_imports_back_exactly_with_metadata() {
     let env = TestEnv::new();
     tch::manual_seed(1);
-    let cfg = UNetConfig { base_width: 2 };
+    let cfg = UNetConfig::width(2);
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
     let _net = unet(&vs.root(), &cfg).unwrap();
     let meta = Meta {

@@ -37,7 +37,7 @@ fn inspect_describes_each_layout() {
 #[test]
 fn inspect_shows_stored_statistics() {
     let env = TestEnv::new();
-    let cfg = nerveseg::model::UNetConfig { base_width: 1 };
+    let cfg = nerveseg::model::UNetConfig::width(1);
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
     let _net = nerveseg::model::unet(&vs.root(), &cfg).unwrap();
     let meta = nerveseg::keras::Meta {

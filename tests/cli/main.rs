@@ -27,6 +27,7 @@ mod plot;
 mod predict;
 mod prepare;
 mod presence;
+mod presence_head;
 mod resize;
 mod resume;
 mod statistics;

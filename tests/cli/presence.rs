@@ -98,7 +98,7 @@ fn presence_gates_empty_frames_and_the_sweep_searches_it() {
     env.run(&["predict", "-q", "--device", "cpu", "--no-png"])
         .ok();
     env.run(&["submit", "--presence", "mean"])
-        .fails_with(&["--presence mean needs a checkpoint trained with --presence-head"]);
+        .fails_with(&["--presence mean needs imgs_presence_test.npy"]);
     env.run(&[
         "submit",
         "-q",

@@ -13,7 +13,7 @@ fn statistics_that_cannot_standardise_are_refused() {
     env.synth_small(1, 2, 2);
     env.run(&["prepare", "-q", "--raw", "raw", "--out", "."])
         .ok();
-    let cfg = UNetConfig { base_width: 2 };
+    let cfg = UNetConfig::width(2);
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
     let _net = unet(&vs.root(), &cfg).unwrap();
     for (name, std) in [("neg.h5", -1.0), ("zero.h5", 0.0), ("nan.h5", f64::NAN)] {

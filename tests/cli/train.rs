@@ -35,7 +35,7 @@ fn dice_coef_equals_keras() {
 fn max_weight_diff(vs: &VarStore, keras_file: &str) -> f64 {
     let f = keras::read(&keras_fixture(keras_file)).unwrap();
     let mut other = VarStore::new(Device::Cpu);
-    let _net = unet(&other.root(), &UNetConfig { base_width: 4 }).unwrap();
+    let _net = unet(&other.root(), &UNetConfig::width(4)).unwrap();
     keras::apply(&f, &mut other, false).unwrap();
     let theirs = other.variables();
     vs.variables()
@@ -55,7 +55,7 @@ fn adam_steps_match_tf_keras() {
 fn adam_steps_match_tf_keras_with(speed: Speed) {
     let init = keras::read(&keras_fixture("train_init_w4.h5")).unwrap();
     let mut vs = VarStore::new(Device::Cpu);
-    let mut net = unet(&vs.root(), &UNetConfig { base_width: 4 }).unwrap();
+    let mut net = unet(&vs.root(), &UNetConfig::width(4)).unwrap();
     keras::apply(&init, &mut vs, false).unwrap();
     net.set_speed(&vs, speed).unwrap();
     // NHWC with one channel has NCHW's memory order.
@@ -150,7 +150,7 @@ fn train_writes_checkpoint_state_and_history() {
     assert_eq!(last.meta.epoch, Some(2));
     let names: Vec<(String, Vec<i64>)> = {
         let vs = VarStore::new(Device::Cpu);
-        let _n = unet(&vs.root(), &UNetConfig { base_width: 2 }).unwrap();
+        let _n = unet(&vs.root(), &UNetConfig::width(2)).unwrap();
         let mut v: Vec<(String, Vec<i64>)> = vs
             .variables()
             .into_iter()
@@ -265,7 +265,7 @@ fn amp_trains_in_bf16_and_saves_float32_weights() {
     // The master weights stay float32 and load into a fresh model.
     let f = keras::read(&env.path("amp/weights.h5")).unwrap();
     let mut vs = VarStore::new(Device::Cpu);
-    let _net = unet(&vs.root(), &UNetConfig { base_width: 2 }).unwrap();
+    let _net = unet(&vs.root(), &UNetConfig::width(2)).unwrap();
     keras::apply(&f, &mut vs, false).unwrap();
     for (name, v) in vs.variables() {
         assert_eq!(v.kind(), tch::Kind::Float, "{name}");
