@@ -168,6 +168,8 @@ pub fn cv(cfg: &CvConfig) -> Result<CvReport> {
 
     let mut rows = Vec::new();
     let mut oof: Option<Vec<f32>> = None;
+    // The presence heads' out-of-fold probabilities, when the folds have heads.
+    let mut oof_heads: Option<Vec<f32>> = None;
     for fold in 0..cfg.folds {
         crate::interrupt::check()?;
         let weights = fold_dir(out, fold).join(train::BEST);
@@ -192,6 +194,12 @@ pub fn cv(cfg: &CvConfig) -> Result<CvReport> {
             all[frame * SIDE_PIXELS..(frame + 1) * SIDE_PIXELS]
                 .copy_from_slice(&ev.probabilities[k * SIDE_PIXELS..(k + 1) * SIDE_PIXELS]);
         }
+        if let Some(h) = &ev.heads {
+            let all = oof_heads.get_or_insert_with(|| vec![0f32; n]);
+            for (k, &frame) in ev.frames.iter().enumerate() {
+                all[frame] = h[k];
+            }
+        }
         rows.push(FoldRow {
             fold: fold + 1,
             frames: ev.frames.len(),
@@ -204,6 +212,15 @@ pub fn cv(cfg: &CvConfig) -> Result<CvReport> {
     let probs = oof.unwrap_or_default();
     let n = (probs.len() / SIDE_PIXELS) as u64;
     crate::data::npy::write(&oof_path, &[n, SIDE as u64, SIDE as u64, 1], &probs)?;
+    let heads_path = crate::presence::scores_path(&oof_path);
+    match &oof_heads {
+        Some(h) => {
+            crate::data::npy::write(&heads_path, &[n, 1], h)?;
+        }
+        None if heads_path.exists() => std::fs::remove_file(&heads_path)
+            .map_err(|e| anyhow!("removing the stale {}: {e}", heads_path.display()))?,
+        None => {}
+    }
     let csv_path = out.join("cv.csv");
     crate::atomic::write_with(&csv_path, |w| {
         writeln!(w, "fold,frames,best_epoch,val_dice_coef,kaggle_dice")?;

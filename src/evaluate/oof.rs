@@ -25,7 +25,17 @@ pub fn evaluate_oof(cfg: &EvalConfig, oof: &Path) -> Result<Evaluation> {
             cfg.masks.display()
         );
     }
-    let (scores, dice_coef, sweep) = score(cfg, &probs, None, &truth, size, n)?;
+    // The heads' out-of-fold probabilities, which cv writes beside when its folds have
+    // presence heads.
+    let heads_path = crate::presence::scores_path(oof);
+    let heads = if heads_path.exists() {
+        let r = NpyReader::open(&heads_path)?;
+        r.expect(Dtype::F32, &[Some(maps), Some(1)])?;
+        Some(r.read_all::<f32>()?)
+    } else {
+        None
+    };
+    let (scores, dice_coef, sweep) = score(cfg, &probs, heads.as_deref(), &truth, size, n)?;
     Ok(Evaluation {
         scores,
         validation_split: 1.0,
@@ -35,7 +45,7 @@ pub fn evaluate_oof(cfg: &EvalConfig, oof: &Path) -> Result<Evaluation> {
         sweep,
         frames,
         probabilities: probs,
-        heads: None,
+        heads,
         oof: true,
     })
 }

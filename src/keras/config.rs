@@ -22,6 +22,10 @@ pub fn creation_order() -> Vec<&'static str> {
 /// The name Keras 3 (and tf-keras) gives a layer in a fresh session: the first of a kind
 /// has no number, then `_1`, `_2`.. (Keras 2.0 started at `_1`).
 pub fn keras3_name(keras2: &str) -> String {
+    // Keras 3 names a layer's group by its class (Dense -> `dense`), not its name.
+    if keras2 == HEAD {
+        return "dense".to_owned();
+    }
     match keras2
         .rsplit_once('_')
         .map(|(base, n)| (base, n.parse::<u32>()))
@@ -209,6 +213,7 @@ mod tests {
         assert_eq!(keras3_name("conv2d_19"), "conv2d_18");
         assert_eq!(keras3_name("conv2d_transpose_1"), "conv2d_transpose");
         assert_eq!(keras3_name("conv2d_transpose_4"), "conv2d_transpose_3");
+        assert_eq!(keras3_name("presence"), "dense");
     }
 
     #[test]

@@ -60,7 +60,7 @@ impl KerasFile {
         let first = self
             .layers
             .iter()
-            .find(|l| !l.transpose)
+            .find(|l| !l.transpose && !is_dense(l))
             .ok_or_else(|| anyhow!("{path}: no Conv2D layer found"))?;
         let w = match first.kernel.shape.as_slice() {
             [3, 3, 1, w] => *w,

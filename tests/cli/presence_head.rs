@@ -235,6 +235,35 @@ fn training_with_a_head_feeds_the_head_gate() {
     .ok();
     let csv = std::fs::read_to_string(env.path("submission.csv")).unwrap();
     assert!(csv.lines().skip(1).all(|l| l.ends_with(',')), "{csv}");
+    // cv keeps the heads' out-of-fold probabilities for evaluate --oof's sweep.
+    env.run(
+        &[
+            &[
+                "cv",
+                "-q",
+                "--folds",
+                "2",
+                "--epochs",
+                "1",
+                "--presence-head",
+                "--out-dir",
+                "cv",
+            ][..],
+            &tiny,
+        ]
+        .concat(),
+    )
+    .ok();
+    let r = nerveseg::data::npy::NpyReader::open(&env.path("cv/oof_presence.npy")).unwrap();
+    assert_eq!(r.shape, [18, 1]);
+    let out = env
+        .run(&["evaluate", "--json", "--oof", "cv/oof.npy", "--sweep"])
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        v["sweep"]["grid"].as_array().unwrap().len(),
+        6 * 9 * (1 + 3 * 7)
+    );
     env.run(&[&["train", "--epochs", "3", "--resume"][..], &tiny].concat())
         .fails_with(&["(the run used --presence-head --presence-weight 0.5)"]);
 }

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The table of README "Nerve presence": synthetic data with its default label noise (3%),
+# every row at the same budget, scored with the competition metric on synthetic test
+# frames no model saw. Each row is scored with the tutorial's rule and with the rule
+# `evaluate --sweep` picks on the row's own validation split (threshold, min size and
+# presence gate). Resumable. Usage: docs/presence.sh [WORK_DIR]   (CPU, ~15 min on 2 cores)
+set -euo pipefail
+work=${1:-presence-rows}
+ns=$(realpath "${NERVESEG:-target/release/nerveseg}")
+mkdir -p "$work" && cd "$work"
+budget=(--lr 3e-5 --epochs 24 --base-width 16 --device cpu)
+results=results.tsv
+[ -d raw ] || "$ns" synth -q --subjects 12 --per-subject 60 --test 600 --test-masks --out raw
+[ -f imgs_train.npy ] || "$ns" prepare -q --raw raw --out .
+[ -f cleaned/imgs_train.npy ] || "$ns" clean --noise raw/label_noise.csv --drop --out cleaned | tail -3
+
+row() { # name, arrays dir, train flags...
+    local name=$1 dir=$2; shift 2
+    grep -q "^$name	" $results 2>/dev/null && return
+    [ -f "$name/done" ] || { "$ns" train -q --images "$dir/imgs_train.npy" --masks "$dir/imgs_mask_train.npy" \
+        "${budget[@]}" "$@" --out-dir "$name" && touch "$name/done"; }
+    "$ns" predict -q --device cpu --weights "$name/weights.h5" --out "$name/maps.npy" --no-png
+    flags=$("$ns" evaluate --json --device cpu --weights "$name/weights.h5" --images "$dir/imgs_train.npy" \
+        --masks "$dir/imgs_mask_train.npy" --sweep | python3 -c 'import json,sys; print(json.load(sys.stdin)["sweep"]["best"]["flags"])')
+    local scores=()
+    for rule in "" "$flags"; do
+        # shellcheck disable=SC2086
+        "$ns" submit -q --masks "$name/maps.npy" --out "$name/sub.csv" $rule
+        scores+=("$("$ns" evaluate --json --submission "$name/sub.csv" --masks raw/test_masks |
+            python3 -c 'import json,sys; v=json.load(sys.stdin); print(f"{v[\"kaggle_dice\"]:.4f}")')")
+    done
+    printf '%s\t%s\t%s\t%s\n' "$name" "${scores[0]}" "${scores[1]}" "$flags" >>$results
+}
+row baseline .
+row cleaned cleaned
+row head . --presence-head
+row cleaned+head cleaned --presence-head
+column -t -s '	' $results
