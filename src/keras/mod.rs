@@ -259,6 +259,8 @@ pub fn describe(file: &KerasFile) -> String {
     for l in &file.layers {
         let kind = if l.transpose {
             "Conv2DTranspose"
+        } else if l.kernel.shape.len() == 2 {
+            "Dense"
         } else {
             "Conv2D"
         };

@@ -191,7 +191,11 @@ fn training_with_a_head_feeds_the_head_gate() {
         .collect();
     assert!((row[1] + row[2]).abs() > 1e-6, "{h}");
     let out = env.run(&["inspect", "weights/weights.h5"]).ok();
-    assert!(out.contains("presence"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("presence") && l.contains("Dense") && l.contains("(32, 1)")),
+        "{out}"
+    );
     env.run(&["predict", "-q", "--device", "cpu", "--no-png"])
         .ok();
     let r = nerveseg::data::npy::NpyReader::open(&env.path("imgs_presence_test.npy")).unwrap();
