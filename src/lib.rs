@@ -11,6 +11,7 @@ pub mod cv;
 pub mod data;
 pub mod dataset;
 pub mod demo;
+pub mod denormal;
 pub mod evaluate;
 pub mod export;
 pub mod frame;

@@ -48,6 +48,11 @@ pub struct Cli {
     /// Print no progress bars or summaries, only errors. RUST_LOG=debug prints more.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// On the CPU, flush denormal floats to zero (as TensorFlow does): long training
+    /// runs slow down several times when gradients become tiny. Off by default, the
+    /// bit-for-bit run; it may change the last bits.
+    #[arg(long, global = true)]
+    pub flush_denormals: bool,
 
     #[command(subcommand)]
     pub command: Command,
