@@ -30,7 +30,7 @@ usgra)
         grep -q "^$row	" $results 2>/dev/null && return
         "$ns" evaluate -q --json --device cpu "$@" --images us-test/imgs_train.npy \
             --masks us-test/imgs_mask_train.npy --validation-split 1 >"$row.json"
-        printf '%s\t%s\n' "$row" "$(python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print(f"{v[\"dice_coef\"]:.3f}\t{v[\"kaggle_dice\"]:.3f}")' "$row.json")" >>$results
+        printf '%s\t%s\n' "$row" "$(python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print("%.3f\t%.3f" % (v["dice_coef"], v["kaggle_dice"]))' "$row.json")" >>$results
     }
     ;;
 synth)
@@ -44,7 +44,7 @@ synth)
         "$ns" predict -q --device cpu "$@" --images imgs_test.npy --out "$row.npy" --no-png
         "$ns" submit -q --masks "$row.npy" --out "$row.csv"
         "$ns" evaluate -q --json --submission "$row.csv" --masks raw/test_masks >"$row.json"
-        printf '%s\t-\t%s\n' "$row" "$(python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print(f"{v[\"kaggle_dice\"]:.3f}")' "$row.json")" >>$results
+        printf '%s\t-\t%s\n' "$row" "$(python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print("%.3f" % v["kaggle_dice"])' "$row.json")" >>$results
     }
     ;;
 *) echo "usage: docs/ablation.sh usgra|synth [WORK_DIR]" >&2; exit 2 ;;

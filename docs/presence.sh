@@ -27,7 +27,7 @@ row() { # name, arrays dir, train flags...
         # shellcheck disable=SC2086
         "$ns" submit -q --masks "$name/maps.npy" --out "$name/sub.csv" $rule
         scores+=("$("$ns" evaluate --json --submission "$name/sub.csv" --masks raw/test_masks |
-            python3 -c 'import json,sys; v=json.load(sys.stdin); print(f"{v[\"kaggle_dice\"]:.4f}")')")
+            python3 -c 'import json,sys; v=json.load(sys.stdin); print("%.4f" % v["kaggle_dice"])')")
     done
     printf '%s\t%s\t%s\t%s\n' "$name" "${scores[0]}" "${scores[1]}" "$flags" >>$results
 }

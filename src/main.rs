@@ -72,7 +72,16 @@ fn main() {
     match cli::run(cli) {
         Ok(out) => {
             if let Some(text) = out.text(quiet) {
-                println!("{text}");
+                // A reader that went away (`nerveseg evaluate --json | head -c 10`) is
+                // not an error of ours: say nothing and exit as the work succeeded.
+                use std::io::Write;
+                let mut stdout = std::io::stdout().lock();
+                if let Err(e) = writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+                    if e.kind() != std::io::ErrorKind::BrokenPipe {
+                        eprintln!("nerveseg: error: writing the output: {e}");
+                        std::process::exit(1);
+                    }
+                }
             }
         }
         Err(err) => {

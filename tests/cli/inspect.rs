@@ -96,3 +96,22 @@ fn a_missing_file() {
         .run(&["inspect", "nowhere.h5"])
         .fails_with(&["nowhere.h5: file not found"]);
 }
+
+/// A reader that closes the pipe early (`nerveseg inspect F | head -1`) gets no panic
+/// and no error: the command still succeeds.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    let env = crate::testenv::TestEnv::new();
+    let file = crate::keras_fixtures::keras_fixture("unet_w4_full.h5");
+    let mut child = env
+        .command(&["inspect", file.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("panicked") && err.is_empty(), "{err}");
+}
