@@ -154,16 +154,7 @@ fn training_with_a_head_feeds_the_head_gate() {
     env.prepare_train("raw", ".");
     env.run(&["prepare", "-q", "--raw", "raw", "--out", ".", "--test-only"])
         .ok();
-    let tiny = [
-        "--device",
-        "cpu",
-        "--base-width",
-        "2",
-        "--batch-size",
-        "4",
-        "--seed",
-        "3",
-    ];
+    let tiny = crate::train::TINY;
     env.run(
         &[
             &[
