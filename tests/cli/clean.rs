@@ -8,21 +8,7 @@ use crate::testenv::TestEnv;
 #[test]
 fn clean_finds_the_planted_conflicts_and_only_them() {
     let env = TestEnv::new();
-    env.run(&[
-        "synth",
-        "-q",
-        "--out",
-        "raw",
-        "--subjects",
-        "3",
-        "--per-subject",
-        "40",
-        "--test",
-        "1",
-        "--label-noise",
-        "0.1",
-    ])
-    .ok();
+    env.synth_noisy("raw", 3, "0.1");
     env.prepare_train("raw", ".");
     let planted = std::fs::read_to_string(env.path("raw/label_noise.csv")).unwrap();
     let planted: Vec<(String, String)> = planted
@@ -128,21 +114,7 @@ fn clean_finds_the_planted_conflicts_and_only_them() {
 #[test]
 fn clean_finds_nothing_without_label_noise() {
     let env = TestEnv::new();
-    env.run(&[
-        "synth",
-        "-q",
-        "--out",
-        "raw",
-        "--subjects",
-        "2",
-        "--per-subject",
-        "40",
-        "--test",
-        "1",
-        "--label-noise",
-        "0",
-    ])
-    .ok();
+    env.synth_noisy("raw", 2, "0");
     env.prepare_train("raw", ".");
     let out = env.run(&["clean"]).ok();
     assert!(

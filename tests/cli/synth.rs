@@ -211,21 +211,7 @@ fn synth_writes_lzw_as_kaggle_does_and_prepare_reads_both() {
 #[test]
 fn synth_records_its_label_noise() {
     let env = TestEnv::new();
-    env.run(&[
-        "synth",
-        "-q",
-        "--out",
-        "raw",
-        "--subjects",
-        "3",
-        "--per-subject",
-        "40",
-        "--test",
-        "1",
-        "--label-noise",
-        "0.1",
-    ])
-    .ok();
+    env.synth_noisy("raw", 3, "0.1");
     let csv = std::fs::read_to_string(env.path("raw/label_noise.csv")).unwrap();
     let rows: Vec<&str> = csv.lines().collect();
     assert_eq!(rows[0], "image,repeats,mask");
@@ -250,21 +236,7 @@ fn synth_records_its_label_noise() {
             / PIXELS as f64;
         assert!(mad < 8.0, "{row}: mean |diff| {mad}");
     }
-    env.run(&[
-        "synth",
-        "-q",
-        "--out",
-        "clean",
-        "--subjects",
-        "3",
-        "--per-subject",
-        "40",
-        "--test",
-        "1",
-        "--label-noise",
-        "0",
-    ])
-    .ok();
+    env.synth_noisy("clean", 3, "0");
     let csv = std::fs::read_to_string(env.path("clean/label_noise.csv")).unwrap();
     assert_eq!(csv, "image,repeats,mask\n");
 }

@@ -114,6 +114,27 @@ impl TestEnv {
         .ok();
     }
 
+    /// `synth` into `out`: `subjects` x 40 training frames, one test frame, with a
+    /// label-noise rate of `rate`.
+    pub fn synth_noisy(&self, out: &str, subjects: u32, rate: &str) {
+        let subjects = subjects.to_string();
+        self.run(&[
+            "synth",
+            "-q",
+            "--out",
+            out,
+            "--subjects",
+            &subjects,
+            "--per-subject",
+            "40",
+            "--test",
+            "1",
+            "--label-noise",
+            rate,
+        ])
+        .ok();
+    }
+
     /// Every file under the folder (recursively) with its bytes.
     pub fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
         let mut out = BTreeMap::new();
