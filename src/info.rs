@@ -1,4 +1,5 @@
-//! What nerveseg runs on: the libtorch it was built against, CUDA and cuDNN, threads, HDF5.
+//! What nerveseg runs on: the libtorch it was built against, CUDA and cuDNN, the CPU's
+//! instruction sets and threads, HDF5.
 //! `nerveseg info` prints it, so a user can check a GPU install before training.
 
 use std::fmt;
@@ -15,6 +16,7 @@ pub struct Info {
     pub cuda_devices: i64,
     pub cudnn_available: bool,
     pub cudnn_version: Option<i64>,
+    pub cpu: crate::cpu::CpuFeatures,
     pub cpu_threads: i32,
     pub hdf5: String,
 }
@@ -35,6 +37,7 @@ impl Info {
             },
             cudnn_available,
             cudnn_version: cudnn_available.then(tch::utils::version_cudnn),
+            cpu: crate::cpu::CpuFeatures::detect(),
             cpu_threads: tch::get_num_threads(),
             hdf5: format!("{major}.{minor}.{release}"),
         }
@@ -63,6 +66,12 @@ impl fmt::Display for Info {
             Some(v) => writeln!(f, "cuDNN available: yes (version {v})")?,
             None => writeln!(f, "cuDNN available: no")?,
         }
+        let bf16 = if self.cpu.bf16() {
+            "bfloat16 in hardware (--amp/--bf16 are fast)"
+        } else {
+            "no bfloat16 instructions (--amp/--bf16 run slower than float32)"
+        };
+        writeln!(f, "CPU: {}; {bf16}", self.cpu)?;
         writeln!(f, "CPU threads: {}", self.cpu_threads)?;
         write!(f, "HDF5: {} (bundled)", self.hdf5)
     }

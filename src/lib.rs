@@ -7,6 +7,7 @@ pub mod atomic;
 pub mod augment;
 pub mod bench;
 pub mod clean;
+pub mod cpu;
 pub mod cv;
 pub mod data;
 pub mod dataset;

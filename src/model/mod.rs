@@ -229,6 +229,11 @@ impl UNet {
     /// variables and keeps their layout.
     pub fn set_speed(&mut self, vs: &nn::VarStore, speed: Speed) -> Result<(), TchError> {
         self.speed = speed;
+        if speed.bf16 && !vs.device().is_cuda() {
+            if let Some(warning) = crate::cpu::CpuFeatures::detect().bf16_warning() {
+                log::warn!("{warning}");
+            }
+        }
         if speed.channels_last {
             to_channels_last(vs)?;
         }
