@@ -12,9 +12,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
-use tch::Device;
+use tch::{Device, Kind, Tensor};
 
-use crate::adam::AdamConfig;
+use crate::adam::{AdamConfig, KerasAdam};
 use crate::data::PrepareConfig;
 use crate::evaluate::{self, EvalConfig};
 use crate::predict::{PredictConfig, StatsSource};
@@ -70,6 +70,66 @@ impl std::fmt::Display for DemoReport {
     }
 }
 
+/// The size of the demo's job.
+struct Plan {
+    subjects: u32,
+    test: u32,
+    epochs: usize,
+    lr: f64,
+    width: i64,
+}
+
+/// Training frames per subject.
+const PER_SUBJECT: usize = 120;
+
+impl Plan {
+    fn for_device(cfg: &DemoConfig) -> Plan {
+        let gpu = cfg.device.is_cuda();
+        Plan {
+            subjects: cfg.subjects.unwrap_or(if gpu { 47 } else { 9 }),
+            test: if gpu { 5508 } else { 200 },
+            epochs: cfg.epochs.unwrap_or(if gpu { 20 } else { 16 }),
+            lr: if gpu { 1e-5 } else { 3e-5 },
+            width: if gpu { 32 } else { 16 },
+        }
+    }
+
+    /// The run time, from one training step timed here: the epochs' training and
+    /// validation batches (a validation batch costs about a third of a step), plus the
+    /// other steps (synth, prepare, evaluation, prediction), measured on two cores as
+    /// about as long as 40 training steps.
+    fn expected_seconds(&self, device: Device) -> Result<f64> {
+        let step = self.step_seconds(device)?;
+        let frames = self.subjects as usize * PER_SUBJECT;
+        let val = frames / 5;
+        let batches = |n: usize| n.div_ceil(32) as f64;
+        let epoch = batches(frames - val) + batches(val) / 3.0;
+        Ok(step * (self.epochs as f64 * epoch + 40.0))
+    }
+
+    /// Seconds of one training step at batch 32 (after an untimed one).
+    fn step_seconds(&self, device: Device) -> Result<f64> {
+        let vs = tch::nn::VarStore::new(device);
+        let mut net = crate::model::unet(&vs.root(), &crate::model::UNetConfig::width(self.width))?;
+        net.set_speed(&vs, crate::model::Speed::default())?;
+        let mut opt = KerasAdam::new(&vs, AdamConfig::default())?;
+        let x = Tensor::f_randn([32, 1, 96, 96], (Kind::Float, device))?;
+        let y = x.f_gt(1.0)?.f_to_kind(Kind::Float)?;
+        let mut seconds = 0.0;
+        for _ in 0..2 {
+            let t0 = Instant::now();
+            opt.zero_grad()?;
+            crate::loss::dice_loss(&y, &net.forward(&x)?)?.f_backward()?;
+            opt.step()?;
+            if let Device::Cuda(i) = device {
+                tch::Cuda::synchronize(i as i64);
+            }
+            seconds = t0.elapsed().as_secs_f64();
+        }
+        Ok(seconds)
+    }
+}
+
 /// Runs every step; an interrupt says which step it stopped in and that the finished
 /// steps' outputs are kept.
 pub fn demo(cfg: &DemoConfig) -> Result<DemoReport> {
@@ -86,7 +146,6 @@ pub fn demo(cfg: &DemoConfig) -> Result<DemoReport> {
 
 fn run_steps(cfg: &DemoConfig, step: &std::cell::Cell<&'static str>) -> Result<DemoReport> {
     let t0 = Instant::now();
-    let gpu = cfg.device.is_cuda();
     let say = |s: String| {
         if !cfg.quiet {
             println!("{s}");
@@ -94,11 +153,22 @@ fn run_steps(cfg: &DemoConfig, step: &std::cell::Cell<&'static str>) -> Result<D
     };
     let out = &cfg.out;
     let raw = out.join("raw");
+    let plan = Plan::for_device(cfg);
+    if !cfg.quiet {
+        match plan.expected_seconds(cfg.device) {
+            Ok(s) => say(format!(
+                "expected run time: about {:.0} min ({:.0} s) on this machine",
+                (s / 60.0).max(1.0),
+                s
+            )),
+            Err(e) => log::warn!("could not time a training step: {e:#}"),
+        }
+    }
     let synth = SynthConfig {
         out: raw.clone(),
-        subjects: cfg.subjects.unwrap_or(if gpu { 47 } else { 9 }),
-        per_subject: 120,
-        test: if gpu { 5508 } else { 200 },
+        subjects: plan.subjects,
+        per_subject: PER_SUBJECT as u32,
+        test: plan.test,
         seed: 0,
         test_masks: true,
         overwrite: true,
@@ -129,10 +199,10 @@ fn run_steps(cfg: &DemoConfig, step: &std::cell::Cell<&'static str>) -> Result<D
         images: out.join(crate::data::IMGS_TRAIN),
         masks: out.join(crate::data::IMGS_MASK_TRAIN),
         out_dir: weights_dir.clone(),
-        epochs: cfg.epochs.unwrap_or(if gpu { 20 } else { 16 }),
+        epochs: plan.epochs,
         batch_size: 32,
         adam: AdamConfig {
-            lr: if gpu { 1e-5 } else { 3e-5 },
+            lr: plan.lr,
             ..Default::default()
         },
         validation_split: 0.2,
@@ -141,7 +211,7 @@ fn run_steps(cfg: &DemoConfig, step: &std::cell::Cell<&'static str>) -> Result<D
         device: cfg.device,
         init_weights: None,
         resume: false,
-        base_width: if gpu { 32 } else { 16 },
+        base_width: plan.width,
         speed: crate::model::Speed::default(),
         callbacks: Default::default(),
         folds: None,

@@ -60,7 +60,7 @@ fn main() {
         std::env::set_var("NVIDIA_TF32_OVERRIDE", "0");
     }
     let cli = Cli::parse();
-    if cli.flush_denormals && !nerveseg::denormal::flush_to_zero() {
+    if cli.flush_denormals() && !nerveseg::denormal::flush_to_zero() {
         eprintln!("nerveseg: --flush-denormals is for x86-64 CPUs; ignored here");
     }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();

@@ -58,6 +58,14 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Whether to flush denormals: asked for, or the demo on a CPU (it shows learning in
+    /// minutes, and denormal gradients would slow its late epochs several times).
+    pub fn flush_denormals(&self) -> bool {
+        self.flush_denormals || matches!(&self.command, Command::Demo(d) if !d.device.is_cuda())
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write synthetic ultrasound data in the Kaggle layout (train/, test/).

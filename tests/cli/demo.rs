@@ -19,6 +19,7 @@ fn demo_runs_the_pipeline_end_to_end() {
         ])
         .ok();
     for step in [
+        "expected run time: about ",
         "[1/7] synth",
         "[3/7] train",
         "[6/7] submit",
