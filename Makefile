@@ -42,7 +42,7 @@ demo: build
 
 # The benchmark suite (not part of CI): nerveseg beside the original scripts, PyTorch
 # eager and tf-keras on the same inputs, interleaved; prints the table and writes
-# bench/results.md. Its data and scratch files go to bench/work/ (about 18 GB at the
+# bench/results.md. Its data and scratch files go to bench/work/ (about 22 GB at the
 # peak, 10 GB after the prepare row).
 # BENCH_ARGS passes options to bench/bench.py, e.g. BENCH_ARGS="--reps 3 --rows train-step".
 BENCH_VENV := bench/.venv
