@@ -99,15 +99,16 @@ impl Plan {
 
     /// The run time, from one training step timed here: the epochs' training and
     /// validation batches (a validation batch costs about a third of a step), plus the
-    /// other steps (synth, prepare, evaluation, prediction), measured on two cores as
-    /// about as long as 40 training steps.
+    /// other steps (synth, prepare, evaluation, prediction), which took 27 s on a 2-core
+    /// AMD EPYC whose step took 1.25 s: about 22 steps. It printed 395 s there for a run
+    /// of 372 s.
     fn expected_seconds(&self, device: Device) -> Result<f64> {
         let step = self.step_seconds(device)?;
         let frames = self.subjects as usize * PER_SUBJECT;
         let val = frames / 5;
         let batches = |n: usize| n.div_ceil(32) as f64;
         let epoch = batches(frames - val) + batches(val) / 3.0;
-        Ok(step * (self.epochs as f64 * epoch + 40.0))
+        Ok(step * (self.epochs as f64 * epoch + 22.0))
     }
 
     /// Seconds of one training step at batch 32 (after an untimed one).

@@ -18,8 +18,11 @@ pub(super) struct Flat {
     /// (element offset, shape, strides) of each variable, in the optimiser's order.
     spans: Vec<Span>,
     /// The weights' data pointers once they were moved in; a variable whose storage was
-    /// replaced since (a new layout) sends the step back to [`Flat::adopt`].
+    /// replaced since (a new layout) sends the steps back to one variable at a time.
     pointers: Vec<usize>,
+    /// The gradients' data pointers once they were moved in; a gradient that left the
+    /// buffer sends that step back to one variable at a time.
+    grad_pointers: Vec<usize>,
 }
 
 #[derive(Clone)]
@@ -32,6 +35,16 @@ struct Span {
 impl Span {
     fn view(&self, flat: &Tensor) -> Result<Tensor, TchError> {
         flat.f_as_strided(&self.size, &self.stride, self.offset)
+    }
+}
+
+/// Where `t`'s gradient's data lies (0 without a gradient).
+fn grad_pointer(t: &Tensor) -> usize {
+    let g = t.grad();
+    if g.defined() {
+        g.data_ptr() as usize
+    } else {
+        0
     }
 }
 
@@ -95,6 +108,7 @@ impl Flat {
             g: None,
             spans,
             pointers,
+            grad_pointers: Vec::new(),
         }))
     }
 
@@ -117,43 +131,52 @@ impl Flat {
 
     /// Makes the gradients' buffer on the first step that has every gradient: each
     /// gradient's storage becomes its view, so backward accumulates into it in place.
-    /// False while a gradient is missing.
+    /// False while a gradient is missing, or when one no longer lies in the buffer.
     pub fn gather_gradients(&mut self, vars: &[(String, Tensor)]) -> Result<bool, TchError> {
-        if self.g.is_none() {
-            let grads: Vec<Tensor> = vars.iter().map(|(_, t)| t.grad()).collect();
-            if grads
-                .iter()
-                .any(|g| !g.defined() || g.kind() != self.w.kind() || !dense(g))
-            {
-                return Ok(false);
-            }
-            let flat = self.w.f_zeros_like()?;
-            if grads
-                .iter()
-                .zip(&self.spans)
-                .any(|(g, s)| g.stride() != s.stride)
-            {
-                return Ok(false);
-            }
-            for (mut g, span) in grads.into_iter().zip(&self.spans) {
-                let mut view = span.view(&flat)?;
-                view.f_copy_(&g)?;
-                g.f_set_data(&view)?;
-            }
-            self.g = Some(flat);
+        if self.g.is_some() {
+            return Ok(self.grads_in_buffer(vars));
         }
+        let grads: Vec<Tensor> = vars.iter().map(|(_, t)| t.grad()).collect();
+        if grads
+            .iter()
+            .any(|g| !g.defined() || g.kind() != self.w.kind() || !dense(g))
+        {
+            return Ok(false);
+        }
+        let flat = self.w.f_zeros_like()?;
+        if grads
+            .iter()
+            .zip(&self.spans)
+            .any(|(g, s)| g.stride() != s.stride)
+        {
+            return Ok(false);
+        }
+        for (mut g, span) in grads.into_iter().zip(&self.spans) {
+            let mut view = span.view(&flat)?;
+            view.f_copy_(&g)?;
+            g.f_set_data(&view)?;
+        }
+        self.g = Some(flat);
+        self.grad_pointers = vars.iter().map(|(_, t)| grad_pointer(t)).collect();
         Ok(true)
     }
 
-    /// Zeroes every gradient in one pass; false when there is no buffer yet.
-    pub fn zero_grad(&mut self) -> Result<bool, TchError> {
-        match &mut self.g {
-            Some(g) => {
-                let _ = g.f_zero_()?;
-                Ok(true)
-            }
-            None => Ok(false),
+    /// Whether every gradient still lies in the buffer.
+    fn grads_in_buffer(&self, vars: &[(String, Tensor)]) -> bool {
+        let pointers = vars.iter().map(|(_, t)| grad_pointer(t));
+        self.g.is_some() && pointers.eq(self.grad_pointers.iter().copied())
+    }
+
+    /// Zeroes every gradient in one pass; false when the gradients are not (all) in the
+    /// buffer, for the caller to zero them one by one.
+    pub fn zero_grad(&mut self, vars: &[(String, Tensor)]) -> Result<bool, TchError> {
+        if !self.grads_in_buffer(vars) {
+            return Ok(false);
         }
+        if let Some(g) = &mut self.g {
+            let _ = g.f_zero_()?;
+        }
+        Ok(true)
     }
 }
 

@@ -104,7 +104,7 @@ impl KerasAdam {
 
     pub fn zero_grad(&mut self) -> Result<(), TchError> {
         if let Some(f) = &mut self.flat {
-            if f.zero_grad()? {
+            if f.zero_grad(&self.vars)? {
                 return Ok(());
             }
         }
@@ -135,9 +135,15 @@ impl KerasAdam {
         };
         let flat = self.flat.as_mut().filter(|_| gathered);
         tch::no_grad(|| -> Result<(), TchError> {
-            if let Some(f) = flat {
-                let g = f.g.as_ref().expect("gathered");
-                return update(&mut f.w, g, &mut f.m, &mut f.v, c, alpha);
+            if let Some(flat::Flat {
+                w,
+                g: Some(g),
+                m,
+                v,
+                ..
+            }) = flat
+            {
+                return update(w, g, m, v, c, alpha);
             }
             for ((_, w), (m, v)) in self
                 .vars
@@ -335,6 +341,28 @@ mod tests {
             assert_eq!(bits(x), bits(y));
         }
         assert_ne!(flat[0], run_untrained());
+    }
+
+    /// A gradient given storage of its own after the buffers were made is zeroed and
+    /// stepped on its own, not through the stale buffer.
+    #[test]
+    fn a_gradient_that_left_the_buffer_is_still_zeroed() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let w = vs.root().var("w", &[5], nn::Init::Const(1.0));
+        let mut opt = KerasAdam::new(&vs, AdamConfig::default()).unwrap();
+        (&w * &w).sum(Kind::Float).backward();
+        opt.step().unwrap();
+        let mut g = w.grad();
+        g.set_data(&Tensor::ones([5], (Kind::Float, Device::Cpu)));
+        opt.zero_grad().unwrap();
+        assert_eq!(w.grad().abs().sum(Kind::Float).double_value(&[]), 0.0);
+        (&w * 3.0).sum(Kind::Float).backward();
+        let before = w.double_value(&[0]);
+        opt.step().unwrap();
+        assert!(
+            w.double_value(&[0]) < before,
+            "the step used the gradient 3"
+        );
     }
 
     fn run_untrained() -> Vec<f32> {
