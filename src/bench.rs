@@ -125,19 +125,26 @@ pub fn train_steps(images: &Path, masks: &Path, b: &NetBench) -> Result<Vec<f64>
     let mut times = Vec::with_capacity(b.runs);
     for step in 0..b.warmup + b.runs {
         let start = ((step % batches) * b.batch_size) as i64;
-        let t0 = Instant::now();
         let xb = x.f_narrow(0, start, b.batch_size as i64)?;
         let yb = y.f_narrow(0, start, b.batch_size as i64)?;
-        opt.zero_grad()?;
-        let loss = dice_loss(&yb, &net.forward(&xb)?)?;
-        loss.f_backward()?;
-        opt.step()?;
-        sync(b.device);
+        let seconds = timed_step(&net, &mut opt, &xb, &yb)?;
         if step >= b.warmup {
-            times.push(t0.elapsed().as_secs_f64());
+            times.push(seconds);
         }
     }
     Ok(times)
+}
+
+/// Seconds of one training step (zero grad, forward, Dice loss, backward, Keras Adam) on
+/// the batch `x`, `y`, waiting for the device to finish.
+pub fn timed_step(net: &UNet, opt: &mut KerasAdam, x: &Tensor, y: &Tensor) -> Result<f64> {
+    let t0 = Instant::now();
+    opt.zero_grad()?;
+    let loss = dice_loss(y, &net.forward(x)?)?;
+    loss.f_backward()?;
+    opt.step()?;
+    sync(x.device());
+    Ok(t0.elapsed().as_secs_f64())
 }
 
 /// Seconds of each timed forward pass over a batch, without gradients.

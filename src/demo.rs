@@ -119,17 +119,8 @@ impl Plan {
         let mut opt = KerasAdam::new(&vs, AdamConfig::default())?;
         let x = Tensor::f_randn([32, 1, 96, 96], (Kind::Float, device))?;
         let y = x.f_gt(1.0)?.f_to_kind(Kind::Float)?;
-        let mut seconds = 0.0;
-        for _ in 0..2 {
-            let t0 = Instant::now();
-            opt.zero_grad()?;
-            crate::loss::dice_loss(&y, &net.forward(&x)?)?.f_backward()?;
-            opt.step()?;
-            if let Device::Cuda(i) = device {
-                tch::Cuda::synchronize(i as i64);
-            }
-            seconds = t0.elapsed().as_secs_f64();
-        }
+        crate::bench::timed_step(&net, &mut opt, &x, &y)?;
+        let seconds = crate::bench::timed_step(&net, &mut opt, &x, &y)?;
         Ok(seconds)
     }
 }

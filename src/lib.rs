@@ -5,6 +5,8 @@
 pub mod adam;
 pub mod atomic;
 pub mod augment;
+/// The in-process timings of `nerveseg bench` (for `make bench`); not part of the API.
+#[doc(hidden)]
 pub mod bench;
 pub mod clean;
 pub mod cpu;
