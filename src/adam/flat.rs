@@ -25,7 +25,6 @@ pub(super) struct Flat {
     grad_pointers: Vec<usize>,
 }
 
-#[derive(Clone)]
 struct Span {
     offset: i64,
     size: Vec<i64>,
@@ -137,20 +136,14 @@ impl Flat {
             return Ok(self.grads_in_buffer(vars));
         }
         let grads: Vec<Tensor> = vars.iter().map(|(_, t)| t.grad()).collect();
-        if grads
-            .iter()
-            .any(|g| !g.defined() || g.kind() != self.w.kind() || !dense(g))
-        {
+        // The spans' strides are dense, so a gradient with its variable's strides fits.
+        let fits = |(g, s): (&Tensor, &Span)| {
+            g.defined() && g.kind() == self.w.kind() && g.stride() == s.stride
+        };
+        if !grads.iter().zip(&self.spans).all(fits) {
             return Ok(false);
         }
         let flat = self.w.f_zeros_like()?;
-        if grads
-            .iter()
-            .zip(&self.spans)
-            .any(|(g, s)| g.stride() != s.stride)
-        {
-            return Ok(false);
-        }
         for (mut g, span) in grads.into_iter().zip(&self.spans) {
             let mut view = span.view(&flat)?;
             view.f_copy_(&g)?;
