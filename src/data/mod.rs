@@ -10,6 +10,7 @@
 pub mod decode;
 pub mod folder;
 pub mod layout;
+pub mod lzw;
 pub mod npy;
 pub mod tiff;
 

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Cursor, Read, Seek};
 use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -45,8 +45,8 @@ fn limits() -> Limits {
 }
 
 /// Checks the strips (or tiles) the IFD lists before any is read: at most one per row,
-/// each inside the file and no larger than the decoder may buffer.
-fn check_chunks(dec: &mut Decoder<BufReader<File>>, file_len: u64) -> Result<()> {
+/// each inside the file and no larger than the decoder may buffer. Returns the first.
+fn check_chunks<R: Read + Seek>(dec: &mut Decoder<R>, file_len: u64) -> Result<(u64, u64)> {
     use tiff::tags::Tag;
     let (offsets, counts) = match dec.get_chunk_type() {
         tiff::decoder::ChunkType::Strip => (Tag::StripOffsets, Tag::StripByteCounts),
@@ -70,8 +70,12 @@ fn check_chunks(dec: &mut Decoder<BufReader<File>>, file_len: u64) -> Result<()>
             "strip {i} claims {c} bytes at offset {o}, outside the {file_len}-byte file"
         );
     }
-    Ok(())
+    Ok((offsets[0], counts[0]))
 }
+
+/// Files up to this size are read whole and their LZW strip decoded by [`super::lzw`]:
+/// the strip (at most twice the frame, as checked) and room for the tags.
+const WHOLE: u64 = 2 * PIXELS as u64 + (64 << 10);
 
 /// Reads an 8-bit single-channel 420 x 580 TIFF into `out` (row-major, PIXELS bytes).
 /// Sizes are checked before anything is decoded; errors name the file and say what was
@@ -82,7 +86,26 @@ pub fn read_frame(path: &Path, out: &mut [u8]) -> Result<()> {
         .metadata()
         .with_context(|| format!("reading {}", path.display()))?
         .len();
-    let mut dec = Decoder::new(BufReader::new(file))
+    if file_len > WHOLE {
+        return decode_frame(path, BufReader::new(file), file_len, None, out);
+    }
+    let mut bytes = Vec::with_capacity(file_len as usize);
+    file.take(WHOLE)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let len = bytes.len() as u64;
+    decode_frame(path, Cursor::new(&bytes[..]), len, Some(&bytes), out)
+}
+
+/// The checks and the decode of [`read_frame`], from the file or (`whole`) its bytes.
+fn decode_frame<R: Read + Seek>(
+    path: &Path,
+    reader: R,
+    file_len: u64,
+    whole: Option<&[u8]>,
+    out: &mut [u8],
+) -> Result<()> {
+    let mut dec = Decoder::new(reader)
         .with_context(|| format!("{}: not a readable TIFF file", path.display()))?
         .with_limits(limits());
     let (w, h) = dec
@@ -104,11 +127,41 @@ pub fn read_frame(path: &Path, out: &mut [u8]) -> Result<()> {
             path.display()
         );
     }
-    check_chunks(&mut dec, file_len)
+    let first = check_chunks(&mut dec, file_len)
         .with_context(|| format!("{}: TIFF is corrupt", path.display()))?;
+    if let Some(strip) = whole.and_then(|b| plain_lzw_strip(&mut dec, b, first)) {
+        if super::lzw::decode(strip, &mut out[..PIXELS]).is_some() {
+            return Ok(());
+        }
+    }
     dec.read_image_bytes(&mut out[..PIXELS])
         .with_context(|| format!("{}: TIFF is truncated or corrupt", path.display()))?;
     Ok(())
+}
+
+/// The LZW bytes of a frame stored as the Kaggle TIFFs are (one strip, compression 5,
+/// no predictor, min-is-black, the usual fill order), None for any other layout: those
+/// are left to the `tiff` crate.
+fn plain_lzw_strip<'a, R: Read + Seek>(
+    dec: &mut Decoder<R>,
+    bytes: &'a [u8],
+    (offset, count): (u64, u64),
+) -> Option<&'a [u8]> {
+    use tiff::tags::Tag;
+    let tag = |dec: &mut Decoder<R>, t: Tag, absent: u32| match dec.find_tag_unsigned::<u32>(t) {
+        Ok(v) => Some(v.unwrap_or(absent)),
+        Err(_) => None,
+    };
+    let one_strip = dec.get_tag_u64_vec(Tag::StripOffsets).ok()?.len() == 1;
+    let plain = tag(dec, Tag::Compression, 1)? == 5
+        && tag(dec, Tag::Predictor, 1)? == 1
+        && tag(dec, Tag::PhotometricInterpretation, 0)? == 1
+        && tag(dec, Tag::FillOrder, 1)? == 1
+        && tag(dec, Tag::RowsPerStrip, u32::MAX)? >= HEIGHT as u32;
+    if !(one_strip && plain) {
+        return None;
+    }
+    bytes.get(usize::try_from(offset).ok()?..usize::try_from(offset + count).ok()?)
 }
 
 /// Reads a mask like [`read_frame`] and checks that it holds only 0 and 255.
@@ -162,4 +215,71 @@ pub fn write_gray8(
             .with_context(|| format!("writing {}", path.display()))
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: usize) -> Vec<u8> {
+        let mut state = 1u32 + kind as u32;
+        (0..PIXELS)
+            .map(|i| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                match kind {
+                    0 => (state >> 24) as u8,
+                    1 => 0,
+                    _ => ((i % WIDTH) / 3) as u8 ^ ((state >> 29) as u8),
+                }
+            })
+            .collect()
+    }
+
+    /// The way every frame was read before the LZW decoder: all by the `tiff` crate.
+    fn read_by_the_tiff_crate(path: &Path, out: &mut [u8]) -> Result<()> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        decode_frame(path, BufReader::new(file), len, None, out)
+    }
+
+    #[test]
+    fn frames_read_as_the_tiff_crate_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        for kind in 0..3 {
+            for compression in [Compression::Lzw, Compression::None] {
+                let path = dir.path().join(format!("{kind}-{compression:?}.tif"));
+                let f = frame(kind);
+                write_gray8(&path, WIDTH, HEIGHT, &f, compression).unwrap();
+                let (mut fast, mut slow) = (vec![1u8; PIXELS], vec![2u8; PIXELS]);
+                read_frame(&path, &mut fast).unwrap();
+                read_by_the_tiff_crate(&path, &mut slow).unwrap();
+                assert!(fast == f && slow == f, "{kind} {compression:?}");
+                // Only the Kaggle layout takes the fast decoder.
+                let bytes = std::fs::read(&path).unwrap();
+                let mut dec = Decoder::new(Cursor::new(&bytes[..])).unwrap();
+                let first = check_chunks(&mut dec, bytes.len() as u64).unwrap();
+                let strip = plain_lzw_strip(&mut dec, &bytes, first);
+                assert_eq!(strip.is_some(), compression == Compression::Lzw);
+            }
+        }
+    }
+
+    #[test]
+    fn a_damaged_lzw_strip_fails_as_the_tiff_crate_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1_1.tif");
+        write_gray8(&path, WIDTH, HEIGHT, &frame(2), Compression::Lzw).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let mut dec = Decoder::new(Cursor::new(&bytes[..])).unwrap();
+        let (at, count) = check_chunks(&mut dec, bytes.len() as u64).unwrap();
+        // All ones in the strip's second half: 12-bit codes 4095, past the table's end.
+        let (at, count) = (at as usize, count as usize);
+        bytes[at + count / 2..at + count].fill(0xff);
+        std::fs::write(&path, &bytes).unwrap();
+        let mut out = vec![0u8; PIXELS];
+        let fast = read_frame(&path, &mut out).unwrap_err();
+        let slow = read_by_the_tiff_crate(&path, &mut out).unwrap_err();
+        assert_eq!(format!("{fast:#}"), format!("{slow:#}"));
+        assert!(format!("{fast}").contains("1_1.tif: TIFF is truncated or corrupt"));
+    }
 }

@@ -25,6 +25,7 @@ fn main() -> Result<()> {
     let seeds = root.join("fuzz/seeds");
     npy_seeds(&root, &clean(&seeds.join("npy"))?)?;
     tiff_seeds(&clean(&seeds.join("tiff"))?)?;
+    lzw_seeds(&clean(&seeds.join("lzw"))?)?;
     keras_seeds(&root, &clean(&seeds.join("keras"))?)?;
     submission_seeds(&clean(&seeds.join("submission"))?)?;
     println!("seeds written to {}", seeds.display());
@@ -93,6 +94,35 @@ fn lzw(path: &Path, pixels: &[u8], rows_per_strip: u32) -> Result<()> {
     let mut image = enc.new_image::<Gray8>(tiff::WIDTH as u32, tiff::HEIGHT as u32)?;
     image.rows_per_strip(rows_per_strip)?;
     image.write_data(pixels)?;
+    Ok(())
+}
+
+/// LZW streams for the lzw target, each after its frame length (2 bytes, little
+/// endian): a flat frame (long strings, a table reset), noise (no repeats), a ramp, and
+/// a 0/255 mask; the noise stream also with a frame shorter than it.
+fn lzw_seeds(out: &Path) -> Result<()> {
+    let mut state = 7u32;
+    let mut noise = || {
+        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (state >> 24) as u8
+    };
+    let frames: [(&str, Vec<u8>); 4] = [
+        ("flat", vec![0u8; 20_000]),
+        ("noise", (0..6000).map(|_| noise()).collect()),
+        ("ramp", (0..9000).map(|i| (i / 11 % 256) as u8).collect()),
+        ("mask", (0..12_000).map(|i| if i % 300 < 120 { 255 } else { 0 }).collect()),
+    ];
+    for (name, pixels) in &frames {
+        let code = weezl::encode::Encoder::with_tiff_size_switch(weezl::BitOrder::Msb, 8)
+            .encode(pixels)?;
+        let mut seed = (pixels.len() as u16).to_le_bytes().to_vec();
+        seed.extend_from_slice(&code);
+        fs::write(out.join(format!("{name}.lzw")), &seed)?;
+        if *name == "noise" {
+            seed[..2].copy_from_slice(&1000u16.to_le_bytes());
+            fs::write(out.join("noise_short.lzw"), &seed)?;
+        }
+    }
     Ok(())
 }
 
