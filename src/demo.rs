@@ -3,13 +3,19 @@
 //!
 //! On CUDA it runs the original's full size and settings. On a CPU it shrinks the job
 //! to show learning in minutes on two cores: 1,080 training frames, a U-Net of base
-//! width 16, a learning rate of 5e-5 and 10 epochs, denormals flushed. Measured on an
-//! H200 with these 1,080 frames (30 epochs each): lr 1e-5 at width 16 only takes off
-//! after epoch 22; lr 3e-5 takes off at epoch 10 and reaches val_dice_coef 0.67 by epoch
-//! 13; lr 1e-4 collapses to an all-empty prediction (val_dice_coef 0.001) at widths 8
-//! and 16. On a 2-core AMD EPYC: lr 5e-5 at width 16 takes off at epoch 7 and reaches
-//! 0.61 at epoch 9 and 0.62 at epoch 10 (35 s an epoch); width 8 at lr 5e-5 (11 s an
-//! epoch) only reaches 0.45 by epoch 20.
+//! width 16, batch 16, a learning rate of 4e-5 and 6 epochs, denormals flushed.
+//!
+//! Measured on an H200 with these 1,080 frames at batch 32 (30 epochs each): lr 1e-5 at
+//! width 16 only takes off after epoch 22; lr 3e-5 takes off at epoch 10 and reaches
+//! val_dice_coef 0.67 by epoch 13; lr 1e-4 collapses to an all-empty prediction
+//! (val_dice_coef 0.001) at widths 8 and 16. On a 2-core AMD EPYC, where an epoch takes
+//! about 35 s at batch 32 and at batch 16 alike: the Dice takes off after about as many
+//! steps times the learning rate (0.01) whatever the batch, so batch 16 gets there in
+//! half the time. Batch 32 at lr 5e-5 takes off at epoch 7 and reaches 0.62 at epoch 10;
+//! batch 16 at lr 5e-5 takes off at epoch 4 and then collapses (0.002 at epoch 5); batch
+//! 16 at lr 4e-5 takes off at epoch 5 and reaches 0.68 at epoch 6 (0.65 at epoch 7).
+//! Width 8 at lr 5e-5 (11 s an epoch) only reaches 0.45 by epoch 20; 720 frames at batch
+//! 16 and lr 5e-5 reach 0.56 by epoch 8.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -78,6 +84,7 @@ struct Plan {
     subjects: u32,
     test: u32,
     epochs: usize,
+    batch: i64,
     lr: f64,
     width: i64,
 }
@@ -91,8 +98,9 @@ impl Plan {
         Plan {
             subjects: cfg.subjects.unwrap_or(if gpu { 47 } else { 9 }),
             test: if gpu { 5508 } else { 200 },
-            epochs: cfg.epochs.unwrap_or(if gpu { 20 } else { 10 }),
-            lr: if gpu { 1e-5 } else { 5e-5 },
+            epochs: cfg.epochs.unwrap_or(if gpu { 20 } else { 6 }),
+            batch: if gpu { 32 } else { 16 },
+            lr: if gpu { 1e-5 } else { 4e-5 },
             width: if gpu { 32 } else { 16 },
         }
     }
@@ -100,24 +108,29 @@ impl Plan {
     /// The run time, from one training step timed here: the epochs' training and
     /// validation batches (a validation batch costs about a third of a step), plus the
     /// other steps (synth, prepare, evaluation, prediction), which took 27 s on a 2-core
-    /// AMD EPYC whose step took 1.25 s: about 22 steps. It printed 395 s there for a run
-    /// of 372 s.
+    /// AMD EPYC whose step of batch 32 took 1.25 s: about 22 such steps, or 44 of batch
+    /// 16 (a CPU step's time grows with the batch).
     fn expected_seconds(&self, device: Device) -> Result<f64> {
-        let step = self.step_seconds(device)?;
-        let frames = self.subjects as usize * PER_SUBJECT;
-        let val = frames / 5;
-        let batches = |n: usize| n.div_ceil(32) as f64;
-        let epoch = batches(frames - val) + batches(val) / 3.0;
-        Ok(step * (self.epochs as f64 * epoch + 22.0))
+        Ok(self.seconds_for(self.step_seconds(device)?))
     }
 
-    /// Seconds of one training step at batch 32 (after an untimed one).
+    /// [`Plan::expected_seconds`] for a step of `step` seconds.
+    fn seconds_for(&self, step: f64) -> f64 {
+        let frames = self.subjects as usize * PER_SUBJECT;
+        let val = frames / 5;
+        let batches = |n: usize| n.div_ceil(self.batch as usize) as f64;
+        let epoch = batches(frames - val) + batches(val) / 3.0;
+        let others = 22.0 * 32.0 / self.batch as f64;
+        step * (self.epochs as f64 * epoch + others)
+    }
+
+    /// Seconds of one training step at the plan's batch size (after an untimed one).
     fn step_seconds(&self, device: Device) -> Result<f64> {
         let vs = tch::nn::VarStore::new(device);
         let mut net = crate::model::unet(&vs.root(), &crate::model::UNetConfig::width(self.width))?;
         net.set_speed(&vs, crate::model::Speed::default())?;
         let mut opt = KerasAdam::new(&vs, AdamConfig::default())?;
-        let x = Tensor::f_randn([32, 1, 96, 96], (Kind::Float, device))?;
+        let x = Tensor::f_randn([self.batch, 1, 96, 96], (Kind::Float, device))?;
         let y = x.f_gt(1.0)?.f_to_kind(Kind::Float)?;
         crate::bench::timed_step(&net, &mut opt, &x, &y)?;
         let seconds = crate::bench::timed_step(&net, &mut opt, &x, &y)?;
@@ -195,7 +208,7 @@ fn run_steps(cfg: &DemoConfig, step: &std::cell::Cell<&'static str>) -> Result<D
         masks: out.join(crate::data::IMGS_MASK_TRAIN),
         out_dir: weights_dir.clone(),
         epochs: plan.epochs,
-        batch_size: 32,
+        batch_size: plan.batch as usize,
         adam: AdamConfig {
             lr: plan.lr,
             ..Default::default()
@@ -216,8 +229,9 @@ fn run_steps(cfg: &DemoConfig, step: &std::cell::Cell<&'static str>) -> Result<D
     };
     step.set("[3/7] train");
     say(format!(
-        "[3/7] train: {} epochs, base width {}, lr {:e}, on {:?} -> {}",
+        "[3/7] train: {} epochs, batch {}, base width {}, lr {:e}, on {:?} -> {}",
         tcfg.epochs,
+        tcfg.batch_size,
         tcfg.base_width,
         tcfg.adam.lr,
         cfg.device,
@@ -298,4 +312,33 @@ fn run_steps(cfg: &DemoConfig, step: &std::cell::Cell<&'static str>) -> Result<D
         submission: sub,
         seconds,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cpu_plan() -> Plan {
+        Plan::for_device(&DemoConfig {
+            out: PathBuf::from("d"),
+            device: Device::Cpu,
+            subjects: None,
+            epochs: None,
+            quiet: true,
+        })
+    }
+
+    #[test]
+    fn the_estimate_counts_the_plans_batches() {
+        let p = cpu_plan();
+        assert_eq!((p.subjects, p.batch, p.epochs, p.width), (9, 16, 6, 16));
+        // 864 training frames in 54 batches of 16 and 216 validation frames in 14, six
+        // epochs, and the other steps' 44 batches of 16.
+        let steps = 6.0 * (54.0 + 14.0 / 3.0) + 44.0;
+        assert!((p.seconds_for(0.5) - 0.5 * steps).abs() < 1e-9);
+        // At batch 32 the same frames are half as many (slower) steps.
+        let p32 = Plan { batch: 32, ..p };
+        let steps32 = 6.0 * (27.0 + 7.0 / 3.0) + 22.0;
+        assert!((p32.seconds_for(1.0) - steps32).abs() < 1e-9);
+    }
 }
