@@ -115,29 +115,23 @@ fn prepare_all(cfg: &PrepareConfig) -> Result<PrepareReport> {
         let mut imgs = NpyWriter::<u8>::create(&cfg.out.join(IMGS_TRAIN), &frame_shape(n))?;
         let mut masks = NpyWriter::<u8>::create(&cfg.out.join(IMGS_MASK_TRAIN), &frame_shape(n))?;
         let pb = crate::progress::bar(n, "train", cfg.quiet);
-        pipelined(
+        pipelined_into(
             pairs.chunks(CHUNK),
-            |chunk| {
-                chunk
-                    .par_iter()
-                    .map(|p| {
-                        let mut img = vec![0u8; PIXELS];
-                        let mut mask = vec![0u8; PIXELS];
-                        tiff::read_frame(&p.image, &mut img)?;
-                        tiff::read_mask(&p.mask, &mut mask)?;
-                        Ok((img, mask))
-                    })
-                    .collect::<Vec<Result<_>>>()
-                    // The first failure in name order, whichever thread met it first.
-                    .into_iter()
-                    .collect::<Result<Vec<_>>>()
+            || (Frames::new(2), Frames::new(2)),
+            |chunk, frames| {
+                frames.decode(chunk, |p, out| {
+                    let (img, mask) = out.split_at_mut(PIXELS);
+                    tiff::read_frame(&p.image, img)?;
+                    tiff::read_mask(&p.mask, mask)
+                })
             },
-            |frames| {
-                for (img, mask) in &frames {
+            |frames: &mut Frames| {
+                for pair in frames.items() {
+                    let (img, mask) = pair.split_at(PIXELS);
                     imgs.push_row(img)?;
                     masks.push_row(mask)?;
                 }
-                pb.inc(frames.len() as u64);
+                pb.inc(frames.count as u64);
                 Ok(())
             },
         )?;
@@ -154,26 +148,15 @@ fn prepare_all(cfg: &PrepareConfig) -> Result<PrepareReport> {
         let n = images.len() as u64;
         let mut imgs = NpyWriter::<u8>::create(&cfg.out.join(IMGS_TEST), &frame_shape(n))?;
         let pb = crate::progress::bar(n, "test", cfg.quiet);
-        pipelined(
+        pipelined_into(
             images.chunks(CHUNK),
-            |chunk| {
-                chunk
-                    .par_iter()
-                    .map(|t| {
-                        let mut img = vec![0u8; PIXELS];
-                        tiff::read_frame(&t.path, &mut img)?;
-                        Ok(img)
-                    })
-                    .collect::<Vec<Result<_>>>()
-                    // The first failure in name order, whichever thread met it first.
-                    .into_iter()
-                    .collect::<Result<Vec<_>>>()
-            },
-            |frames| {
-                for img in &frames {
+            || (Frames::new(1), Frames::new(1)),
+            |chunk, frames| frames.decode(chunk, |t, out| tiff::read_frame(&t.path, out)),
+            |frames: &mut Frames| {
+                for img in frames.items() {
                     imgs.push_row(img)?;
                 }
-                pb.inc(frames.len() as u64);
+                pb.inc(frames.count as u64);
                 Ok(())
             },
         )?;
@@ -208,25 +191,93 @@ fn prepare_all(cfg: &PrepareConfig) -> Result<PrepareReport> {
     Ok(report)
 }
 
-/// Runs `read` on each chunk and `write` on its result in order, reading chunk k + 1 (in
-/// parallel, on the pool) while chunk k is written (on one thread), so the disk writes
-/// and the TIFF decoding overlap. Stops at the first error.
-fn pipelined<C: Send, T: Send>(
+/// One chunk's frames, decoded side by side into a buffer that a later chunk reuses:
+/// `per` frames an item (an image and its mask, or an image).
+struct Frames {
+    pixels: Vec<u8>,
+    count: usize,
+    per: usize,
+}
+
+impl Frames {
+    fn new(per: usize) -> Frames {
+        Frames {
+            pixels: Vec::new(),
+            count: 0,
+            per,
+        }
+    }
+
+    /// Decodes each of `items` (in parallel, on the pool) into its frames; the first
+    /// failure in `items`' order, whichever thread met it first.
+    fn decode<I: Sync>(
+        &mut self,
+        items: &[I],
+        read: impl Fn(&I, &mut [u8]) -> Result<()> + Sync,
+    ) -> Result<()> {
+        let size = self.per * PIXELS;
+        self.count = items.len();
+        self.pixels.resize(items.len() * size, 0);
+        self.pixels
+            .par_chunks_mut(size)
+            .zip(items.par_iter())
+            .map(|(out, item)| read(item, out))
+            .collect::<Vec<Result<()>>>()
+            .into_iter()
+            .collect()
+    }
+
+    /// Each item's frames.
+    fn items(&self) -> impl Iterator<Item = &[u8]> {
+        let size = self.per * PIXELS;
+        self.pixels[..self.count * size].chunks(size)
+    }
+}
+
+/// Runs `read` on each chunk into one of two buffers (made by `buffers`) and `write` on
+/// it in order, reading chunk k + 1 (in parallel, on the pool) into the other buffer
+/// while chunk k is written (on one thread), so the disk writes and the TIFF decoding
+/// overlap and no frame is allocated twice. Stops at the first error.
+fn pipelined_into<C: Send, B: Send>(
     mut chunks: impl Iterator<Item = C>,
+    buffers: impl FnOnce() -> (B, B),
+    read: impl Fn(C, &mut B) -> Result<()> + Sync,
+    mut write: impl FnMut(&mut B) -> Result<()> + Send,
+) -> Result<()> {
+    let Some(first) = chunks.next() else {
+        return Ok(());
+    };
+    let (mut pending, mut spare) = buffers();
+    read(first, &mut pending)?;
+    for c in chunks {
+        crate::interrupt::check()?;
+        let (written, next) = rayon::join(|| write(&mut pending), || read(c, &mut spare));
+        written?;
+        next?;
+        std::mem::swap(&mut pending, &mut spare);
+    }
+    write(&mut pending)
+}
+
+/// [`pipelined_into`] for chunks whose results are made anew each time (frames of any
+/// size).
+fn pipelined<C: Send, T: Send>(
+    chunks: impl Iterator<Item = C>,
     read: impl Fn(C) -> Result<T> + Sync,
     mut write: impl FnMut(T) -> Result<()> + Send,
 ) -> Result<()> {
-    let mut pending = match chunks.next() {
-        Some(c) => read(c)?,
-        None => return Ok(()),
-    };
-    for c in chunks {
-        crate::interrupt::check()?;
-        let (written, next) = rayon::join(|| write(pending), || read(c));
-        written?;
-        pending = next?;
-    }
-    write(pending)
+    pipelined_into(
+        chunks,
+        || (None, None),
+        |c, slot| {
+            *slot = Some(read(c)?);
+            Ok(())
+        },
+        |slot| match slot.take() {
+            Some(t) => write(t),
+            None => Ok(()),
+        },
+    )
 }
 
 /// `lines`, one per line, in a temporary file that the caller renames into place.
@@ -300,5 +351,28 @@ mod tests {
             "{reads} chunks read after a write failed at chunk 2"
         );
         assert!(pipelined(std::iter::empty::<u8>(), Ok, |_| Ok(())).is_ok());
+    }
+
+    #[test]
+    fn pipelined_into_takes_turns_with_two_buffers() {
+        // Each buffer remembers how often it was filled: chunks alternate between the two.
+        let mut seen = Vec::new();
+        pipelined_into(
+            0..7,
+            || ((0, 0), (1, 0)),
+            |c, buf: &mut (i32, i32)| {
+                buf.1 = c;
+                Ok(())
+            },
+            |buf| {
+                seen.push(*buf);
+                Ok(())
+            },
+        )
+        .unwrap();
+        let chunks: Vec<i32> = seen.iter().map(|b| b.1).collect();
+        let buffers: Vec<i32> = seen.iter().map(|b| b.0).collect();
+        assert_eq!(chunks, (0..7).collect::<Vec<_>>());
+        assert_eq!(buffers, [0, 1, 0, 1, 0, 1, 0]);
     }
 }
