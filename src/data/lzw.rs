@@ -190,14 +190,20 @@ mod tests {
             .with_yield_on_full_buffer(true)
             .build();
         let mut out = vec![0u8; want];
-        let (mut i, mut o) = (0, 0);
-        while o < want {
+        // As the `tiff` crate reads: again after an `Ok` that made no progress (weezl
+        // yields so after a clear code), until full, ended or failed.
+        let (mut i, mut o, mut idle) = (0, 0, 0);
+        while o < want && idle < 64 {
             let r = dec.decode_bytes(&input[i..], &mut out[o..]);
             i += r.consumed_in;
             o += r.consumed_out;
-            match r.status {
-                Ok(weezl::LzwStatus::Ok) if r.consumed_in + r.consumed_out > 0 => {}
-                _ => break,
+            idle = if r.consumed_in + r.consumed_out == 0 {
+                idle + 1
+            } else {
+                0
+            };
+            if !matches!(r.status, Ok(weezl::LzwStatus::Ok)) {
+                break;
             }
         }
         out.truncate(o);
@@ -309,5 +315,49 @@ mod tests {
             given > 300,
             "only {given} damaged streams still decoded: the test tests little"
         );
+    }
+
+    /// The stream read the `tiff` crate's way: as the one strip of a 1-row TIFF.
+    fn tiff_crate(stream: &[u8], want: usize) -> Option<Vec<u8>> {
+        let mut t = b"II\x2a\x00\x08\x00\x00\x00".to_vec();
+        t.extend_from_slice(&9u16.to_le_bytes());
+        let at = 8 + 2 + 12 * 9 + 4;
+        for (tag, kind, value) in [
+            (256u16, 4u16, want as u32),
+            (257, 4, 1),
+            (258, 3, 8),
+            (259, 3, 5),
+            (262, 3, 1),
+            (273, 4, at),
+            (277, 3, 1),
+            (278, 4, 1),
+            (279, 4, stream.len() as u32),
+        ] {
+            t.extend_from_slice(&tag.to_le_bytes());
+            t.extend_from_slice(&kind.to_le_bytes());
+            t.extend_from_slice(&1u32.to_le_bytes());
+            t.extend_from_slice(&value.to_le_bytes());
+        }
+        t.extend_from_slice(&0u32.to_le_bytes());
+        t.extend_from_slice(stream);
+        let mut dec = tiff::decoder::Decoder::new(std::io::Cursor::new(t)).ok()?;
+        let mut out = vec![0u8; want];
+        dec.read_image_bytes(&mut out).ok().map(|()| out)
+    }
+
+    /// Found by the lzw fuzz target: weezl yields without progress after a clear code
+    /// mid-stream, the `tiff` crate asks again, and the frame goes on; so does ours.
+    #[test]
+    fn a_stream_the_fuzzer_found_reads_as_the_tiff_crate_reads_it() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/fuzz/lzw/weezl_yields_after_clear.lzw"
+        );
+        let data = std::fs::read(path).unwrap();
+        let want = u16::from_le_bytes([data[0], data[1]]) as usize;
+        let stream = &data[2..];
+        let reference = tiff_crate(stream, want).expect("the tiff crate reads it");
+        assert_eq!(ours(stream, want), Some(reference.clone()));
+        assert_eq!(weezl(stream, want), (reference, true));
     }
 }
