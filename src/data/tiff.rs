@@ -45,12 +45,15 @@ fn limits() -> Limits {
 }
 
 /// Checks the strips (or tiles) the IFD lists before any is read: at most one per row,
-/// each inside the file and no larger than the decoder may buffer. Returns the first.
-fn check_chunks<R: Read + Seek>(dec: &mut Decoder<R>, file_len: u64) -> Result<(u64, u64)> {
+/// each inside the file and no larger than the decoder may buffer. Returns the strip's
+/// (offset, byte count) when there is one strip for all rows.
+fn check_chunks<R: Read + Seek>(dec: &mut Decoder<R>, file_len: u64) -> Result<Option<(u64, u64)>> {
     use tiff::tags::Tag;
-    let (offsets, counts) = match dec.get_chunk_type() {
-        tiff::decoder::ChunkType::Strip => (Tag::StripOffsets, Tag::StripByteCounts),
-        tiff::decoder::ChunkType::Tile => (Tag::TileOffsets, Tag::TileByteCounts),
+    let strips = dec.get_chunk_type() == tiff::decoder::ChunkType::Strip;
+    let (offsets, counts) = if strips {
+        (Tag::StripOffsets, Tag::StripByteCounts)
+    } else {
+        (Tag::TileOffsets, Tag::TileByteCounts)
     };
     let offsets = dec.get_tag_u64_vec(offsets).context("no strip offsets")?;
     let counts = dec
@@ -70,7 +73,7 @@ fn check_chunks<R: Read + Seek>(dec: &mut Decoder<R>, file_len: u64) -> Result<(
             "strip {i} claims {c} bytes at offset {o}, outside the {file_len}-byte file"
         );
     }
-    Ok((offsets[0], counts[0]))
+    Ok((strips && offsets.len() == 1).then(|| (offsets[0], counts[0])))
 }
 
 /// Files up to this size are read whole and their LZW strip decoded by [`super::lzw`]:
@@ -127,9 +130,12 @@ fn decode_frame<R: Read + Seek>(
             path.display()
         );
     }
-    let first = check_chunks(&mut dec, file_len)
+    let strip = check_chunks(&mut dec, file_len)
         .with_context(|| format!("{}: TIFF is corrupt", path.display()))?;
-    if let Some(strip) = whole.and_then(|b| plain_lzw_strip(&mut dec, b, first)) {
+    let lzw = whole
+        .zip(strip)
+        .and_then(|(b, strip)| plain_lzw_strip(&mut dec, b, strip));
+    if let Some(strip) = lzw {
         if super::lzw::decode(strip, &mut out[..PIXELS]).is_some() {
             return Ok(());
         }
@@ -139,7 +145,7 @@ fn decode_frame<R: Read + Seek>(
     Ok(())
 }
 
-/// The LZW bytes of a frame stored as the Kaggle TIFFs are (one strip, compression 5,
+/// The LZW bytes of a frame's one strip stored as the Kaggle TIFFs are (compression 5,
 /// no predictor, min-is-black, the usual fill order), None for any other layout: those
 /// are left to the `tiff` crate.
 fn plain_lzw_strip<'a, R: Read + Seek>(
@@ -152,13 +158,12 @@ fn plain_lzw_strip<'a, R: Read + Seek>(
         Ok(v) => Some(v.unwrap_or(absent)),
         Err(_) => None,
     };
-    let one_strip = dec.get_tag_u64_vec(Tag::StripOffsets).ok()?.len() == 1;
     let plain = tag(dec, Tag::Compression, 1)? == 5
         && tag(dec, Tag::Predictor, 1)? == 1
         && tag(dec, Tag::PhotometricInterpretation, 0)? == 1
         && tag(dec, Tag::FillOrder, 1)? == 1
         && tag(dec, Tag::RowsPerStrip, u32::MAX)? >= HEIGHT as u32;
-    if !(one_strip && plain) {
+    if !plain {
         return None;
     }
     bytes.get(usize::try_from(offset).ok()?..usize::try_from(offset + count).ok()?)
@@ -257,11 +262,33 @@ mod tests {
                 // Only the Kaggle layout takes the fast decoder.
                 let bytes = std::fs::read(&path).unwrap();
                 let mut dec = Decoder::new(Cursor::new(&bytes[..])).unwrap();
-                let first = check_chunks(&mut dec, bytes.len() as u64).unwrap();
+                let first = check_chunks(&mut dec, bytes.len() as u64).unwrap().unwrap();
                 let strip = plain_lzw_strip(&mut dec, &bytes, first);
                 assert_eq!(strip.is_some(), compression == Compression::Lzw);
             }
         }
+    }
+
+    #[test]
+    fn lzw_in_many_strips_is_the_tiff_crates() {
+        use tiff::encoder::{colortype::Gray8, Compression as C, TiffEncoder};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strips.tif");
+        let f = frame(2);
+        let mut file = File::create(&path).unwrap();
+        let mut enc = TiffEncoder::new(&mut file)
+            .unwrap()
+            .with_compression(C::Lzw);
+        let mut img = enc.new_image::<Gray8>(WIDTH as u32, HEIGHT as u32).unwrap();
+        img.rows_per_strip(16).unwrap();
+        img.write_data(&f).unwrap();
+        drop(file);
+        let bytes = std::fs::read(&path).unwrap();
+        let mut dec = Decoder::new(Cursor::new(&bytes[..])).unwrap();
+        assert_eq!(check_chunks(&mut dec, bytes.len() as u64).unwrap(), None);
+        let mut out = vec![0u8; PIXELS];
+        read_frame(&path, &mut out).unwrap();
+        assert!(out == f);
     }
 
     #[test]
@@ -271,7 +298,7 @@ mod tests {
         write_gray8(&path, WIDTH, HEIGHT, &frame(2), Compression::Lzw).unwrap();
         let mut bytes = std::fs::read(&path).unwrap();
         let mut dec = Decoder::new(Cursor::new(&bytes[..])).unwrap();
-        let (at, count) = check_chunks(&mut dec, bytes.len() as u64).unwrap();
+        let (at, count) = check_chunks(&mut dec, bytes.len() as u64).unwrap().unwrap();
         // All ones in the strip's second half: 12-bit codes 4095, past the table's end.
         let (at, count) = (at as usize, count as usize);
         bytes[at + count / 2..at + count].fill(0xff);
