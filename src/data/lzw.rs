@@ -13,7 +13,7 @@
 use std::cell::RefCell;
 
 const CLEAR: usize = 256;
-const END: usize = 257;
+// 257 is the end code: like a code not yet defined, its table entry has length 0.
 const FIRST: usize = 258;
 const MAX_CODES: usize = 4096;
 /// The 256 one-byte strings sit before the output, so every code, a byte or not, is a
@@ -46,13 +46,13 @@ pub fn decode(input: &[u8], out: &mut [u8]) -> Option<()> {
         let Scratch { buf, table } = &mut *s;
         buf.resize(LEAD + out.len() + PAD, 0);
         if table.is_empty() {
+            // The one-byte strings, once: the loop only writes codes from FIRST on, and
+            // the clear and end codes keep length 0.
             table.resize(MAX_CODES, 0);
-            for (b, v) in buf[..LEAD].iter_mut().enumerate() {
-                *v = b as u8;
+            for (c, (t, v)) in table.iter_mut().zip(&mut buf[..LEAD]).enumerate() {
+                *t = (c as u64) << 32 | 1;
+                *v = c as u8;
             }
-        }
-        for (c, t) in table[..LEAD].iter_mut().enumerate() {
-            *t = (c as u64) << 32 | 1;
         }
         let n = decode_into(input, buf, table, out.len())?;
         out.copy_from_slice(&buf[LEAD..LEAD + n]);
@@ -70,8 +70,6 @@ fn decode_into(input: &[u8], buf: &mut [u8], table: &mut [u64], want: usize) -> 
     // The previous code's string (start, length); length 0 right after a clear code.
     let (mut p_start, mut p_len) = (0usize, 0usize);
     let mut pos = LEAD;
-    table[CLEAR] = 0;
-    table[END] = 0;
     while pos < end {
         let code = bits.take(width)?;
         let entry = table[code] as usize;

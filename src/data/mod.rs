@@ -131,7 +131,7 @@ fn prepare_all(cfg: &PrepareConfig) -> Result<PrepareReport> {
                     imgs.push_row(img)?;
                     masks.push_row(mask)?;
                 }
-                pb.inc(frames.count as u64);
+                pb.inc(frames.count() as u64);
                 Ok(())
             },
         )?;
@@ -156,7 +156,7 @@ fn prepare_all(cfg: &PrepareConfig) -> Result<PrepareReport> {
                 for img in frames.items() {
                     imgs.push_row(img)?;
                 }
-                pb.inc(frames.count as u64);
+                pb.inc(frames.count() as u64);
                 Ok(())
             },
         )?;
@@ -195,7 +195,6 @@ fn prepare_all(cfg: &PrepareConfig) -> Result<PrepareReport> {
 /// `per` frames an item (an image and its mask, or an image).
 struct Frames {
     pixels: Vec<u8>,
-    count: usize,
     per: usize,
 }
 
@@ -203,7 +202,6 @@ impl Frames {
     fn new(per: usize) -> Frames {
         Frames {
             pixels: Vec::new(),
-            count: 0,
             per,
         }
     }
@@ -216,7 +214,6 @@ impl Frames {
         read: impl Fn(&I, &mut [u8]) -> Result<()> + Sync,
     ) -> Result<()> {
         let size = self.per * PIXELS;
-        self.count = items.len();
         self.pixels.resize(items.len() * size, 0);
         self.pixels
             .par_chunks_mut(size)
@@ -229,8 +226,12 @@ impl Frames {
 
     /// Each item's frames.
     fn items(&self) -> impl Iterator<Item = &[u8]> {
-        let size = self.per * PIXELS;
-        self.pixels[..self.count * size].chunks(size)
+        self.pixels.chunks(self.per * PIXELS)
+    }
+
+    /// How many items the last `decode` read.
+    fn count(&self) -> usize {
+        self.pixels.len() / (self.per * PIXELS)
     }
 }
 
