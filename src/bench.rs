@@ -11,9 +11,9 @@ use tch::{Device, Tensor};
 
 use crate::adam::{AdamConfig, KerasAdam};
 use crate::data::npy::{self, Dtype, NpyReader};
-use crate::dataset::{self, SIDE, SIDE_PIXELS};
+use crate::dataset;
 use crate::frame::FrameSize;
-use crate::loss::dice_loss;
+use crate::loss::Loss;
 use crate::model::{self, Speed, UNet, UNetConfig};
 use crate::submission::{self, MaskRule};
 
@@ -27,19 +27,20 @@ fn read_frames(path: &Path, limit: Option<usize>) -> Result<(Vec<u8>, FrameSize)
     Ok((out, size))
 }
 
-/// Where `resize` saves the model-ready arrays it made (float32 (N, 96, 96, 1)).
+/// Where `resize` saves the model-ready arrays it made (float32 (N, h, w, 1)).
 pub struct SaveResized {
     pub images: PathBuf,
     pub masks: PathBuf,
 }
 
-/// The training preprocessing: every image and mask resized to 96 x 96 uint8, timed
-/// after both arrays are in memory. Returns (images, seconds). With `save`, also writes
-/// the standardised images and unit masks (not timed).
+/// The training preprocessing: every image and mask resized to `to` (the network's
+/// input, 96 x 96 for the tutorial's) in uint8, timed after both arrays are in memory.
+/// Returns (images, seconds). With `save`, also writes the standardised images and unit
+/// masks (not timed).
 pub fn resize(
-    images: &Path,
-    masks: &Path,
+    (images, masks): (&Path, &Path),
     limit: Option<usize>,
+    to: FrameSize,
     save: Option<&SaveResized>,
 ) -> Result<(usize, f64)> {
     let (frames, size) = read_frames(images, limit)?;
@@ -51,15 +52,15 @@ pub fn resize(
         masks.display()
     );
     let t0 = Instant::now();
-    let small = dataset::resize_frames(&frames, size);
-    let small_masks = dataset::resize_frames(&mask_frames, size);
+    let small = dataset::resize_frames(&frames, size, to);
+    let small_masks = dataset::resize_frames(&mask_frames, size, to);
     let seconds = t0.elapsed().as_secs_f64();
-    let n = small.len() / SIDE_PIXELS;
+    let n = small.len() / to.pixels();
     if let Some(save) = save {
-        let shape = [n as u64, SIDE as u64, SIDE as u64, 1];
+        let shape = [n as u64, to.height as u64, to.width as u64, 1];
         let stats = dataset::stats(&small);
-        let x = Vec::<f32>::try_from(&dataset::standardise(&small, stats)?.f_view([-1])?)?;
-        let y = Vec::<f32>::try_from(&dataset::unit_masks(&small_masks)?.f_view([-1])?)?;
+        let x = Vec::<f32>::try_from(&dataset::standardise(&small, stats, to)?.f_view([-1])?)?;
+        let y = Vec::<f32>::try_from(&dataset::unit_masks(&small_masks, to)?.f_view([-1])?)?;
         npy::write(&save.images, &shape, &x)?;
         npy::write(&save.masks, &shape, &y)?;
     }
@@ -76,25 +77,29 @@ pub struct NetBench {
     pub runs: usize,
     pub device: Device,
     pub speed: Speed,
+    /// The network timed (the tutorial's by default) and the loss of a training step.
+    pub network: UNetConfig,
+    pub loss: Loss,
 }
 
-/// Reads model-ready float32 (N, 96, 96, 1) rows as [N, 1, 96, 96]; at most `limit`.
-fn read_model_ready(path: &Path, limit: usize) -> Result<Tensor> {
+/// Reads model-ready float32 (N, h, w, 1) rows of `input` as [N, 1, h, w]; at most
+/// `limit`.
+fn read_model_ready(path: &Path, limit: usize, input: FrameSize) -> Result<Tensor> {
     let mut r = NpyReader::open(path)?;
-    let side = SIDE as u64;
-    r.expect(Dtype::F32, &[None, Some(side), Some(side), Some(1)])?;
+    let (h, w) = (input.height as u64, input.width as u64);
+    r.expect(Dtype::F32, &[None, Some(h), Some(w), Some(1)])?;
     let n = (r.shape[0] as usize).min(limit);
     ensure!(n > 0, "{}: no rows", path.display());
-    let mut v = vec![0f32; n * SIDE_PIXELS];
+    let mut v = vec![0f32; n * input.pixels()];
     r.read_rows(&mut v)?;
-    Ok(dataset::to_nchw(&v)?)
+    Ok(dataset::to_nchw(&v, input)?)
 }
 
-fn net_on(device: Device, speed: Speed) -> Result<(VarStore, UNet)> {
+fn net_on(b: &NetBench) -> Result<(VarStore, UNet)> {
     tch::manual_seed(0);
-    let vs = VarStore::new(device);
-    let mut net = model::unet(&vs.root(), &UNetConfig::default())?;
-    net.set_speed(&vs, speed)?;
+    let vs = VarStore::new(b.device);
+    let mut net = model::unet(&vs.root(), &b.network)?;
+    net.set_speed(&vs, b.speed)?;
     Ok((vs, net))
 }
 
@@ -104,13 +109,13 @@ fn sync(device: Device) {
     }
 }
 
-/// Seconds of each timed training step (zero grad, forward, Dice loss, backward, Keras
-/// Adam) of the tutorial's U-Net, batches taken in file order, cycling.
+/// Seconds of each timed training step (zero grad, forward, loss, backward, Keras Adam)
+/// of the network, batches taken in file order, cycling.
 pub fn train_steps(images: &Path, masks: &Path, b: &NetBench) -> Result<Vec<f64>> {
     model::check_device(b.device)?;
     let rows = b.batch_size * (b.warmup + b.runs);
-    let x = read_model_ready(images, rows)?.f_to_device(b.device)?;
-    let y = read_model_ready(masks, rows)?.f_to_device(b.device)?;
+    let x = read_model_ready(images, rows, b.network.input)?.f_to_device(b.device)?;
+    let y = read_model_ready(masks, rows, b.network.input)?.f_to_device(b.device)?;
     let n = x.size()[0] as usize;
     ensure!(
         n >= b.batch_size && y.size()[0] as usize == n,
@@ -119,7 +124,7 @@ pub fn train_steps(images: &Path, masks: &Path, b: &NetBench) -> Result<Vec<f64>
         masks.display(),
         b.batch_size
     );
-    let (vs, net) = net_on(b.device, b.speed)?;
+    let (vs, net) = net_on(b)?;
     let mut opt = KerasAdam::new(&vs, AdamConfig::default())?;
     let batches = n / b.batch_size;
     let mut times = Vec::with_capacity(b.runs);
@@ -127,7 +132,7 @@ pub fn train_steps(images: &Path, masks: &Path, b: &NetBench) -> Result<Vec<f64>
         let start = ((step % batches) * b.batch_size) as i64;
         let xb = x.f_narrow(0, start, b.batch_size as i64)?;
         let yb = y.f_narrow(0, start, b.batch_size as i64)?;
-        let seconds = timed_step(&net, &mut opt, &xb, &yb)?;
+        let seconds = timed_step(&net, &mut opt, (&xb, &yb), b.loss)?;
         if step >= b.warmup {
             times.push(seconds);
         }
@@ -135,12 +140,18 @@ pub fn train_steps(images: &Path, masks: &Path, b: &NetBench) -> Result<Vec<f64>
     Ok(times)
 }
 
-/// Seconds of one training step (zero grad, forward, Dice loss, backward, Keras Adam) on
-/// the batch `x`, `y`, waiting for the device to finish.
-pub fn timed_step(net: &UNet, opt: &mut KerasAdam, x: &Tensor, y: &Tensor) -> Result<f64> {
+/// Seconds of one training step (zero grad, forward in training mode, `loss`, backward,
+/// Keras Adam) on the batch `x`, `y`, waiting for the device to finish.
+pub fn timed_step(
+    net: &UNet,
+    opt: &mut KerasAdam,
+    (x, y): (&Tensor, &Tensor),
+    loss: Loss,
+) -> Result<f64> {
     let t0 = Instant::now();
     opt.zero_grad()?;
-    let loss = dice_loss(y, &net.forward(x)?)?;
+    let out = net.forward_t(x, true)?;
+    let loss = loss.of(y, &out.mask, &out.logits)?;
     loss.f_backward()?;
     opt.step()?;
     sync(x.device());
@@ -150,7 +161,8 @@ pub fn timed_step(net: &UNet, opt: &mut KerasAdam, x: &Tensor, y: &Tensor) -> Re
 /// Seconds of each timed forward pass over a batch, without gradients.
 pub fn inference(images: &Path, b: &NetBench) -> Result<Vec<f64>> {
     model::check_device(b.device)?;
-    let x = read_model_ready(images, b.batch_size * (b.warmup + b.runs))?.f_to_device(b.device)?;
+    let rows = b.batch_size * (b.warmup + b.runs);
+    let x = read_model_ready(images, rows, b.network.input)?.f_to_device(b.device)?;
     let n = x.size()[0] as usize;
     ensure!(
         n >= b.batch_size,
@@ -158,7 +170,7 @@ pub fn inference(images: &Path, b: &NetBench) -> Result<Vec<f64>> {
         images.display(),
         b.batch_size
     );
-    let (_vs, net) = net_on(b.device, b.speed)?;
+    let (_vs, net) = net_on(b)?;
     let batches = n / b.batch_size;
     let mut times = Vec::with_capacity(b.runs);
     tch::no_grad(|| -> Result<()> {
@@ -177,17 +189,17 @@ pub fn inference(images: &Path, b: &NetBench) -> Result<Vec<f64>> {
     Ok(times)
 }
 
-/// The submission's encoding of float32 (N, 96, 96, 1) probability maps (threshold,
+/// The submission's encoding of float32 (N, h, w, 1) probability maps (threshold,
 /// enlarge to 420 x 580, run-length code) with the default rule, timed after reading.
 /// Returns (masks, seconds).
 pub fn encode(masks: &Path) -> Result<(usize, f64)> {
     let r = NpyReader::open(masks)?;
-    let side = SIDE as u64;
-    r.expect(Dtype::F32, &[None, Some(side), Some(side), Some(1)])?;
+    let map = FrameSize::of_maps(&r)?;
     let probs = r.read_all::<f32>()?;
-    let order: Vec<usize> = (0..probs.len() / SIDE_PIXELS).collect();
+    let order: Vec<usize> = (0..probs.len() / map.pixels()).collect();
     let t0 = Instant::now();
-    let rows = submission::encode(&probs, &order, &MaskRule::default(), crate::frame::KAGGLE);
+    let rule = MaskRule::default();
+    let rows = submission::encode((&probs, map), &order, &rule, crate::frame::KAGGLE);
     Ok((rows.len(), t0.elapsed().as_secs_f64()))
 }
 

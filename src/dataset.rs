@@ -1,5 +1,5 @@
-//! Stage 2, the preprocessing inside the original `train.py`: frames resized to 96 x 96
-//! (scikit-image semantics, see `resize.rs`) and truncated to uint8; images standardised
+//! Stage 2, the preprocessing inside the original `train.py`: frames resized to the
+//! network's input, 96 x 96 for the tutorial (scikit-image semantics, see `resize.rs`) and truncated to uint8; images standardised
 //! with the mean and std of all training pixels; masks scaled to [0, 1]; the validation
 //! split (the LAST share of the samples, as Keras's `validation_split`); the per-epoch
 //! shuffle of the training part.
@@ -16,12 +16,7 @@ use tch::{TchError, Tensor};
 
 use crate::data::npy::{Dtype, NpyReader};
 use crate::frame::FrameSize;
-use crate::model::INPUT_SIZE;
 use crate::resize::Resizer;
-
-/// Pixels of a model input.
-pub const SIDE: usize = INPUT_SIZE as usize;
-pub const SIDE_PIXELS: usize = SIDE * SIDE;
 
 /// Frames resized per parallel chunk.
 const CHUNK: usize = 256;
@@ -51,41 +46,46 @@ impl Stats {
 }
 
 /// Reads a uint8 (N, H, W) array of frames of any one size and resizes every frame to
-/// 96 x 96 uint8, the original's `preprocess`. Streams the file; frames are resized in
-/// parallel.
-pub fn preprocess_frames(reader: &mut NpyReader, label: &str, quiet: bool) -> Result<Vec<u8>> {
+/// `to` (the network's input) in uint8, the original's `preprocess`. Streams the file;
+/// frames are resized in parallel.
+pub fn preprocess_frames(
+    reader: &mut NpyReader,
+    label: &str,
+    to: FrameSize,
+    quiet: bool,
+) -> Result<Vec<u8>> {
     let size = FrameSize::of_frames(reader)?;
     let n = reader.shape[0] as usize;
-    let resizer = Resizer::new(size.height, size.width, SIDE, SIDE);
-    let mut out = vec![0u8; n * SIDE_PIXELS];
+    let resizer = Resizer::new(size.height, size.width, to.height, to.width);
+    let mut out = vec![0u8; n * to.pixels()];
     let pb = crate::progress::bar(n as u64, label, quiet);
     let mut frames = vec![0u8; CHUNK.min(n) * size.pixels()];
-    for (chunk_index, dst) in out.chunks_mut(CHUNK * SIDE_PIXELS).enumerate() {
+    for (chunk_index, dst) in out.chunks_mut(CHUNK * to.pixels()).enumerate() {
         crate::interrupt::check()?;
-        let count = dst.len() / SIDE_PIXELS;
+        let count = dst.len() / to.pixels();
         let src = &mut frames[..count * size.pixels()];
         reader.read_rows(src)?;
-        resize_into(&resizer, size, src, dst);
+        resize_into(&resizer, size, to, src, dst);
         pb.set_position((chunk_index * CHUNK + count) as u64);
     }
     pb.finish_and_clear();
     Ok(out)
 }
 
-/// Resizes frames of `size` (row-major, one after another) into 96 x 96 uint8 frames in
+/// Resizes frames of `size` (row-major, one after another) into uint8 frames of `to` in
 /// `dst`, in parallel.
-fn resize_into(resizer: &Resizer, size: FrameSize, frames: &[u8], dst: &mut [u8]) {
-    dst.par_chunks_mut(SIDE_PIXELS)
+fn resize_into(resizer: &Resizer, size: FrameSize, to: FrameSize, frames: &[u8], dst: &mut [u8]) {
+    dst.par_chunks_mut(to.pixels())
         .zip(frames.par_chunks(size.pixels()))
         .for_each(|(o, f)| resizer.resize_u8(f, o));
 }
 
 /// The original's preprocessing of frames of `size` already in memory: each resized to
-/// 96 x 96 and truncated to uint8.
-pub fn resize_frames(frames: &[u8], size: FrameSize) -> Vec<u8> {
-    let mut out = vec![0u8; frames.len() / size.pixels() * SIDE_PIXELS];
-    let resizer = Resizer::new(size.height, size.width, SIDE, SIDE);
-    resize_into(&resizer, size, frames, &mut out);
+/// `to` and truncated to uint8.
+pub fn resize_frames(frames: &[u8], size: FrameSize, to: FrameSize) -> Vec<u8> {
+    let mut out = vec![0u8; frames.len() / size.pixels() * to.pixels()];
+    let resizer = Resizer::new(size.height, size.width, to.height, to.width);
+    resize_into(&resizer, size, to, frames, &mut out);
     out
 }
 
@@ -114,26 +114,26 @@ pub fn stats(pixels: &[u8]) -> Stats {
     }
 }
 
-/// (x - mean) / std as a float32 [N, 1, 96, 96] tensor.
-pub fn standardise(pixels: &[u8], s: Stats) -> Result<Tensor, TchError> {
+/// (x - mean) / std of frames of `size` as a float32 [N, 1, h, w] tensor.
+pub fn standardise(pixels: &[u8], s: Stats, size: FrameSize) -> Result<Tensor, TchError> {
     let (mean, std) = (s.mean as f32, s.std as f32);
     let v: Vec<f32> = pixels
         .par_iter()
         .map(|&p| (p as f32 - mean) / std)
         .collect();
-    to_nchw(&v)
+    to_nchw(&v, size)
 }
 
-/// Masks to targets in [0, 1]: float32 / 255, [N, 1, 96, 96].
-pub fn unit_masks(pixels: &[u8]) -> Result<Tensor, TchError> {
+/// Masks of `size` to targets in [0, 1]: float32 / 255, [N, 1, h, w].
+pub fn unit_masks(pixels: &[u8], size: FrameSize) -> Result<Tensor, TchError> {
     let v: Vec<f32> = pixels.par_iter().map(|&p| p as f32 / 255.0).collect();
-    to_nchw(&v)
+    to_nchw(&v, size)
 }
 
-/// Model-ready values (96 x 96 frames one after another) as a [N, 1, 96, 96] tensor.
-pub fn to_nchw(v: &[f32]) -> Result<Tensor, TchError> {
-    let n = (v.len() / SIDE_PIXELS) as i64;
-    Tensor::f_from_slice(v)?.f_view([n, 1, INPUT_SIZE, INPUT_SIZE])
+/// Model-ready values (frames of `size` one after another) as a [N, 1, h, w] tensor.
+pub fn to_nchw(v: &[f32], size: FrameSize) -> Result<Tensor, TchError> {
+    let n = (v.len() / size.pixels()) as i64;
+    Tensor::f_from_slice(v)?.f_view([n, 1, size.height as i64, size.width as i64])
 }
 
 /// A fingerprint of training data: the first 128 bits of the SHA-256 of `parts`, in hex.
@@ -151,16 +151,16 @@ pub fn fingerprint(parts: &[&[u8]]) -> String {
 
 /// Training inputs ready for the network.
 pub struct Prepared {
-    /// [N, 1, 96, 96] float32 standardised images.
+    /// [N, 1, h, w] float32 standardised images at the network's input size.
     pub images: Tensor,
-    /// [N, 1, 96, 96] float32 targets in [0, 1].
+    /// [N, 1, h, w] float32 targets in [0, 1].
     pub masks: Tensor,
     /// N.
     pub samples: usize,
     /// The statistics used, when the images were standardised here.
     pub stats: Option<Stats>,
     /// A fingerprint of the samples as the network sees them before standardisation
-    /// (the 96 x 96 uint8 frames and masks, or the float32 arrays as given).
+    /// (the resized uint8 frames and masks, or the float32 arrays as given).
     pub fingerprint: String,
     /// The size of the full frames, when frames (not model-ready arrays) were given.
     pub frame_size: Option<FrameSize>,
@@ -170,11 +170,16 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-/// Loads the training arrays: uint8 (N, H, W) frames (the Kaggle's 420 x 580 or any
-/// other one size) go through the original's
-/// preprocessing; float32 (N, 96, 96, 1) arrays are taken as model-ready, as Keras's
-/// `fit` would take them.
-pub fn load_training(images: &Path, masks: &Path, quiet: bool) -> Result<Prepared> {
+/// Loads the training arrays for a network whose input is `input`: uint8 (N, H, W)
+/// frames (the Kaggle's 420 x 580 or any other one size) go through the original's
+/// preprocessing; float32 (N, h, w, 1) arrays of the input's size are taken as
+/// model-ready, as Keras's `fit` would take them.
+pub fn load_training(
+    images: &Path,
+    masks: &Path,
+    input: FrameSize,
+    quiet: bool,
+) -> Result<Prepared> {
     let mut ri = NpyReader::open(images)?;
     let mut rm = NpyReader::open(masks)?;
     if ri.shape.first() != rm.shape.first() {
@@ -186,16 +191,16 @@ pub fn load_training(images: &Path, masks: &Path, quiet: bool) -> Result<Prepare
             rm.shape.first().copied().unwrap_or(0)
         );
     }
-    let side = SIDE as u64;
+    let (h, w) = (input.height as u64, input.width as u64);
     if ri.dtype == Dtype::F32 {
-        ri.expect(Dtype::F32, &[None, Some(side), Some(side), Some(1)])?;
-        rm.expect(Dtype::F32, &[None, Some(side), Some(side), Some(1)])?;
+        ri.expect(Dtype::F32, &[None, Some(h), Some(w), Some(1)])?;
+        rm.expect(Dtype::F32, &[None, Some(h), Some(w), Some(1)])?;
         let x = ri.read_all::<f32>()?;
         let y = rm.read_all::<f32>()?;
         return Ok(Prepared {
-            images: to_nchw(&x)?,
-            masks: to_nchw(&y)?,
-            samples: x.len() / SIDE_PIXELS,
+            images: to_nchw(&x, input)?,
+            masks: to_nchw(&y, input)?,
+            samples: x.len() / input.pixels(),
             stats: None,
             fingerprint: fingerprint(&[&f32_bytes(&x), &f32_bytes(&y)]),
             frame_size: None,
@@ -211,13 +216,13 @@ pub fn load_training(images: &Path, masks: &Path, quiet: bool) -> Result<Prepare
         );
     }
     let t0 = std::time::Instant::now();
-    let imgs = preprocess_frames(&mut ri, "resize", quiet)?;
-    let msks = preprocess_frames(&mut rm, "masks", quiet)?;
+    let imgs = preprocess_frames(&mut ri, "resize", input, quiet)?;
+    let msks = preprocess_frames(&mut rm, "masks", input, quiet)?;
     let s = stats(&imgs);
     if !quiet {
         println!(
-            "resized {} images and masks to 96 x 96 in {:.1} s; mean {:.3}, std {:.3}",
-            imgs.len() / SIDE_PIXELS,
+            "resized {} images and masks to {input} in {:.1} s; mean {:.3}, std {:.3}",
+            imgs.len() / input.pixels(),
             t0.elapsed().as_secs_f64(),
             s.mean,
             s.std
@@ -230,9 +235,9 @@ pub fn load_training(images: &Path, masks: &Path, quiet: bool) -> Result<Prepare
         );
     }
     Ok(Prepared {
-        images: standardise(&imgs, s)?,
-        masks: unit_masks(&msks)?,
-        samples: imgs.len() / SIDE_PIXELS,
+        images: standardise(&imgs, s, input)?,
+        masks: unit_masks(&msks, input)?,
+        samples: imgs.len() / input.pixels(),
         stats: Some(s),
         fingerprint: fingerprint(&[&imgs, &msks]),
         frame_size: Some(size),
@@ -260,6 +265,7 @@ pub fn epoch_order(n_train: usize, seed: u64, epoch: usize, shuffle: bool) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::TUTORIAL_INPUT;
 
     #[test]
     fn validation_is_the_last_share() {
@@ -314,7 +320,7 @@ mod tests {
         let s = stats(&[0, 2, 4, 6]);
         assert_eq!(s.mean, 3.0);
         assert!((s.std - 5f64.sqrt()).abs() < 1e-12);
-        let t = standardise(&[0, 2, 4, 6].repeat(SIDE_PIXELS / 4), s).unwrap();
+        let t = standardise(&[0, 2, 4, 6].repeat(96 * 96 / 4), s, TUTORIAL_INPUT).unwrap();
         assert_eq!(t.size(), [1, 1, 96, 96]);
         let first = t.view([-1]).double_value(&[0]);
         assert!((first + 3.0 / 5f64.sqrt()).abs() < 1e-6);

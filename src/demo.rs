@@ -132,8 +132,9 @@ impl Plan {
         let mut opt = KerasAdam::new(&vs, AdamConfig::default())?;
         let x = Tensor::f_randn([self.batch, 1, 96, 96], (Kind::Float, device))?;
         let y = x.f_gt(1.0)?.f_to_kind(Kind::Float)?;
-        crate::bench::timed_step(&net, &mut opt, &x, &y)?;
-        let seconds = crate::bench::timed_step(&net, &mut opt, &x, &y)?;
+        let dice = crate::loss::Loss::Dice;
+        crate::bench::timed_step(&net, &mut opt, (&x, &y), dice)?;
+        let seconds = crate::bench::timed_step(&net, &mut opt, (&x, &y), dice)?;
         Ok(seconds)
     }
 }
@@ -219,7 +220,11 @@ fn run_steps(cfg: &DemoConfig, step: &std::cell::Cell<&'static str>) -> Result<D
         device: cfg.device,
         init_weights: None,
         resume: false,
-        base_width: plan.width,
+        network: crate::model::NetworkChoice {
+            base_width: Some(plan.width),
+            ..Default::default()
+        },
+        loss: Default::default(),
         speed: crate::model::Speed::default(),
         callbacks: Default::default(),
         folds: None,
@@ -232,7 +237,7 @@ fn run_steps(cfg: &DemoConfig, step: &std::cell::Cell<&'static str>) -> Result<D
         "[3/7] train: {} epochs, batch {}, base width {}, lr {:e}, on {:?} -> {}",
         tcfg.epochs,
         tcfg.batch_size,
-        tcfg.base_width,
+        plan.width,
         tcfg.adam.lr,
         cfg.device,
         weights_dir.display()

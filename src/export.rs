@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Result};
 use tch::{CModule, Device, Kind, TchError, Tensor};
 
-use crate::model::{Speed, INPUT_SIZE};
+use crate::model::Speed;
 use crate::predict::{load, StatsSource};
 use crate::submission::MaskRule;
 
@@ -73,9 +73,10 @@ pub fn export(cfg: &ExportConfig) -> Result<ExportReport> {
     // The weights become constants of the traced graph, which the tracer takes only
     // from tensors that need no gradient.
     loaded.vs.freeze();
-    let stats = cfg.stats.resolve(&loaded.file, cfg.quiet)?;
-    let side = INPUT_SIZE;
-    let example = Tensor::zeros([1, 1, side, side], (Kind::Float, Device::Cpu));
+    let input = loaded.cfg.input;
+    let stats = cfg.stats.resolve(&loaded.file, input, cfg.quiet)?;
+    let (h, w) = (input.height as i64, input.width as i64);
+    let example = Tensor::zeros([1, 1, h, w], (Kind::Float, Device::Cpu));
     let mut failure = None;
     let module =
         tch::no_grad(|| {
@@ -106,7 +107,7 @@ pub fn export(cfg: &ExportConfig) -> Result<ExportReport> {
             cfg.torchscript.display()
         );
     }
-    let json = sidecar(cfg, stats, loaded.cfg.base_width, &loaded.file.meta);
+    let json = sidecar(cfg, stats, &loaded.cfg, &loaded.file.meta);
     let sidecar = sidecar_path(&cfg.torchscript);
     crate::atomic::write_with(&sidecar, |w| {
         use std::io::Write;
@@ -128,7 +129,9 @@ pub fn export(cfg: &ExportConfig) -> Result<ExportReport> {
 pub fn check(path: &Path, net: &crate::model::UNet) -> Result<f64> {
     let m = CModule::load(path).map_err(tch_err(&format!("loading {}", path.display())))?;
     tch::manual_seed(7);
-    let x = Tensor::randn([3, 1, INPUT_SIZE, INPUT_SIZE], (Kind::Float, Device::Cpu));
+    let input = net.config().input;
+    let (h, w) = (input.height as i64, input.width as i64);
+    let x = Tensor::randn([3, 1, h, w], (Kind::Float, Device::Cpu));
     let diff = tch::no_grad(|| -> Result<f64, TchError> {
         let a = m.forward_ts(&[&x])?;
         let b = net.forward(&x)?;
@@ -141,24 +144,26 @@ pub fn check(path: &Path, net: &crate::model::UNet) -> Result<f64> {
 fn sidecar(
     cfg: &ExportConfig,
     stats: crate::dataset::Stats,
-    base_width: i64,
+    network: &crate::model::UNetConfig,
     meta: &crate::keras::Meta,
 ) -> serde_json::Value {
+    let (h, w) = (network.input.height, network.input.width);
     serde_json::json!({
         "format": "nerveseg U-Net, traced TorchScript",
         "nerveseg_version": env!("CARGO_PKG_VERSION"),
         "weights": cfg.weights.display().to_string(),
-        "base_width": base_width,
+        "base_width": network.base_width,
+        "network": network.to_string(),
         "input": {
-            "shape": ["N", 1, INPUT_SIZE, INPUT_SIZE],
+            "shape": ["N", 1, h, w],
             "dtype": "float32",
             "layout": "NCHW",
-            "preprocess": "resize the uint8 frame to 96 x 96 with skimage.transform.resize(frame, (96, 96), preserve_range=True), store into uint8 (truncate), then (x - mean) / std",
+            "preprocess": format!("resize the uint8 frame to {h} x {w} with skimage.transform.resize(frame, ({h}, {w}), preserve_range=True), store into uint8 (truncate), then (x - mean) / std"),
         },
         "mean": stats.mean,
         "std": stats.std,
         "output": {
-            "shape": ["N", 1, INPUT_SIZE, INPUT_SIZE],
+            "shape": ["N", 1, h, w],
             "what": "probability of nerve per pixel (sigmoid)",
             "postprocess": "mask = p > threshold; enlarge to the frame's size with skimage.transform.resize (order 1) and keep > 0.5; a mask with fewer than min_size pixels is empty",
         },

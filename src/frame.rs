@@ -54,6 +54,24 @@ impl FrameSize {
     }
 }
 
+impl FrameSize {
+    /// The size of the maps in a float32 (N, h, w, 1) array of probability maps (or
+    /// model-ready frames), checked.
+    pub fn of_maps(reader: &NpyReader) -> Result<FrameSize> {
+        match (reader.dtype, reader.shape.as_slice()) {
+            (Dtype::F32, &[_, h, w, 1]) => FrameSize::new(h as usize, w as usize)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", reader.path().display())),
+            _ => bail!(
+                "{}: expected a float32 array of shape (N, 96, 96, 1), or (N, h, w, 1) from a \
+                 network of another input size, found {} of shape {:?}",
+                reader.path().display(),
+                reader.dtype.name(),
+                reader.shape
+            ),
+        }
+    }
+}
+
 impl fmt::Display for FrameSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} x {}", self.height, self.width)

@@ -10,7 +10,6 @@ use plotters::prelude::*;
 
 use crate::data::npy::NpyReader;
 use crate::data::tiff;
-use crate::dataset::{SIDE, SIDE_PIXELS};
 use crate::frame::FrameSize;
 use crate::submission::{enlarger, MaskRule};
 
@@ -29,14 +28,15 @@ fn stop_point(k: usize, n: usize, what: &str, dir: &Path) -> Result<()> {
     })
 }
 
-/// `dir/{id}_pred.png`: uint8(prob * 255), 96 x 96, as the original wrote them.
-pub fn write_pred_pngs(dir: &Path, ids: &[i32], probs: &[f32]) -> Result<()> {
+/// `dir/{id}_pred.png`: uint8(prob * 255) of each map of `map` (96 x 96 for the
+/// tutorial's network), as the original wrote them.
+pub fn write_pred_pngs(dir: &Path, ids: &[i32], probs: &[f32], map: FrameSize) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for (k, (id, p)) in ids.iter().zip(probs.chunks(SIDE_PIXELS)).enumerate() {
+    for (k, (id, p)) in ids.iter().zip(probs.chunks(map.pixels())).enumerate() {
         stop_point(k, ids.len(), "prediction PNGs", dir)?;
         let bytes: Vec<u8> = p.iter().map(|&v| (v * 255.0) as u8).collect();
-        let img = image::GrayImage::from_raw(SIDE as u32, SIDE as u32, bytes)
-            .context("building a 96 x 96 picture")?;
+        let img = image::GrayImage::from_raw(map.width as u32, map.height as u32, bytes)
+            .with_context(|| format!("building a {map} picture"))?;
         save_png(
             &dir.join(format!("{id}_pred.png")),
             &image::DynamicImage::ImageLuma8(img),
@@ -96,6 +96,7 @@ pub fn write_overlays(
     frames: &Path,
     ids: &[i32],
     probs: &[f32],
+    map: FrameSize,
     truth_dir: Option<&Path>,
     rule: &MaskRule,
 ) -> Result<()> {
@@ -109,10 +110,10 @@ pub fn write_overlays(
             frames.display()
         );
     }
-    let resizer = enlarger(size);
+    let resizer = enlarger(map, size);
     let mut frame = vec![0u8; size.pixels()];
     let mut truth = vec![0u8; size.pixels()];
-    for (k, (id, p)) in ids.iter().zip(probs.chunks(SIDE_PIXELS)).enumerate() {
+    for (k, (id, p)) in ids.iter().zip(probs.chunks(map.pixels())).enumerate() {
         stop_point(k, ids.len(), "overlays", dir)?;
         reader.read_rows(&mut frame)?;
         let mut shown = None;

@@ -1,7 +1,7 @@
 //! Deciding "is there a nerve" apart from the mask. The competition scores an empty
 //! prediction on an empty frame 1 and any pixel there 0, so a frame judged empty gets
 //! an empty mask whatever its map says. The judgement is a probability from one of:
-//! - `mask`: the predicted map itself, the mean of its [`TOP_K`] most confident pixels
+//! - `mask`: the predicted map itself, the mean of its [`top_k`] most confident pixels
 //!   (high only when a nerve-sized patch is confident: area and peak in one number);
 //! - `head`: the presence head of a checkpoint trained with `--presence-head`;
 //! - `mean`: the mean of the two.
@@ -13,10 +13,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
-use crate::dataset::SIDE_PIXELS;
-
-/// The 96 x 96 pixels a `mask` presence averages: 1% of the map, a small nerve.
-pub const TOP_K: usize = SIDE_PIXELS / 100;
+/// The pixels a `mask` presence averages of a map of `pixels`: 1% of the map, a small
+/// nerve (92 of the tutorial's 96 x 96).
+pub fn top_k(pixels: usize) -> usize {
+    pixels / 100
+}
 
 /// Where the presence probability comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -63,9 +64,9 @@ impl fmt::Display for Gate {
     }
 }
 
-/// The `mask` presence probability of one 96 x 96 map.
+/// The `mask` presence probability of one map.
 pub fn from_map(map: &[f32]) -> f32 {
-    let k = TOP_K.min(map.len()).max(1);
+    let k = top_k(map.len()).max(1);
     let mut v: Vec<f32> = map
         .iter()
         .map(|p| if p.is_nan() { 0.0 } else { *p })
@@ -128,17 +129,17 @@ mod tests {
 
     #[test]
     fn the_mask_probability_is_the_mean_of_the_top_one_percent() {
-        let mut map = vec![0.1f32; SIDE_PIXELS];
+        let mut map = vec![0.1f32; 96 * 96];
         assert!((from_map(&map) - 0.1).abs() < 1e-6);
-        // A confident patch of exactly TOP_K pixels gives its probability...
-        for p in map.iter_mut().take(TOP_K) {
+        // A confident patch of exactly top_k pixels gives its probability...
+        for p in map.iter_mut().take(top_k(96 * 96)) {
             *p = 0.9;
         }
         assert!((from_map(&map) - 0.9).abs() < 1e-6);
         // ...a single confident pixel hardly counts.
-        let mut one = vec![0.0f32; SIDE_PIXELS];
+        let mut one = vec![0.0f32; 96 * 96];
         one[17] = 1.0;
-        assert!((from_map(&one) - 1.0 / TOP_K as f32).abs() < 1e-6);
+        assert!((from_map(&one) - 1.0 / top_k(96 * 96) as f32).abs() < 1e-6);
     }
 
     #[test]
@@ -147,7 +148,7 @@ mod tests {
             source: Source::Head,
             threshold: 0.4,
         };
-        let map = vec![0.0f32; SIDE_PIXELS];
+        let map = vec![0.0f32; 96 * 96];
         let heads = [0.1f32, 0.39, 0.4, 0.41, 0.9];
         let kept: Vec<bool> = heads.iter().map(|&h| gate.keeps(&map, Some(h))).collect();
         assert_eq!(kept, [false, false, true, true, true]);
@@ -155,8 +156,8 @@ mod tests {
             source: Source::Mean,
             threshold: 0.5,
         };
-        let mut map = vec![0.0f32; SIDE_PIXELS];
-        map.iter_mut().take(TOP_K).for_each(|p| *p = 0.6);
+        let mut map = vec![0.0f32; 96 * 96];
+        map.iter_mut().take(top_k(96 * 96)).for_each(|p| *p = 0.6);
         assert!(mean.keeps(&map, Some(0.42)) && !mean.keeps(&map, Some(0.38)));
         assert_eq!(gate.to_string(), "--presence head --presence-threshold 0.4");
     }

@@ -166,8 +166,7 @@ impl Resizer {
     /// Resizes `src` (row-major, in_h x in_w) into float64 `out` (out_h x out_w), before
     /// truncation: scikit-image's float result.
     pub fn resize_f64(&self, src: &[u8], out: &mut [f64]) {
-        let (h, w) = (self.rows.len, self.cols.len);
-        debug_assert_eq!(src.len(), h * w);
+        debug_assert_eq!(src.len(), self.rows.len * self.cols.len);
         let (lo, hi) = src
             .iter()
             .fold((u8::MAX, u8::MIN), |(a, b), &v| (a.min(v), b.max(v)));
@@ -180,6 +179,33 @@ impl Resizer {
         // The frame as f64 once: the vertical pass reads each row about 15 times, and
         // f64 slices vectorise where u8-to-f64 conversions in the loop do not.
         let src: Vec<f64> = src.iter().map(|&v| v as f64).collect();
+        self.resize_values(&src, lo as f64, hi as f64, out);
+    }
+
+    /// Resizes a float32 map (a probability map from a network of another input size)
+    /// as scikit-image resizes floats: the same blur and sampling, clipped to the
+    /// map's range.
+    pub fn resize_map(&self, src: &[f32], out: &mut [f32]) {
+        debug_assert_eq!(src.len(), self.rows.len * self.cols.len);
+        let src: Vec<f64> = src.iter().map(|&v| v as f64).collect();
+        let (lo, hi) = src
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        let mut f = vec![0f64; self.output_len()];
+        if lo == hi {
+            f.fill(lo);
+        } else {
+            self.resize_values(&src, lo, hi, &mut f);
+        }
+        for (o, v) in out.iter_mut().zip(&f) {
+            *o = *v as f32;
+        }
+    }
+
+    /// The blur and sampling of `src` (row-major, in_h x in_w, as f64) into `out`,
+    /// clipped to [lo, hi].
+    fn resize_values(&self, src: &[f64], lo: f64, hi: f64, out: &mut [f64]) {
+        let w = self.cols.len;
         // Axis 0 (vertical) blur at the needed rows, for every column, a whole row at a
         // time. Per pixel, SciPy's order for a symmetric kernel: the centre times w0,
         // then (x[i - j] + x[i + j]) * w[j] added from the outermost j inwards.
@@ -230,7 +256,7 @@ impl Resizer {
                 t += both[k0 * nc + m1] * wr0 * wc1;
                 t += both[k1 * nc + m0] * wr1 * wc0;
                 t += both[k1 * nc + m1] * wr1 * wc1;
-                out[i * out_w + j] = t.clamp(lo as f64, hi as f64);
+                out[i * out_w + j] = t.clamp(lo, hi);
             }
         }
     }
@@ -288,6 +314,23 @@ impl Resizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_float_map_resizes_as_its_bytes_do() {
+        // The same values as u8 and as f32 give the same float result.
+        let r = Resizer::new(12, 20, 8, 8);
+        let src: Vec<u8> = (0..240).map(|i| (i * 7 % 251) as u8).collect();
+        let mut a = vec![0f64; 64];
+        r.resize_f64(&src, &mut a);
+        let mut b = vec![0f32; 64];
+        r.resize_map(&src.iter().map(|&v| v as f32).collect::<Vec<_>>(), &mut b);
+        for (x, y) in a.iter().zip(&b) {
+            assert!((*x as f32 - y).abs() < 1e-4, "{x} {y}");
+        }
+        let mut flat = vec![1f32; 64];
+        r.resize_map(&[0.25; 240], &mut flat);
+        assert!(flat.iter().all(|&v| v == 0.25));
+    }
 
     #[test]
     fn mirror_reflects_without_repeating_the_edge() {

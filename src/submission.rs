@@ -1,5 +1,5 @@
-//! Stage 4, the original `submission.py`, corrected: sort by id, threshold each 96 x 96
-//! probability map at 0.5, enlarge to 420 rows x 580 columns with scikit-image's resize
+//! Stage 4, the original `submission.py`, corrected: sort by id, threshold each
+//! probability map (96 x 96 for the tutorial's network) at 0.5, enlarge to 420 rows x 580 columns with scikit-image's resize
 //! (bilinear, no blur when enlarging), threshold again at 0.5, drop masks with fewer than
 //! 10 pixels, run-length encode, and write `submission.csv` (`img,pixels`).
 //!
@@ -14,7 +14,6 @@ use anyhow::{bail, Result};
 use rayon::prelude::*;
 
 use crate::data::npy::{Dtype, NpyReader};
-use crate::dataset::{SIDE, SIDE_PIXELS};
 use crate::frame::FrameSize;
 use crate::resize::Resizer;
 
@@ -32,7 +31,8 @@ pub struct SubmitConfig {
 /// How a probability map becomes a full-size binary mask.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MaskRule {
-    /// A 96 x 96 pixel is in the mask when its probability is above this.
+    /// A pixel of the map (96 x 96 for the tutorial's network) is in the mask when its
+    /// probability is above this.
     pub threshold: f64,
     /// Masks with fewer full-size pixels are written empty.
     pub min_size: usize,
@@ -95,9 +95,10 @@ impl MaskRule {
     }
 }
 
-/// The enlargement from the model's 96 x 96 to frames of `size` (Kaggle: 420 x 580).
-pub fn enlarger(size: FrameSize) -> Resizer {
-    Resizer::new(SIDE, SIDE, size.height, size.width)
+/// The enlargement from the network's maps of `map` (96 x 96 for the tutorial's) to
+/// frames of `size` (Kaggle: 420 x 580).
+pub fn enlarger(map: FrameSize, size: FrameSize) -> Resizer {
+    Resizer::new(map.height, map.width, size.height, size.width)
 }
 
 /// Kaggle's run-length encoding of a row-major `height` x `width` 0/1 mask: pixels are
@@ -146,11 +147,11 @@ pub fn rle_encode(mask: &[u8], height: usize, width: usize) -> String {
     out
 }
 
-/// Reads the prediction arrays: float32 (N, 96, 96, 1) masks and int32 (N,) ids.
-pub fn read_predictions(masks: &Path, ids: &Path) -> Result<(Vec<f32>, Vec<i32>)> {
+/// Reads the prediction arrays: float32 (N, h, w, 1) maps and int32 (N,) ids; with the
+/// maps' size.
+pub fn read_predictions(masks: &Path, ids: &Path) -> Result<(Vec<f32>, FrameSize, Vec<i32>)> {
     let m = NpyReader::open(masks)?;
-    let side = SIDE as u64;
-    m.expect(Dtype::F32, &[None, Some(side), Some(side), Some(1)])?;
+    let map = FrameSize::of_maps(&m)?;
     let r = NpyReader::open(ids)?;
     r.expect(Dtype::I32, &[None])?;
     if m.shape[0] != r.shape[0] {
@@ -168,28 +169,34 @@ pub fn read_predictions(masks: &Path, ids: &Path) -> Result<(Vec<f32>, Vec<i32>)
     if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
         bail!("{}: id {} appears more than once", ids.display(), w[0]);
     }
-    Ok((m.read_all::<f32>()?, ids_v))
+    Ok((m.read_all::<f32>()?, map, ids_v))
 }
 
-/// The run-length codes of the 96 x 96 probability maps `probs` (one after another) taken
-/// in `order`, each enlarged to `size` under `rule`; in parallel.
-pub fn encode(probs: &[f32], order: &[usize], rule: &MaskRule, size: FrameSize) -> Vec<String> {
-    encode_with_heads(probs, None, order, rule, size)
+/// The run-length codes of the probability maps `probs` (of `map` each, one after
+/// another) taken in `order`, each enlarged to `size` under `rule`; in parallel.
+pub fn encode(
+    (probs, map): (&[f32], FrameSize),
+    order: &[usize],
+    rule: &MaskRule,
+    size: FrameSize,
+) -> Vec<String> {
+    encode_with_heads((probs, map), None, order, rule, size)
 }
 
 /// As [`encode`], with the presence heads' probability of each map for a gate on them.
 pub fn encode_with_heads(
-    probs: &[f32],
+    (probs, map): (&[f32], FrameSize),
     heads: Option<&[f32]>,
     order: &[usize],
     rule: &MaskRule,
     size: FrameSize,
 ) -> Vec<String> {
-    let resizer = enlarger(size);
+    let resizer = enlarger(map, size);
+    let px = map.pixels();
     order
         .par_iter()
         .map(|&i| {
-            let probs = &probs[i * SIDE_PIXELS..(i + 1) * SIDE_PIXELS];
+            let probs = &probs[i * px..(i + 1) * px];
             match rule.full_mask_with_head(probs, heads.map(|h| h[i]), &resizer) {
                 Some(full) => rle_encode(&full, size.height, size.width),
                 None => String::new(),
@@ -244,7 +251,7 @@ pub fn submit(cfg: &SubmitConfig) -> Result<SubmitReport> {
 
 fn write_submission(cfg: &SubmitConfig) -> Result<SubmitReport> {
     let t0 = std::time::Instant::now();
-    let (probs, ids) = read_predictions(&cfg.masks, &cfg.ids)?;
+    let (probs, map, ids) = read_predictions(&cfg.masks, &cfg.ids)?;
     let heads = match cfg.rule.presence {
         Some(g) if g.source.needs_head() => Some(read_heads(&cfg.masks, ids.len(), g)?),
         _ => None,
@@ -258,7 +265,7 @@ fn write_submission(cfg: &SubmitConfig) -> Result<SubmitReport> {
     order.sort_by_key(|&i| ids[i]);
     let t0 = std::time::Instant::now();
     crate::interrupt::check()?;
-    let rows = encode_with_heads(&probs, heads.as_deref(), &order, &cfg.rule, cfg.size);
+    let rows = encode_with_heads((&probs, map), heads.as_deref(), &order, &cfg.rule, cfg.size);
     crate::interrupt::check()?;
     log::info!(
         "encoded {} masks in {:.3} s",
@@ -282,6 +289,7 @@ fn write_submission(cfg: &SubmitConfig) -> Result<SubmitReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::TUTORIAL_INPUT;
 
     #[test]
     fn rle_is_column_major_from_one() {
@@ -305,9 +313,9 @@ mod tests {
 
     #[test]
     fn small_masks_are_dropped() {
-        let r = enlarger(crate::frame::KAGGLE);
-        let mut probs = vec![0f32; SIDE_PIXELS];
-        probs[40 * SIDE + 40] = 0.9; // one 96 x 96 pixel: about 4 x 6 full-size pixels
+        let r = enlarger(TUTORIAL_INPUT, crate::frame::KAGGLE);
+        let mut probs = vec![0f32; 96 * 96];
+        probs[40 * 96 + 40] = 0.9; // one 96 x 96 pixel: about 4 x 6 full-size pixels
         let rule = MaskRule::default();
         let full = rule.full_mask(&probs, &r);
         let n = full.iter().filter(|&&v| v == 1).count();
@@ -330,8 +338,8 @@ mod tests {
 
     #[test]
     fn threshold_is_strict() {
-        let r = enlarger(crate::frame::KAGGLE);
-        let probs = vec![0.5f32; SIDE_PIXELS];
+        let r = enlarger(TUTORIAL_INPUT, crate::frame::KAGGLE);
+        let probs = vec![0.5f32; 96 * 96];
         assert!(MaskRule::default()
             .full_mask(&probs, &r)
             .iter()

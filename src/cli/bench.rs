@@ -8,6 +8,7 @@ use nerveseg::bench::{self, NetBench, SaveResized};
 use serde_json::json;
 use tch::Device;
 
+use super::network::NetworkArgs;
 use super::parse_device;
 use super::shared::SpeedArgs;
 
@@ -19,11 +20,12 @@ pub struct BenchArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Stage {
-    /// Resize every training image and mask to 96 x 96 (the training preprocessing).
+    /// Resize every training image and mask to the network's input (the training
+    /// preprocessing).
     Resize(ResizeArgs),
-    /// Training steps of the U-Net (forward, Dice loss, backward, Adam) on one batch each.
+    /// Training steps of the network (forward, loss, backward, Adam) on one batch each.
     TrainStep(NetArgs),
-    /// Forward passes of the U-Net without gradients.
+    /// Forward passes of the network without gradients.
     Infer(NetArgs),
     /// Encode probability maps as the submission does (enlarge, threshold, run-length).
     Encode(EncodeArgs),
@@ -40,20 +42,24 @@ pub struct ResizeArgs {
     /// Only the first N frames.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
-    /// Also write the standardised images, float32 (N, 96, 96, 1) (not timed).
+    /// The network's input to resize to, rows x columns.
+    #[arg(long, value_name = "HxW", default_value = "96x96")]
+    pub input_size: nerveseg::frame::FrameSize,
+    /// Also write the standardised images, float32 (N, h, w, 1) (not timed).
     #[arg(long, value_name = "FILE", requires = "save_masks")]
     pub save_images: Option<PathBuf>,
-    /// Also write the masks / 255, float32 (N, 96, 96, 1) (not timed).
+    /// Also write the masks / 255, float32 (N, h, w, 1) (not timed).
     #[arg(long, value_name = "FILE", requires = "save_images")]
     pub save_masks: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct NetArgs {
-    /// Model-ready float32 (N, 96, 96, 1) images, e.g. from `bench resize --save-images`.
+    /// Model-ready float32 (N, h, w, 1) images at the network's input, e.g. from `bench
+    /// resize --save-images`.
     #[arg(long, value_name = "FILE")]
     pub images: PathBuf,
-    /// Model-ready float32 (N, 96, 96, 1) masks in [0, 1] (train-step only).
+    /// Model-ready float32 (N, h, w, 1) masks in [0, 1] (train-step only).
     #[arg(long, value_name = "FILE")]
     pub masks: Option<PathBuf>,
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
@@ -77,11 +83,14 @@ pub struct NetArgs {
     pub bf16: bool,
     #[command(flatten)]
     pub speed: SpeedArgs,
+    /// The network timed and its loss (the tutorial's by default).
+    #[command(flatten)]
+    pub network: NetworkArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct EncodeArgs {
-    /// float32 (N, 96, 96, 1) probability maps.
+    /// float32 (N, h, w, 1) probability maps.
     #[arg(long, value_name = "FILE", default_value = "imgs_mask_test.npy")]
     pub masks: PathBuf,
 }
@@ -95,19 +104,20 @@ impl BenchArgs {
                     .save_images
                     .zip(a.save_masks)
                     .map(|(images, masks)| SaveResized { images, masks });
-                let (n, s) = bench::resize(&a.images, &a.masks, a.limit, save.as_ref())?;
+                let files = (a.images.as_path(), a.masks.as_path());
+                let (n, s) = bench::resize(files, a.limit, a.input_size, save.as_ref())?;
                 json!({"stage": "resize", "framework": "nerveseg", "images": n, "seconds": s})
             }
             Stage::TrainStep(a) => {
                 let masks = a.masks.clone().ok_or_else(|| {
                     anyhow::anyhow!("bench train-step needs --masks (model-ready float32)")
                 })?;
-                let b = a.net_bench(a.steps);
+                let b = a.net_bench(a.steps)?;
                 let times = bench::train_steps(&a.images, &masks, &b)?;
                 a.report("train-step", "step_seconds", &times)
             }
             Stage::Infer(a) => {
-                let b = a.net_bench(a.batches);
+                let b = a.net_bench(a.batches)?;
                 let times = bench::inference(&a.images, &b)?;
                 a.report("infer", "batch_seconds", &times)
             }
@@ -121,17 +131,21 @@ impl BenchArgs {
 }
 
 impl NetArgs {
-    fn net_bench(&self, runs: usize) -> NetBench {
+    fn net_bench(&self, runs: usize) -> Result<NetBench> {
         if let Some(t) = self.threads {
             tch::set_num_threads(t);
         }
-        NetBench {
+        let network = self.network.choice(Default::default())?.fresh(false);
+        network.check()?;
+        Ok(NetBench {
             batch_size: self.batch_size as usize,
             warmup: self.warmup,
             runs,
             device: self.device,
             speed: self.speed.speed(self.bf16),
-        }
+            network,
+            loss: self.network.loss.map(Into::into).unwrap_or_default(),
+        })
     }
 
     fn report(&self, stage: &str, key: &str, times: &[f64]) -> serde_json::Value {
@@ -147,6 +161,7 @@ impl NetArgs {
                 _ => "cpu".to_owned(),
             },
             "channels_last": speed.channels_last,
+            "network": self.network.choice(Default::default()).map(|c| c.fresh(false).to_string()).unwrap_or_default(),
             "bf16": speed.bf16,
             key: times,
             "median_s": m,

@@ -7,7 +7,9 @@ mod demo;
 mod evaluate;
 mod export;
 mod keras;
+mod network;
 mod predict;
+mod recipe;
 mod shared;
 mod submit;
 #[cfg(test)]

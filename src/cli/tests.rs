@@ -138,8 +138,8 @@ fn train_defaults_are_the_tutorials() {
         (1e-7, 0.9, 0.999)
     );
     assert_eq!(
-        (c.seed, c.shuffle, c.resume, c.base_width),
-        (0, true, false, 32)
+        (c.seed, c.shuffle, c.resume, c.network.fresh(false)),
+        (0, true, false, nerveseg::model::UNetConfig::default())
     );
     assert_eq!(c.images, PathBuf::from("imgs_train.npy"));
     assert_eq!(c.masks, PathBuf::from("imgs_mask_train.npy"));
@@ -182,8 +182,8 @@ fn train_defaults_are_the_tutorials() {
         (0.0, 4, false, Device::Cpu)
     );
     assert_eq!(
-        (c.init_weights, c.out_dir, c.base_width),
-        (Some("w.h5".into()), "o".into(), 8)
+        (c.init_weights, c.out_dir, c.network.base_width),
+        (Some("w.h5".into()), "o".into(), Some(8))
     );
     assert!(
         Cli::try_parse_from(["nerveseg", "train", "--resume", "--init-weights", "w.h5"]).is_err()

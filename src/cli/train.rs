@@ -8,7 +8,9 @@ use nerveseg::train::callbacks::{Callbacks, PlateauConfig, StopConfig};
 use nerveseg::train::{Folds, TrainConfig};
 use tch::Device;
 
+use super::network::NetworkArgs;
 use super::parse_device;
+use super::recipe::{preset, Recipe};
 use super::shared::SpeedArgs;
 
 #[derive(Debug, Args)]
@@ -24,15 +26,17 @@ pub struct TrainArgs {
     /// Folder for weights.h5 (best by val_loss), last.h5 (for --resume) and history.csv.
     #[arg(long, value_name = "DIR", default_value = "weights")]
     pub out_dir: PathBuf,
-    /// Passes over the training data.
-    #[arg(long, value_name = "N", default_value_t = 20)]
-    pub epochs: usize,
+    /// Passes over the training data [default: 20, the tutorial's; 40 with --recipe
+    /// modern].
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<usize>,
     /// Images per gradient step.
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: u32,
-    /// Adam learning rate.
-    #[arg(long, value_name = "LR", default_value_t = 1e-5)]
-    pub lr: f64,
+    /// Adam learning rate [default: 1e-5, the tutorial's; 1e-3 with --recipe modern].
+    /// The tutorial's rate barely moves a few hundred frames: see the README's ablation.
+    #[arg(long, value_name = "LR")]
+    pub lr: Option<f64>,
     /// Adam epsilon, in Keras's form (outside the bias correction); tf-keras's default.
     /// Keras 2.0 (2017) used 1e-8.
     #[arg(long, value_name = "EPS", default_value_t = 1e-7)]
@@ -55,9 +59,8 @@ pub struct TrainArgs {
     /// Continue the interrupted run saved in OUT_DIR/last.h5.
     #[arg(long)]
     pub resume: bool,
-    /// Channels of the first level of a fresh model (32 = the tutorial's).
-    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(i64).range(1..))]
-    pub base_width: i64,
+    #[command(flatten)]
+    pub network: NetworkArgs,
     #[command(flatten)]
     pub speed: SpeedArgs,
     /// Mixed precision: convolutions in bfloat16 from float32 master weights (faster on
@@ -66,7 +69,9 @@ pub struct TrainArgs {
     pub amp: bool,
     /// A preset of the options that measured best on real frames (README, "Beyond the
     /// tutorial"): kaggle = --augment --reduce-lr-on-plateau --lr-factor 0.5
-    /// --lr-patience 5. Flags given beside it still set their own values.
+    /// --lr-patience 5; modern = kaggle with --norm batch --activation elu --loss
+    /// image-dice --lr 1e-3 --epochs 40. Flags given beside it still set their own
+    /// values.
     #[arg(
         long,
         value_name = "NAME",
@@ -104,13 +109,6 @@ pub struct TrainArgs {
     /// --images, as prepare writes it).
     #[arg(long, value_name = "FILE", requires = "folds")]
     pub groups: Option<PathBuf>,
-}
-
-/// A named set of training options.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Recipe {
-    /// Augmentation and a learning rate halved when val_loss stalls for 5 epochs.
-    Kaggle,
 }
 
 /// Augmentation of each training batch, on the device. Off unless asked for.
@@ -152,7 +150,7 @@ pub struct AugmentArgs {
 
 impl AugmentArgs {
     pub fn config(&self, recipe: Option<Recipe>) -> anyhow::Result<Option<AugmentConfig>> {
-        if !self.augment && recipe.is_none() {
+        if !self.augment && !preset(recipe).augment {
             return Ok(None);
         }
         let ranges = [
@@ -224,13 +222,11 @@ impl CallbackArgs {
     /// The callbacks asked for; `recipe` turns ReduceLROnPlateau on with its own factor
     /// and patience where the flags leave them out.
     pub fn callbacks(&self, recipe: Option<Recipe>) -> Result<Callbacks, String> {
-        let (factor, patience) = match recipe {
-            Some(Recipe::Kaggle) => (0.5, 5),
-            None => (0.1, 10),
-        };
+        let preset = preset(recipe).plateau;
+        let (factor, patience) = preset.unwrap_or((0.1, 10));
         let factor = self.lr_factor.unwrap_or(factor);
         let patience = self.lr_patience.unwrap_or(patience);
-        let on = self.reduce_lr_on_plateau || recipe.is_some();
+        let on = self.reduce_lr_on_plateau || preset.is_some();
         if on && !(factor > 0.0 && factor < 1.0) {
             return Err(format!("--lr-factor must be in (0, 1), got {factor}"));
         }
@@ -256,14 +252,21 @@ impl TrainArgs {
             .callbacks
             .callbacks(self.recipe)
             .map_err(anyhow::Error::msg)?;
+        let preset = preset(self.recipe);
         Ok(TrainConfig {
             images: self.images,
             masks: self.masks,
             out_dir: self.out_dir,
-            epochs: self.epochs,
+            epochs: self
+                .epochs
+                .or(preset.epochs)
+                .unwrap_or(nerveseg::train::TUTORIAL_EPOCHS),
             batch_size: self.batch_size as usize,
             adam: nerveseg::adam::AdamConfig {
-                lr: self.lr,
+                lr: self
+                    .lr
+                    .or(preset.lr)
+                    .unwrap_or(nerveseg::adam::AdamConfig::default().lr),
                 epsilon: self.adam_epsilon,
                 ..Default::default()
             },
@@ -273,7 +276,13 @@ impl TrainArgs {
             device: self.device,
             init_weights: self.init_weights,
             resume: self.resume,
-            base_width: self.base_width,
+            network: self.network.choice(preset.network)?,
+            loss: self
+                .network
+                .loss
+                .map(Into::into)
+                .or(preset.loss)
+                .unwrap_or_default(),
             speed: self.speed.speed(self.amp),
             callbacks,
             augment: self.augment.config(self.recipe)?,

@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Result};
 use tch::Device;
 
-use crate::dataset::{SIDE, SIDE_PIXELS};
 use crate::evaluate::{self, EvalConfig};
 use crate::submission::MaskRule;
 use crate::train::{self, Folds, TrainConfig};
@@ -167,7 +166,8 @@ pub fn cv(cfg: &CvConfig) -> Result<CvReport> {
     }
 
     let mut rows = Vec::new();
-    let mut oof: Option<Vec<f32>> = None;
+    // Every fold's network has the same input size (one command trains them all).
+    let mut oof: Option<(Vec<f32>, crate::frame::FrameSize)> = None;
     // The presence heads' out-of-fold probabilities, when the folds have heads.
     let mut oof_heads: Option<Vec<f32>> = None;
     for fold in 0..cfg.folds {
@@ -189,10 +189,11 @@ pub fn cv(cfg: &CvConfig) -> Result<CvReport> {
             quiet: cfg.train.quiet,
         })?;
         let n = crate::data::npy::NpyReader::open(&cfg.train.images)?.shape[0] as usize;
-        let all = oof.get_or_insert_with(|| vec![0f32; n * SIDE_PIXELS]);
+        let px = ev.map.pixels();
+        let (all, _) = oof.get_or_insert_with(|| (vec![0f32; n * px], ev.map));
         for (k, &frame) in ev.frames.iter().enumerate() {
-            all[frame * SIDE_PIXELS..(frame + 1) * SIDE_PIXELS]
-                .copy_from_slice(&ev.probabilities[k * SIDE_PIXELS..(k + 1) * SIDE_PIXELS]);
+            all[frame * px..(frame + 1) * px]
+                .copy_from_slice(&ev.probabilities[k * px..(k + 1) * px]);
         }
         if let Some(h) = &ev.heads {
             let all = oof_heads.get_or_insert_with(|| vec![0f32; n]);
@@ -209,9 +210,10 @@ pub fn cv(cfg: &CvConfig) -> Result<CvReport> {
         });
     }
     let oof_path = out.join("oof.npy");
-    let probs = oof.unwrap_or_default();
-    let n = (probs.len() / SIDE_PIXELS) as u64;
-    crate::data::npy::write(&oof_path, &[n, SIDE as u64, SIDE as u64, 1], &probs)?;
+    let (probs, map) = oof.unwrap_or((Vec::new(), crate::model::TUTORIAL_INPUT));
+    let n = (probs.len() / map.pixels()) as u64;
+    let shape = [n, map.height as u64, map.width as u64, 1];
+    crate::data::npy::write(&oof_path, &shape, &probs)?;
     let heads_path = crate::presence::scores_path(&oof_path);
     match &oof_heads {
         Some(h) => {

@@ -20,7 +20,7 @@ pub use self::oof::evaluate_oof;
 pub use self::report::Report;
 pub use self::sweep::{best_of, SweepPoint};
 use crate::data::npy::NpyReader;
-use crate::dataset::{self, SIDE_PIXELS};
+use crate::dataset;
 use crate::frame::FrameSize;
 use crate::libtorch::{explain, Advice};
 use crate::predict::ensemble::{Ensemble, EnsembleConfig};
@@ -129,13 +129,15 @@ pub struct Evaluation {
     pub split_from_checkpoint: bool,
     /// (K, I 0-based): the checkpoint's fold was scored instead of a last share.
     pub fold: Option<(u64, u64)>,
-    /// Keras's val_dice_coef: the plain mean of per-batch Dice at 96 x 96.
+    /// Keras's val_dice_coef: the plain mean of per-batch Dice at the maps' size.
     pub dice_coef: f64,
     /// Every rule tried, when sweeping.
     pub sweep: Vec<SweepPoint>,
-    /// The frames scored (indices into the arrays) and their 96 x 96 probabilities.
+    /// The frames scored (indices into the arrays) and their probability maps, of
+    /// `map` each (the network's input size).
     pub frames: Vec<usize>,
     pub probabilities: Vec<f32>,
+    pub map: FrameSize,
     /// The presence heads' probabilities of those frames, when the checkpoints have heads.
     pub heads: Option<Vec<f32>>,
     /// Out-of-fold probabilities (`--oof`) were scored, every frame, not a checkpoint.
@@ -178,17 +180,17 @@ fn tail_frames(path: &Path, split: f64) -> Result<(Frames, Vec<usize>)> {
 }
 
 /// The frames and masks of fold `i` of `k` (by the groups beside the images, dealt with
-/// `seed`), as training made it: whether a frame has a nerve is read from its 96 x 96
-/// mask. Only the fold's frames are kept in memory.
+/// `seed`), as training made it: whether a frame has a nerve is read from its mask
+/// resized to the network's `input`. Only the fold's frames are kept in memory.
 fn fold_frames(
     cfg: &EvalConfig,
-    k: usize,
-    i: usize,
-    seed: u64,
+    (k, i, seed): (usize, usize, u64),
+    input: FrameSize,
 ) -> Result<(Frames, Frames, Vec<usize>)> {
-    let small = dataset::preprocess_frames(&mut NpyReader::open(&cfg.masks)?, "masks", cfg.quiet)?;
+    let mut masks = NpyReader::open(&cfg.masks)?;
+    let small = dataset::preprocess_frames(&mut masks, "masks", input, cfg.quiet)?;
     let nerve: Vec<bool> = small
-        .chunks(SIDE_PIXELS)
+        .chunks(input.pixels())
         .map(|m| m.iter().any(|&v| v > 0))
         .collect();
     let groups_file = crate::split::groups_path(&cfg.images, cfg.groups.as_deref());
@@ -238,7 +240,9 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
         _ => None,
     };
     let ((frames, n, size), (truth, n_masks, mask_size), scored) = match fold {
-        Some(((k, i), seed)) => fold_frames(cfg, k as usize, i as usize, seed)?,
+        Some(((k, i), seed)) => {
+            fold_frames(cfg, (k as usize, i as usize, seed), models.map_size())?
+        }
         None => {
             let (f, scored) = tail_frames(&cfg.images, split)?;
             let (m, _) = tail_frames(&cfg.masks, split)?;
@@ -259,9 +263,13 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
             cfg.masks.display()
         );
     }
-    let (probs, heads) =
-        models.frames_with_heads(&dataset::resize_frames(&frames, size), cfg.quiet)?;
-    let (scores, dice_coef, sweep) = score(cfg, &probs, heads.as_deref(), &truth, size, n)?;
+    let (probs, heads) = models.frames_with_heads(
+        |to| Ok(dataset::resize_frames(&frames, size, to)),
+        cfg.quiet,
+    )?;
+    let map = models.map_size();
+    let maps = (probs.as_slice(), map);
+    let (scores, dice_coef, sweep) = score(cfg, maps, heads.as_deref(), &truth, size, n)?;
     Ok(Evaluation {
         scores,
         validation_split: split,
@@ -269,6 +277,7 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
         fold: fold.map(|f| f.0),
         frames: scored,
         probabilities: probs,
+        map,
         heads,
         dice_coef,
         sweep,
@@ -276,34 +285,35 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
     })
 }
 
-/// The scores of 96 x 96 probability maps `probs` (and the heads' probabilities)
-/// against the full-size masks `truth` (`n` frames of `size`): per image at full size under the rule (and the sweep), and
-/// Keras's batch dice_coef at 96 x 96.
+/// The scores of probability maps `probs` (of `map` each; and the heads' probabilities)
+/// against the full-size masks `truth` (`n` frames of `size`): per image at full size
+/// under the rule (and the sweep), and Keras's batch dice_coef at the maps' size.
 fn score(
     cfg: &EvalConfig,
-    probs: &[f32],
+    (probs, map): (&[f32], FrameSize),
     heads: Option<&[f32]>,
     truth: &[u8],
     size: FrameSize,
     n: usize,
 ) -> Result<(Scores, f64, Vec<SweepPoint>)> {
     let host = |what: &str, e: TchError| explain(e, what, Device::Cpu, Advice::None);
-    let y = dataset::unit_masks(&dataset::resize_frames(truth, size))
+    let y = dataset::unit_masks(&dataset::resize_frames(truth, size, map), map)
         .map_err(|e| host("scaling the masks", e))?;
-    let p = dataset::to_nchw(probs).map_err(|e| host("reading the predictions", e))?;
+    let p = dataset::to_nchw(probs, map).map_err(|e| host("reading the predictions", e))?;
     let dice_coef =
         batch_dice_coef(&y, &p, n, cfg.batch_size).map_err(|e| host("computing dice_coef", e))?;
     crate::presence::check_head(cfg.rule.presence, heads.is_some(), &cfg.weights)?;
 
-    let up = enlarger(size);
+    let up = enlarger(map, size);
     let pixels = size.pixels();
+    let px = map.pixels();
     let per_frame = |rule: &MaskRule| -> Vec<(usize, usize, f64)> {
         (0..n)
             .into_par_iter()
             .map(|i| {
-                let map = &probs[i * SIDE_PIXELS..(i + 1) * SIDE_PIXELS];
+                let m = &probs[i * px..(i + 1) * px];
                 let pred = rule
-                    .full_mask_with_head(map, heads.map(|h| h[i]), &up)
+                    .full_mask_with_head(m, heads.map(|h| h[i]), &up)
                     .unwrap_or_else(|| vec![0u8; pixels]);
                 let t = &truth[i * pixels..(i + 1) * pixels];
                 let count = |m: &[u8]| m.iter().filter(|&&v| v != 0).count();
@@ -313,7 +323,7 @@ fn score(
     };
     let scores = Scores::from_images(&per_frame(&cfg.rule));
     let sweep = if cfg.sweep {
-        sweep::search(&cfg.rule, probs, heads, per_frame)
+        sweep::search(&cfg.rule, (probs, map), heads, per_frame)
     } else {
         Vec::new()
     };

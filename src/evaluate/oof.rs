@@ -8,13 +8,12 @@ use anyhow::{bail, Result};
 
 use super::{score, select_frames, EvalConfig, Evaluation};
 use crate::data::npy::{Dtype, NpyReader};
-use crate::dataset::SIDE;
+use crate::frame::FrameSize;
 
-/// Scores `oof` (float32 (N, 96, 96, 1)) against `cfg.masks` (uint8 (N, H, W)).
+/// Scores `oof` (float32 (N, h, w, 1)) against `cfg.masks` (uint8 (N, H, W)).
 pub fn evaluate_oof(cfg: &EvalConfig, oof: &Path) -> Result<Evaluation> {
     let r = NpyReader::open(oof)?;
-    let side = Some(SIDE as u64);
-    r.expect(Dtype::F32, &[None, side, side, Some(1)])?;
+    let map = FrameSize::of_maps(&r)?;
     let maps = r.shape[0];
     let probs = r.read_all::<f32>()?;
     let ((truth, n, size), frames) = select_frames(&cfg.masks, |n| (0..n).collect())?;
@@ -35,7 +34,7 @@ pub fn evaluate_oof(cfg: &EvalConfig, oof: &Path) -> Result<Evaluation> {
     } else {
         None
     };
-    let (scores, dice_coef, sweep) = score(cfg, &probs, heads.as_deref(), &truth, size, n)?;
+    let (scores, dice_coef, sweep) = score(cfg, (&probs, map), heads.as_deref(), &truth, size, n)?;
     Ok(Evaluation {
         scores,
         validation_split: 1.0,
@@ -45,6 +44,7 @@ pub fn evaluate_oof(cfg: &EvalConfig, oof: &Path) -> Result<Evaluation> {
         sweep,
         frames,
         probabilities: probs,
+        map,
         heads,
         oof: true,
     })

@@ -3,7 +3,7 @@
 //! frames have, a presence threshold (or no presence gate). A gate and a minimum size
 //! only ever empty a mask, so one enlargement per threshold serves the whole grid.
 
-use crate::dataset::SIDE_PIXELS;
+use crate::frame::FrameSize;
 use crate::presence::{self, Gate, Source};
 use crate::submission::MaskRule;
 
@@ -50,11 +50,12 @@ pub const PRESENCE_THRESHOLDS: [f64; 7] = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 /// presence head's probabilities, when the checkpoint has a head.
 pub fn search(
     rule: &MaskRule,
-    probs: &[f32],
+    (probs, map): (&[f32], FrameSize),
     heads: Option<&[f32]>,
     per_frame: impl Fn(&MaskRule) -> Vec<(usize, usize, f64)>,
 ) -> Vec<SweepPoint> {
-    let n = probs.len() / SIDE_PIXELS;
+    let px = map.pixels();
+    let n = probs.len() / px;
     let sources: &[Source] = if heads.is_some() {
         &[Source::Mask, Source::Head, Source::Mean]
     } else {
@@ -65,8 +66,8 @@ pub fn search(
         .map(|&s| {
             let p = (0..n)
                 .map(|i| {
-                    let map = &probs[i * SIDE_PIXELS..(i + 1) * SIDE_PIXELS];
-                    presence::probability(s, map, heads.map(|h| h[i])).unwrap_or(1.0)
+                    let m = &probs[i * px..(i + 1) * px];
+                    presence::probability(s, m, heads.map(|h| h[i])).unwrap_or(1.0)
                 })
                 .collect();
             (s, p)
@@ -126,9 +127,11 @@ mod tests {
     #[test]
     fn the_sweep_finds_a_planted_presence_rule() {
         let n = 6;
-        let mut probs = vec![0.0f32; n * SIDE_PIXELS];
+        let map = crate::model::TUTORIAL_INPUT;
+        let px = map.pixels();
+        let mut probs = vec![0.0f32; n * px];
         for i in 0..n {
-            let m = &mut probs[i * SIDE_PIXELS..(i + 1) * SIDE_PIXELS];
+            let m = &mut probs[i * px..(i + 1) * px];
             let level = if i % 2 == 0 { 0.95 } else { 0.55 };
             m.iter_mut().take(200).for_each(|p| *p = level);
         }
@@ -136,7 +139,7 @@ mod tests {
         let per_frame = |rule: &MaskRule| -> Vec<(usize, usize, f64)> {
             (0..n)
                 .map(|i| {
-                    let on = probs[i * SIDE_PIXELS] as f64 > rule.threshold;
+                    let on = probs[i * px] as f64 > rule.threshold;
                     match (on, i % 2 == 0) {
                         (true, true) => (200, 200, 1.0),
                         (true, false) => (200, 0, 0.0),
@@ -146,7 +149,7 @@ mod tests {
                 })
                 .collect()
         };
-        let sweep = search(&MaskRule::default(), &probs, None, per_frame);
+        let sweep = search(&MaskRule::default(), (&probs, map), None, per_frame);
         assert_eq!(sweep.len(), 6 * 9 * 8);
         let best = best_of(&sweep).unwrap();
         assert_eq!(best.kaggle_dice, 1.0);

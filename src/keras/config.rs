@@ -1,23 +1,12 @@
-//! The tutorial's graph as Keras describes it: layer names in creation order and the
-//! `model_config` JSON that tf-keras stores in a full-model file, so that
-//! `tf_keras.models.load_model` can rebuild the model from a nerveseg checkpoint.
-//! Names follow Keras 2.0 (`conv2d_1` .., `max_pooling2d_1` .., `input_1`).
+//! A network's graph as Keras describes it: the `model_config` JSON that tf-keras stores
+//! in a full-model file, so that `tf_keras.models.load_model` can rebuild the model from
+//! a nerveseg checkpoint, written layer by layer from `model/topology.rs`. Names follow
+//! Keras 2.0 (`conv2d_1` .., `max_pooling2d_1` .., `input_1`).
 
 use serde_json::{json, Value};
 
-use crate::model::{UNetConfig, CONVS, HEAD, HEAD_POOL, INPUT_SIZE, TRANSPOSES};
-
-/// Weighted layers in the order `get_unet` creates them: conv2d_1..10, then per decoder
-/// level the transposed convolution before its two convolutions, then conv2d_19.
-pub fn creation_order() -> Vec<&'static str> {
-    let mut out: Vec<&'static str> = CONVS[..10].iter().map(|c| c.0).collect();
-    for (level, t) in TRANSPOSES.iter().enumerate() {
-        out.push(t.0);
-        out.extend(CONVS[10 + 2 * level..12 + 2 * level].iter().map(|c| c.0));
-    }
-    out.push(CONVS[18].0);
-    out
-}
+use crate::model::topology::{class_name, Act, Graph, Op, BN_EPSILON, BN_MOMENTUM};
+use crate::model::{UNetConfig, HEAD};
 
 /// The name Keras 3 (and tf-keras) gives a layer in a fresh session: the first of a kind
 /// has no number, then `_1`, `_2`.. (Keras 2.0 started at `_1`).
@@ -100,87 +89,119 @@ fn concat(name: &str, up: &str, skip: &str) -> Value {
     })
 }
 
-/// The presence head on `conv5`: GlobalAveragePooling2D, then Dense(1, sigmoid).
-fn presence_head(conv5: &str) -> [Value; 2] {
-    [
-        json!({
-            "class_name": "GlobalAveragePooling2D",
-            "config": {"name": HEAD_POOL, "trainable": true, "dtype": "float32",
-                       "data_format": "channels_last", "keepdims": false},
-            "name": HEAD_POOL,
-            "inbound_nodes": node(&[conv5]),
-        }),
-        json!({
-            "class_name": "Dense",
-            "config": {
-                "name": HEAD, "trainable": true, "dtype": "float32", "units": 1,
-                "activation": "sigmoid", "use_bias": true,
-                "kernel_initializer": {"class_name": "GlorotUniform", "config": {"seed": null}},
-                "bias_initializer": {"class_name": "Zeros", "config": {}},
-                "kernel_regularizer": null, "bias_regularizer": null,
-                "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null
-            },
-            "name": HEAD,
-            "inbound_nodes": node(&[HEAD_POOL]),
-        }),
-    ]
+fn global_pool(name: &str, input: &str) -> Value {
+    json!({
+        "class_name": "GlobalAveragePooling2D",
+        "config": {"name": name, "trainable": true, "dtype": "float32",
+                   "data_format": "channels_last", "keepdims": false},
+        "name": name,
+        "inbound_nodes": node(&[input]),
+    })
 }
 
-/// The `model_config` JSON of the tutorial's functional model at `cfg`'s width (two
-/// outputs, mask and presence, with a presence head).
-pub fn model_config(cfg: &UNetConfig) -> String {
-    let w = cfg.base_width;
-    let mut layers = vec![json!({
+/// The presence head: Dense(1, sigmoid).
+fn dense(name: &str, input: &str) -> Value {
+    json!({
+        "class_name": "Dense",
+        "config": {
+            "name": name, "trainable": true, "dtype": "float32", "units": 1,
+            "activation": "sigmoid", "use_bias": true,
+            "kernel_initializer": {"class_name": "GlorotUniform", "config": {"seed": null}},
+            "bias_initializer": {"class_name": "Zeros", "config": {}},
+            "kernel_regularizer": null, "bias_regularizer": null,
+            "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null
+        },
+        "name": name,
+        "inbound_nodes": node(&[input]),
+    })
+}
+
+fn batch_norm(name: &str, input: &str) -> Value {
+    json!({
+        "class_name": "BatchNormalization",
+        "config": {
+            "name": name, "trainable": true, "dtype": "float32", "axis": [3],
+            "momentum": BN_MOMENTUM, "epsilon": BN_EPSILON, "center": true, "scale": true,
+            "beta_initializer": {"class_name": "Zeros", "config": {}},
+            "gamma_initializer": {"class_name": "Ones", "config": {}},
+            "moving_mean_initializer": {"class_name": "Zeros", "config": {}},
+            "moving_variance_initializer": {"class_name": "Ones", "config": {}},
+            "beta_regularizer": null, "gamma_regularizer": null,
+            "beta_constraint": null, "gamma_constraint": null
+        },
+        "name": name,
+        "inbound_nodes": node(&[input]),
+    })
+}
+
+fn activation(name: &str, act: Act, input: &str) -> Value {
+    json!({
+        "class_name": "Activation",
+        "config": {"name": name, "trainable": true, "dtype": "float32",
+                   "activation": act.name()},
+        "name": name,
+        "inbound_nodes": node(&[input]),
+    })
+}
+
+fn spatial_dropout(name: &str, rate: f64, input: &str) -> Value {
+    json!({
+        "class_name": "SpatialDropout2D",
+        "config": {"name": name, "trainable": true, "dtype": "float32", "rate": rate,
+                   "noise_shape": null, "seed": null},
+        "name": name,
+        "inbound_nodes": node(&[input]),
+    })
+}
+
+fn input_layer(name: &str, cfg: &UNetConfig) -> Value {
+    json!({
         "class_name": "InputLayer",
         "config": {
-            "batch_input_shape": [null, INPUT_SIZE, INPUT_SIZE, 1],
-            "dtype": "float32", "sparse": false, "ragged": false, "name": "input_1"
+            "batch_input_shape": [null, cfg.input.height, cfg.input.width, 1],
+            "dtype": "float32", "sparse": false, "ragged": false, "name": name
         },
-        "name": "input_1",
+        "name": name,
         "inbound_nodes": [],
-    })];
-    let mut prev = "input_1".to_owned();
-    let mut skips = Vec::new();
-    // Encoder: conv2d_1..10 with a pool after each pair but the last.
-    for level in 0..5 {
-        for j in 0..2 {
-            let (name, mult, k) = CONVS[2 * level + j];
-            layers.push(conv(name, w * mult, k, "relu", &prev));
-            prev = name.to_owned();
-        }
-        if level < 4 {
-            skips.push(prev.clone());
-            let p = format!("max_pooling2d_{}", level + 1);
-            layers.push(pool(&p, &prev));
-            prev = p;
-        }
-    }
-    // Decoder: up-sample, concatenate (up, skip), two convs.
-    for (level, &(tname, mult)) in TRANSPOSES.iter().enumerate() {
-        layers.push(transpose(tname, w * mult, &prev));
-        let c = format!("concatenate_{}", level + 1);
-        let skip = skips.pop().unwrap_or_default();
-        layers.push(concat(&c, tname, &skip));
-        prev = c;
-        for j in 0..2 {
-            let (name, mult, k) = CONVS[10 + 2 * level + j];
-            layers.push(conv(name, w * mult, k, "relu", &prev));
-            prev = name.to_owned();
-        }
-    }
-    let (out, _, k) = CONVS[18];
-    layers.push(conv(out, 1, k, "sigmoid", &prev));
-    let mut outputs = vec![json!([out, 0, 0])];
-    if cfg.presence_head {
-        layers.extend(presence_head(CONVS[9].0));
-        outputs.push(json!([HEAD, 0, 0]));
+    })
+}
+
+/// One layer of `g` as Keras describes it.
+fn layer(g: &Graph, i: usize, cfg: &UNetConfig) -> Value {
+    let n = &g.nodes[i];
+    let name = n.name.as_str();
+    let input = |k: usize| g.nodes[n.inputs[k]].name.as_str();
+    let v = match n.op {
+        Op::Input => input_layer(name, cfg),
+        Op::Conv { c_out, k, act, .. } => conv(name, c_out, k, act.name(), input(0)),
+        Op::BatchNorm { .. } => batch_norm(name, input(0)),
+        Op::Activation(act) => activation(name, act, input(0)),
+        Op::Dropout(rate) => spatial_dropout(name, rate, input(0)),
+        Op::Pool => pool(name, input(0)),
+        Op::Transpose { c_out, .. } => transpose(name, c_out, input(0)),
+        Op::Concat => concat(name, input(0), input(1)),
+        Op::GlobalPool => global_pool(name, input(0)),
+        Op::Dense { .. } => dense(name, input(0)),
+    };
+    debug_assert_eq!(v["class_name"], class_name(&n.op));
+    v
+}
+
+/// The `model_config` JSON of `cfg`'s functional model (two outputs, mask and presence,
+/// with a presence head).
+pub fn model_config(cfg: &UNetConfig) -> String {
+    let g = crate::model::graph(cfg);
+    let layers: Vec<Value> = (0..g.nodes.len()).map(|i| layer(&g, i, cfg)).collect();
+    let mut outputs = vec![json!([g.nodes[g.mask].name, 0, 0])];
+    if let Some(h) = g.head {
+        outputs.push(json!([g.nodes[h].name, 0, 0]));
     }
     json!({
         "class_name": "Model",
         "config": {
             "name": "model_1",
             "layers": layers,
-            "input_layers": [["input_1", 0, 0]],
+            "input_layers": [[g.nodes[0].name, 0, 0]],
             "output_layers": outputs,
         },
         "keras_version": super::WRITTEN_KERAS_VERSION,
@@ -192,20 +213,6 @@ pub fn model_config(cfg: &UNetConfig) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn creation_order_interleaves_transposes() {
-        let o = creation_order();
-        assert_eq!(o.len(), 23);
-        assert_eq!(
-            &o[9..13],
-            ["conv2d_10", "conv2d_transpose_1", "conv2d_11", "conv2d_12"]
-        );
-        assert_eq!(
-            &o[19..],
-            ["conv2d_transpose_4", "conv2d_17", "conv2d_18", "conv2d_19"]
-        );
-    }
 
     #[test]
     fn keras3_names_drop_one() {

@@ -8,16 +8,22 @@
 //!
 //! Layer names differ by version (Keras 2.0: `conv2d_1` ..; tf-keras: `conv2d`,
 //! `conv2d_1` ..) and by how many models a session built, so layers are matched by kind
-//! (Conv2D or Conv2DTranspose) and order, never by name, and every shape is checked.
-//! Kernels change layout on the way: Keras Conv2D (kh, kw, in, out) <-> libtorch
-//! (out, in, kh, kw); Keras Conv2DTranspose (kh, kw, out, in) <-> libtorch
-//! (in, out, kh, kw): the same permutation for both. No spatial flip is needed.
+//! (Conv2D, Conv2DTranspose, BatchNormalization, Dense) and order, never by name, and
+//! every shape is checked. Kernels change layout on the way ([`to_tch`], [`to_keras`]):
+//! Keras Conv2D (kh, kw, in, out) <-> libtorch (out, in, kh, kw); Keras Conv2DTranspose
+//! (kh, kw, out, in) <-> libtorch (in, out, kh, kw): the same permutation for both. No
+//! spatial flip is needed.
+//!
+//! Which network a file holds comes from nerveseg's record of it, else from the Keras
+//! `model_config`, else from the shapes alone (`declared.rs`, `load.rs`).
 //!
 //! Writes the tf-keras full-model layout, with nerveseg's metadata (normalisation
-//! mean/std, epoch, base width) as extra root attributes that Keras ignores, or the
-//! Keras 3 layout. Writes go to a temporary file that is renamed into place.
+//! mean/std, epoch, base width, the network) as extra root attributes that Keras
+//! ignores, or the Keras 3 layout. Writes go to a temporary file renamed into place.
 
 mod config;
+mod declared;
+mod describe;
 mod heap;
 mod load;
 mod read;
@@ -28,7 +34,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use tch::{Kind, TchError, Tensor};
 
-pub use self::config::{creation_order, keras3_name, model_config};
+use crate::model::LayerKind;
+
+pub use self::config::{keras3_name, model_config};
+pub use self::describe::describe;
 pub use self::load::{apply, load, Checked, LoadReport, Loaded};
 pub use self::read::{read, read_adam_state};
 pub use self::write::{write, write_checkpoint};
@@ -72,6 +81,20 @@ pub struct Meta {
     pub frame_size: Option<crate::frame::FrameSize>,
 }
 
+/// What a file says of its network beyond its weights' shapes (which say the width,
+/// the normalisation and the head).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Declared {
+    /// Nothing (a weights-only file of Keras or Keras 3): the tutorial's input size and
+    /// activation.
+    #[default]
+    Nothing,
+    /// nerveseg's record of the whole network (`nerveseg_network`).
+    Record(crate::model::UNetConfig),
+    /// A Keras `model_config`, read.
+    Config(declared::KerasConfig),
+}
+
 /// What defines a training run, recorded in its checkpoints so that `--resume` can
 /// refuse to continue a different run and `evaluate` can score the same validation
 /// frames.
@@ -101,13 +124,24 @@ pub struct AdamState {
     pub v: Vec<(String, Tensor)>,
 }
 
-/// The Keras name of a VarStore variable: `conv2d_1.weight` -> `conv2d_1/kernel:0`.
+/// The Keras name of a VarStore variable: `conv2d_1.weight` -> `conv2d_1/kernel:0`,
+/// `batch_normalization_1.weight` -> `batch_normalization_1/gamma:0` (our layer names
+/// are Keras 2.0's, so the name says the kind).
 pub(crate) fn keras_var_name(var: &str) -> String {
-    match var.rsplit_once('.') {
-        Some((layer, "weight")) => format!("{layer}/kernel:0"),
-        Some((layer, "bias")) => format!("{layer}/bias:0"),
-        _ => var.to_owned(),
-    }
+    let Some((layer, v)) = var.rsplit_once('.') else {
+        return var.to_owned();
+    };
+    let bn = layer.starts_with("batch_normalization");
+    let keras = match (v, bn) {
+        ("weight", false) => "kernel",
+        ("weight", true) => "gamma",
+        ("bias", false) => "bias",
+        ("bias", true) => "beta",
+        ("running_mean", _) => "moving_mean",
+        ("running_var", _) => "moving_variance",
+        _ => v,
+    };
+    format!("{layer}/{keras}:0")
 }
 
 pub(crate) const ATTR_MEAN: &str = "nerveseg_mean";
@@ -128,6 +162,7 @@ pub(crate) const ATTR_FOLDS: &str = "nerveseg_folds";
 pub(crate) const ATTR_FOLD: &str = "nerveseg_fold";
 pub(crate) const ATTR_FRAME_HEIGHT: &str = "nerveseg_frame_height";
 pub(crate) const ATTR_FRAME_WIDTH: &str = "nerveseg_frame_width";
+pub(crate) const ATTR_NETWORK: &str = "nerveseg_network";
 
 /// The tf-keras version whose layout we write (checked against it by the fixture script).
 pub const WRITTEN_KERAS_VERSION: &str = "2.19.0";
@@ -152,9 +187,22 @@ pub struct Stored {
 pub struct FileLayer {
     /// The layer's name in the file.
     pub name: String,
-    pub transpose: bool,
-    pub kernel: Stored,
-    pub bias: Stored,
+    pub kind: LayerKind,
+    /// Its weights as the file lists them: the Keras name (`kernel`, `gamma`, ..) and
+    /// where the values are.
+    pub vars: Vec<(String, Stored)>,
+}
+
+impl FileLayer {
+    /// The weight of Keras name `name` (`kernel`, `bias`, `gamma`, ..).
+    pub fn var(&self, name: &str) -> Option<&Stored> {
+        self.vars.iter().find(|(n, _)| n == name).map(|(_, s)| s)
+    }
+
+    /// The kernel's shape (empty for a layer without one, as BatchNormalization).
+    pub fn kernel_shape(&self) -> &[usize] {
+        self.var("kernel").map_or(&[], |s| s.shape.as_slice())
+    }
 }
 
 /// A Keras weight file, read.
@@ -166,6 +214,7 @@ pub struct KerasFile {
     /// Weighted layers in the file's order.
     pub layers: Vec<FileLayer>,
     pub meta: Meta,
+    pub declared: Declared,
 }
 
 pub(crate) fn shape_str(s: &[usize]) -> String {
@@ -173,24 +222,27 @@ pub(crate) fn shape_str(s: &[usize]) -> String {
     format!("({})", dims.join(", "))
 }
 
-/// Keras layout -> libtorch layout, for a Conv2D kernel (kh, kw, in, out) -> (out, in, kh, kw)
-/// and for a Conv2DTranspose kernel (kh, kw, out, in) -> (in, out, kh, kw) alike.
-pub fn kernel_to_tch(a: &Array) -> Result<Tensor, TchError> {
+/// Keras layout -> libtorch layout: a Conv2D kernel (kh, kw, in, out) -> (out, in, kh,
+/// kw) and a Conv2DTranspose kernel (kh, kw, out, in) -> (in, out, kh, kw) alike (the
+/// permutation (3, 2, 0, 1)); every other weight (biases, BatchNorm's, the Dense kernel
+/// (in, out)) as it is. The one place the layouts change, both ways.
+pub fn to_tch(a: &Array) -> Result<Tensor, TchError> {
     let dims: Vec<i64> = a.shape.iter().map(|&d| d as i64).collect();
-    Tensor::f_from_slice(&a.data)?
-        .f_view(dims.as_slice())?
-        .f_permute([3, 2, 0, 1])?
-        .f_contiguous()
+    let t = Tensor::f_from_slice(&a.data)?.f_view(dims.as_slice())?;
+    if dims.len() == 4 {
+        t.f_permute([3, 2, 0, 1])?.f_contiguous()
+    } else {
+        Ok(t)
+    }
 }
 
-/// libtorch layout -> Keras layout (the inverse of [`kernel_to_tch`]).
-pub fn kernel_to_keras(t: &Tensor) -> Result<Array> {
-    let k = t
-        .f_to_device(tch::Device::Cpu)?
-        .f_to_kind(Kind::Float)?
-        .f_permute([2, 3, 1, 0])?
-        .f_contiguous()?;
-    tensor_array(&k)
+/// libtorch layout -> Keras layout (the inverse of [`to_tch`]).
+pub fn to_keras(t: &Tensor) -> Result<Array> {
+    if t.dim() == 4 {
+        tensor_array(&t.f_permute([2, 3, 1, 0])?)
+    } else {
+        tensor_array(t)
+    }
 }
 
 pub(crate) fn tensor_array(t: &Tensor) -> Result<Array> {
@@ -240,60 +292,4 @@ pub fn convert(input: &Path, output: &Path, format: Format) -> Result<ConvertRep
         format,
         layers: loaded.report.applied.len(),
     })
-}
-
-/// A human-readable summary of a weight file: format, layers, shapes, parameters, metadata.
-pub fn describe(file: &KerasFile) -> String {
-    use std::fmt::Write;
-    let mut s = String::new();
-    let _ = writeln!(s, "file: {}", file.path.display());
-    let _ = writeln!(s, "format: {}", file.format);
-    if let Some(v) = &file.keras_version {
-        let _ = writeln!(s, "keras_version: {v}");
-    }
-    let _ = writeln!(
-        s,
-        "layers ({} with weights, in file order):",
-        file.layers.len()
-    );
-    for l in &file.layers {
-        let kind = if l.transpose {
-            "Conv2DTranspose"
-        } else if l.kernel.shape.len() == 2 {
-            "Dense"
-        } else {
-            "Conv2D"
-        };
-        let _ = writeln!(
-            s,
-            "  {:<22} {:<16} kernel {:<18} bias {}",
-            l.name,
-            kind,
-            shape_str(&l.kernel.shape),
-            shape_str(&l.bias.shape)
-        );
-    }
-    let _ = writeln!(s, "parameters: {}", file.parameter_count());
-    match file.base_width() {
-        Ok(w) => {
-            let _ = writeln!(s, "base width: {w}");
-        }
-        Err(e) => {
-            let _ = writeln!(s, "base width: unknown ({e:#})");
-        }
-    }
-    let opt = |v: Option<f64>| v.map_or_else(|| "not stored".to_owned(), |x| format!("{x}"));
-    let _ = writeln!(s, "mean: {}", opt(file.meta.mean));
-    let _ = writeln!(s, "std: {}", opt(file.meta.std));
-    if let Some(size) = file.meta.frame_size {
-        let _ = writeln!(s, "trained on frames of: {size}");
-    }
-    let _ = write!(
-        s,
-        "epoch: {}",
-        file.meta
-            .epoch
-            .map_or_else(|| "not stored".to_owned(), |e| e.to_string())
-    );
-    s
 }

@@ -7,18 +7,20 @@
 //! h5py and Keras store strings in several HDF5 types (variable-length UTF-8 or ASCII,
 //! fixed-length bytes), so every string is read whichever way it was written.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use hdf5::types::{FixedAscii, FixedUnicode, VarLenAscii, VarLenUnicode};
 
+use super::declared::KerasConfig;
 use super::{
-    keras_var_name, shape_str, AdamState, Array, FileLayer, Format, KerasFile, Meta, RunRecord,
-    Stored, ATTR_BATCH_SIZE, ATTR_BEST_EPOCH, ATTR_BEST_LOSS, ATTR_CALLBACKS, ATTR_EPOCH,
-    ATTR_FINGERPRINT, ATTR_FOLD, ATTR_FOLDS, ATTR_FRAME_HEIGHT, ATTR_FRAME_WIDTH, ATTR_MEAN,
-    ATTR_SAMPLES, ATTR_SEED, ATTR_SHUFFLE, ATTR_STD, ATTR_VALIDATION_SPLIT,
+    keras_var_name, shape_str, AdamState, Array, Declared, FileLayer, Format, KerasFile, Meta,
+    RunRecord, Stored, ATTR_BATCH_SIZE, ATTR_BEST_EPOCH, ATTR_BEST_LOSS, ATTR_CALLBACKS,
+    ATTR_EPOCH, ATTR_FINGERPRINT, ATTR_FOLD, ATTR_FOLDS, ATTR_FRAME_HEIGHT, ATTR_FRAME_WIDTH,
+    ATTR_MEAN, ATTR_NETWORK, ATTR_SAMPLES, ATTR_SEED, ATTR_SHUFFLE, ATTR_STD,
+    ATTR_VALIDATION_SPLIT,
 };
+use crate::model::{LayerKind, UNetConfig};
 
 /// Names in a list attribute (`layer_names`, `weight_names`): the tutorial's U-Net has 36
 /// layers; a list far longer is not a Keras model of it.
@@ -126,70 +128,68 @@ fn read_run(root: &hdf5::Group) -> Result<Option<RunRecord>> {
     }))
 }
 
-/// Classifies a layer by the class in `model_config` when the file has one, else by its
-/// name: Keras names Conv2DTranspose layers `conv2d_transpose*`.
-fn is_transpose(name: &str, classes: &HashMap<String, String>) -> bool {
-    match classes.get(name) {
-        Some(class) => class == "Conv2DTranspose",
-        None => name.contains("transpose"),
+/// Classifies a layer by its class in `model_config` when the file has one, else by
+/// its weights and name: BatchNormalization has a gamma, Dense a 2-D kernel, and Keras
+/// names Conv2DTranspose layers `conv2d_transpose*`.
+fn kind_of(name: &str, vars: &[(String, Stored)], config: Option<&KerasConfig>) -> LayerKind {
+    let class = config.and_then(|c| c.classes.get(name));
+    if let Some(k) = class.and_then(|c| LayerKind::ALL.into_iter().find(|k| k.class() == c)) {
+        return k;
+    }
+    let has = |v: &str| vars.iter().any(|(n, _)| n == v);
+    let kernel_dims = vars
+        .iter()
+        .find(|(n, _)| n == "kernel")
+        .map(|(_, s)| s.shape.len());
+    if has("gamma") || has("moving_mean") {
+        LayerKind::BatchNorm
+    } else if kernel_dims == Some(2) {
+        LayerKind::Dense
+    } else if name.contains("transpose") {
+        LayerKind::Transpose
+    } else {
+        LayerKind::Conv
     }
 }
 
-/// The layer classes named in a `model_config` JSON attribute.
-fn layer_classes(root: &hdf5::Group) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    let Ok(Some(json)) = read_str_attr(root, "model_config") else {
-        return out;
-    };
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(&json) else {
-        return out;
-    };
-    if let Some(layers) = v.pointer("/config/layers").and_then(|l| l.as_array()) {
-        for l in layers {
-            let name = l
-                .pointer("/config/name")
-                .or_else(|| l.get("name"))
-                .and_then(|n| n.as_str());
-            let class = l.get("class_name").and_then(|c| c.as_str());
-            if let (Some(n), Some(c)) = (name, class) {
-                out.insert(n.to_owned(), c.to_owned());
-            }
-        }
-    }
-    out
+/// The Keras name of a weight from its HDF5 name: `conv2d_1/kernel:0` -> `kernel`.
+fn weight_name(full: &str) -> String {
+    let leaf = full.rsplit('/').next().unwrap_or(full);
+    leaf.split(':').next().unwrap_or(leaf).to_owned()
 }
 
 /// Lists the weights of a Keras 2 layer group (`weight_names` names its datasets).
 fn read_keras2_layer(
     group: &hdf5::Group,
     name: &str,
-    transpose: bool,
+    config: Option<&KerasConfig>,
 ) -> Result<Option<FileLayer>> {
     let weight_names = read_str_list(group, "weight_names")?.unwrap_or_default();
     if weight_names.is_empty() {
         return Ok(None);
     }
-    let mut arrays = Vec::new();
+    let mut vars = Vec::new();
     for w in &weight_names {
         let ds = group
             .dataset(w)
             .with_context(|| format!("layer {name}: weight {w} is listed but missing"))?;
-        arrays.push((w.clone(), stored(&ds)));
+        vars.push((weight_name(w), stored(&ds)));
     }
-    let pick = |suffix: &str| {
-        arrays
-            .iter()
-            .find(|(w, _)| w.contains(suffix))
-            .map(|(_, a)| a.clone())
+    let kind = kind_of(name, &vars, config);
+    let want: &[&str] = match kind {
+        LayerKind::BatchNorm => &["gamma", "beta", "moving_mean", "moving_variance"],
+        _ => &["kernel", "bias"],
     };
-    let (Some(kernel), Some(bias)) = (pick("kernel"), pick("bias")) else {
-        bail!("layer {name}: expected a kernel and a bias, found weights {weight_names:?}");
-    };
+    if let Some(w) = want.iter().find(|w| !vars.iter().any(|(n, _)| n == *w)) {
+        bail!(
+            "layer {name}: a {} needs a weight named {w}, found weights {weight_names:?}",
+            kind.class()
+        );
+    }
     Ok(Some(FileLayer {
         name: name.to_owned(),
-        transpose,
-        kernel,
-        bias,
+        kind,
+        vars,
     }))
 }
 
@@ -201,15 +201,36 @@ fn name_number(name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The kind of a Keras 3 layer group, from the name Keras 3 gives it (its class in
+/// snake case, then `_N`): nerveseg's head is a `dense`.
+fn keras3_kind(name: &str, n_vars: usize) -> LayerKind {
+    if name.starts_with("batch_normalization") || n_vars == 4 {
+        LayerKind::BatchNorm
+    } else if name.starts_with("dense") || name == crate::model::HEAD {
+        LayerKind::Dense
+    } else if name.contains("transpose") {
+        LayerKind::Transpose
+    } else {
+        LayerKind::Conv
+    }
+}
+
+/// The Keras names of a Keras 3 layer's `vars/0`, `/1`, .. (Keras's order of weights).
+fn keras3_vars(kind: LayerKind) -> &'static [&'static str] {
+    match kind {
+        LayerKind::BatchNorm => &["gamma", "beta", "moving_mean", "moving_variance"],
+        _ => &["kernel", "bias"],
+    }
+}
+
 fn read_keras3(file: &hdf5::File) -> Result<Vec<FileLayer>> {
     let layers = file.group("layers")?;
-    let mut names = layers.member_names()?;
+    let names = layers.member_names()?;
     ensure!(
         names.len() <= MAX_NAMES,
         "{} layer groups, more than any Keras U-Net has",
         names.len()
     );
-    names.sort_by_key(|n| (n.contains("transpose"), name_number(n)));
     let mut out = Vec::new();
     for name in names {
         let g = layers.group(&name)?;
@@ -218,27 +239,30 @@ fn read_keras3(file: &hdf5::File) -> Result<Vec<FileLayer>> {
         if n_vars == 0 {
             continue;
         }
+        let kind = keras3_kind(&name, n_vars);
+        let want = keras3_vars(kind);
         ensure!(
-            n_vars == 2,
-            "layer {name}: expected 2 variables (kernel, bias), found {n_vars}"
+            n_vars == want.len(),
+            "layer {name}: expected {} variables ({}), found {n_vars}",
+            want.len(),
+            want.join(", ")
         );
-        let kernel = stored(
-            &vars
-                .dataset("0")
-                .with_context(|| format!("layer {name}: kernel"))?,
-        );
-        let bias = stored(
-            &vars
-                .dataset("1")
-                .with_context(|| format!("layer {name}: bias"))?,
-        );
+        let mut v = Vec::new();
+        for (i, w) in want.iter().enumerate() {
+            let ds = vars
+                .dataset(&i.to_string())
+                .with_context(|| format!("layer {name}: {w}"))?;
+            v.push(((*w).to_owned(), stored(&ds)));
+        }
         out.push(FileLayer {
-            transpose: name.contains("transpose"),
             name,
-            kernel,
-            bias,
+            kind,
+            vars: v,
         });
     }
+    // Keras 3 lists groups alphabetically: creation order comes back from the numbers,
+    // within each kind (layers are matched by kind and order).
+    out.sort_by_key(|l| (l.kind as u8, name_number(&l.name)));
     Ok(out)
 }
 
@@ -290,6 +314,16 @@ fn read_inner(path: &Path) -> Result<KerasFile> {
             _ => None,
         },
     };
+    let config = read_str_attr(root, "model_config")?
+        .as_deref()
+        .and_then(KerasConfig::parse);
+    let declared = match read_str_attr(root, ATTR_NETWORK)? {
+        Some(json) => Declared::Record(
+            UNetConfig::from_json(&json)
+                .with_context(|| format!("the network it records ({ATTR_NETWORK})"))?,
+        ),
+        None => config.clone().map_or(Declared::Nothing, Declared::Config),
+    };
     let (format, group) = if root.link_exists("model_weights") {
         (Format::Keras2Model, file.group("model_weights")?)
     } else if root.attr("layer_names").is_ok() {
@@ -302,11 +336,11 @@ fn read_inner(path: &Path) -> Result<KerasFile> {
             keras_version,
             layers,
             meta,
+            declared,
         });
     } else {
         bail!("an HDF5 file without Keras weights (no model_weights group, no layer_names attribute, no layers group)");
     };
-    let classes = layer_classes(root);
     let names = read_str_list(&group, "layer_names")?
         .ok_or_else(|| anyhow!("model_weights has no layer_names attribute"))?;
     let mut layers = Vec::new();
@@ -314,7 +348,7 @@ fn read_inner(path: &Path) -> Result<KerasFile> {
         let g = group
             .group(name)
             .with_context(|| format!("layer {name} is listed but has no group"))?;
-        if let Some(l) = read_keras2_layer(&g, name, is_transpose(name, &classes))? {
+        if let Some(l) = read_keras2_layer(&g, name, config.as_ref())? {
             layers.push(l);
         }
     }
@@ -324,6 +358,7 @@ fn read_inner(path: &Path) -> Result<KerasFile> {
         keras_version,
         layers,
         meta,
+        declared,
     })
 }
 
@@ -358,18 +393,23 @@ fn read_checked(file: &hdf5::File, at: &Stored, shape: &[usize]) -> Result<Array
 }
 
 impl KerasFile {
-    /// Reads the kernel and bias of each of `layers` (layers of this file whose shapes
-    /// were checked), in that order.
-    pub fn read_values(&self, layers: &[&FileLayer]) -> Result<Vec<(Array, Array)>> {
-        (|| -> Result<Vec<(Array, Array)>> {
+    /// Reads the weights of each of `layers` (layers of this file whose shapes were
+    /// checked), each layer's in the order `names` gives for it (Keras names).
+    pub fn read_values(&self, layers: &[(&FileLayer, Vec<&str>)]) -> Result<Vec<Vec<Array>>> {
+        (|| -> Result<Vec<Vec<Array>>> {
             let file = open_hdf5(&self.path)?;
             layers
                 .iter()
-                .map(|l| {
-                    Ok((
-                        read_checked(&file, &l.kernel, &l.kernel.shape)?,
-                        read_checked(&file, &l.bias, &l.bias.shape)?,
-                    ))
+                .map(|(l, names)| {
+                    names
+                        .iter()
+                        .map(|n| {
+                            let at = l
+                                .var(n)
+                                .ok_or_else(|| anyhow!("layer {} has no {n}", l.name))?;
+                            read_checked(&file, at, &at.shape)
+                        })
+                        .collect()
                 })
                 .collect()
         })()
@@ -410,11 +450,7 @@ pub fn read_adam_state(path: &Path, vars: &[(String, Vec<i64>)]) -> Result<Optio
                     shape: keras_shape.clone(),
                 };
                 let a = read_checked(&file, &at, &keras_shape)?;
-                let t = if kernel {
-                    super::kernel_to_tch(&a)?
-                } else {
-                    tch::Tensor::f_from_slice(&a.data)?
-                };
+                let t = super::to_tch(&a)?;
                 out.push((name.clone(), t));
             }
         }

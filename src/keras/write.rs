@@ -8,11 +8,11 @@ use anyhow::{anyhow, Context, Result};
 use hdf5::types::{FixedAscii, VarLenUnicode};
 use tch::nn::VarStore;
 
-use super::config::{creation_order, keras3_name, model_config};
+use super::config::{keras3_name, model_config};
 use super::{
-    keras_var_name, kernel_to_keras, tensor_array, AdamState, Array, Format, Meta, ATTR_BATCH_SIZE,
-    ATTR_BEST_EPOCH, ATTR_BEST_LOSS, ATTR_CALLBACKS, ATTR_EPOCH, ATTR_FINGERPRINT, ATTR_FOLD,
-    ATTR_FOLDS, ATTR_FRAME_HEIGHT, ATTR_FRAME_WIDTH, ATTR_MEAN, ATTR_SAMPLES, ATTR_SEED,
+    keras_var_name, to_keras, AdamState, Array, Format, Meta, ATTR_BATCH_SIZE, ATTR_BEST_EPOCH,
+    ATTR_BEST_LOSS, ATTR_CALLBACKS, ATTR_EPOCH, ATTR_FINGERPRINT, ATTR_FOLD, ATTR_FOLDS,
+    ATTR_FRAME_HEIGHT, ATTR_FRAME_WIDTH, ATTR_MEAN, ATTR_NETWORK, ATTR_SAMPLES, ATTR_SEED,
     ATTR_SHUFFLE, ATTR_STD, ATTR_VALIDATION_SPLIT, ATTR_VERSION, ATTR_WIDTH, WRITTEN_KERAS_VERSION,
 };
 use crate::model::UNetConfig;
@@ -52,7 +52,7 @@ fn write_impl(
 ) -> Result<()> {
     let dir = crate::atomic::parent_dir(path);
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let layers = export_layers(vs)?;
+    let layers = export_layers(vs, cfg)?;
     let out = crate::atomic::AtomicFile::create(path)?;
     (|| -> Result<()> {
         // HDF5 opens files by name: it truncates and fills the partial file.
@@ -88,28 +88,25 @@ fn write_impl(
     Ok(())
 }
 
-/// Our weighted layers in Keras creation order (the order `get_unet` builds them:
-/// conv2d_1..10, then each decoder level's transpose before its two convs), with
-/// kernels in Keras layout.
-fn export_layers(vs: &VarStore) -> Result<Vec<(&'static str, Array, Array)>> {
+/// One layer to write: its name and its weights (Keras name, values in Keras layout).
+type ExportLayer = (String, Vec<(&'static str, Array)>);
+
+/// Our weighted layers in Keras creation order (the order the Keras function builds
+/// them: for the tutorial conv2d_1..10, then each decoder level's transpose before its
+/// two convs), each weight in Keras layout.
+fn export_layers(vs: &VarStore, cfg: &UNetConfig) -> Result<Vec<ExportLayer>> {
     let vars = vs.variables();
     let mut out = Vec::new();
-    for name in creation_order() {
-        let w = vars
-            .get(&format!("{name}.weight"))
-            .ok_or_else(|| anyhow!("the model has no layer {name}"))?;
-        let b = vars
-            .get(&format!("{name}.bias"))
-            .ok_or_else(|| anyhow!("the model has no bias for {name}"))?;
-        out.push((name, kernel_to_keras(w)?, tensor_array(b)?));
-    }
-    // The presence head: its kernel is already in Keras's (in, out) layout.
-    let head = crate::model::HEAD;
-    if let (Some(w), Some(b)) = (
-        vars.get(&format!("{head}.weight")),
-        vars.get(&format!("{head}.bias")),
-    ) {
-        out.push((head, tensor_array(w)?, tensor_array(b)?));
+    for layer in crate::model::graph(cfg).layers() {
+        let mut arrays = Vec::new();
+        for v in &layer.vars {
+            let name = format!("{}.{}", layer.name, v.tch);
+            let t = vars
+                .get(&name)
+                .ok_or_else(|| anyhow!("the model has no variable {name}"))?;
+            arrays.push((v.keras, to_keras(t)?));
+        }
+        out.push((layer.name, arrays));
     }
     Ok(out)
 }
@@ -142,6 +139,11 @@ fn write_meta_attrs(loc: &hdf5::Location, cfg: &UNetConfig, meta: &Meta) -> Resu
     loc.new_attr::<i64>()
         .create(ATTR_WIDTH)?
         .write_scalar(&cfg.base_width)?;
+    // The tutorial's network is what a file without the record holds: its checkpoints
+    // stay as they were.
+    if !cfg.is_tutorial() {
+        write_str_attr(loc, ATTR_NETWORK, &cfg.to_json())?;
+    }
     if let Some(m) = meta.mean {
         loc.new_attr::<f64>().create(ATTR_MEAN)?.write_scalar(&m)?;
     }
@@ -211,33 +213,36 @@ fn write_dataset(g: &hdf5::Group, name: &str, a: &Array) -> Result<()> {
     Ok(())
 }
 
-/// `layer_names`, then one group per layer with `weight_names` and the two datasets at
-/// `<layer>/<layer>/kernel:0` and `bias:0`, as tf-keras writes them.
-fn write_keras2_layers(g: &hdf5::Group, layers: &[(&str, Array, Array)]) -> Result<()> {
-    let names: Vec<String> = layers.iter().map(|l| l.0.to_owned()).collect();
+/// `layer_names`, then one group per layer with `weight_names` and its datasets at
+/// `<layer>/<layer>/kernel:0`, `bias:0` (`gamma:0`, .. for BatchNormalization), as
+/// tf-keras writes them.
+fn write_keras2_layers(g: &hdf5::Group, layers: &[ExportLayer]) -> Result<()> {
+    let names: Vec<String> = layers.iter().map(|l| l.0.clone()).collect();
     write_str_list(g, "layer_names", &names)?;
-    for (name, kernel, bias) in layers {
+    for (name, weights) in layers {
         let lg = g.create_group(name)?;
-        write_str_list(
-            &lg,
-            "weight_names",
-            &[format!("{name}/kernel:0"), format!("{name}/bias:0")],
-        )?;
+        let weight_names: Vec<String> = weights
+            .iter()
+            .map(|(w, _)| format!("{name}/{w}:0"))
+            .collect();
+        write_str_list(&lg, "weight_names", &weight_names)?;
         let inner = lg.create_group(name)?;
-        write_dataset(&inner, "kernel:0", kernel)?;
-        write_dataset(&inner, "bias:0", bias)?;
+        for (w, a) in weights {
+            write_dataset(&inner, &format!("{w}:0"), a)?;
+        }
     }
     Ok(())
 }
 
-/// `layers/<name>/vars/0` and `/1` with the names Keras 3 gives in a fresh session
+/// `layers/<name>/vars/0`, `/1`, .. with the names Keras 3 gives in a fresh session
 /// (`conv2d`, `conv2d_1`, .., `conv2d_transpose`, ..), which its loader matches.
-fn write_keras3_layers(file: &hdf5::File, layers: &[(&str, Array, Array)]) -> Result<()> {
+fn write_keras3_layers(file: &hdf5::File, layers: &[ExportLayer]) -> Result<()> {
     let lg = file.create_group("layers")?;
-    for (name, kernel, bias) in layers {
+    for (name, weights) in layers {
         let vars = lg.create_group(&keras3_name(name))?.create_group("vars")?;
-        write_dataset(&vars, "0", kernel)?;
-        write_dataset(&vars, "1", bias)?;
+        for (i, (_, a)) in weights.iter().enumerate() {
+            write_dataset(&vars, &i.to_string(), a)?;
+        }
     }
     file.create_group("vars")?;
     Ok(())
@@ -254,11 +259,7 @@ fn write_adam(file: &hdf5::File, adam: &AdamState) -> Result<()> {
     for ((name, m), (_, v)) in adam.m.iter().zip(&adam.v) {
         for (which, t) in [("m", m), ("v", v)] {
             let key = format!("Adam/{which}/{}", keras_var_name(name));
-            let a = if t.dim() == 4 {
-                kernel_to_keras(t)?
-            } else {
-                tensor_array(t)?
-            };
+            let a = to_keras(t)?;
             let (dir, leaf) = key.rsplit_once('/').unwrap_or(("", &key));
             let parent = ensure_group(&g, dir)?;
             write_dataset(&parent, leaf, &a)?;

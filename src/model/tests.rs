@@ -1,6 +1,7 @@
 //! The U-Net's shapes, initialisation, layouts and precisions.
 
 use super::*;
+use tch::Kind;
 
 #[test]
 fn parameter_count_and_shapes_match_keras() {

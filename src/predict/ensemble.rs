@@ -1,9 +1,12 @@
-//! One or more checkpoints predicting together: each standardises the 96 x 96 frames
-//! with its own statistics and predicts them, optionally also the horizontally flipped
-//! frames (test-time augmentation, flipped back before averaging); the probabilities are
-//! the mean over checkpoints (and flips). One checkpoint without `--tta` is exactly the
-//! single-model prediction: nothing is averaged.
+//! One or more checkpoints predicting together: each resizes the frames to its own
+//! network's input and standardises them with its own statistics, and predicts them,
+//! optionally also the horizontally flipped frames (test-time augmentation, flipped back
+//! before averaging); the probabilities are the mean over checkpoints (and flips), at
+//! the first checkpoint's input size (other sizes' maps resized to it as scikit-image
+//! resizes floats). One checkpoint without `--tta` is exactly the single-model
+//! prediction: nothing is averaged.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
@@ -11,9 +14,11 @@ use tch::{Device, Tensor};
 
 use super::{load, predictions, Loaded, StatsSource};
 use crate::dataset::{self, Stats};
+use crate::frame::FrameSize;
 use crate::keras::KerasFile;
 use crate::libtorch::{explain, Advice};
 use crate::model::Speed;
+use crate::resize::Resizer;
 
 /// A loaded checkpoint and the statistics it standardises with.
 pub struct Member {
@@ -56,7 +61,7 @@ impl Ensemble {
         for w in &cfg.weights {
             let loaded = load(w, cfg.device, cfg.allow_partial, cfg.speed)?;
             let stats = match stats {
-                Some(s) => Some(s.resolve(&loaded.file, quiet)?),
+                Some(s) => Some(s.resolve(&loaded.file, loaded.cfg.input, quiet)?),
                 None => None,
             };
             members.push(Member { loaded, stats });
@@ -74,24 +79,32 @@ impl Ensemble {
         &self.members[0].loaded.file
     }
 
-    /// Probabilities of 96 x 96 uint8 frames (one after another), each member
-    /// standardising them with its own statistics.
-    pub fn frames(&self, small: &[u8], quiet: bool) -> Result<Vec<f32>> {
-        Ok(self.frames_with_heads(small, quiet)?.0)
+    /// The input size of the maps the ensemble gives: its first member's.
+    pub fn map_size(&self) -> FrameSize {
+        self.members[0].loaded.cfg.input
     }
 
-    /// As [`Ensemble::frames`], with the presence heads' mean probability of each frame
-    /// when every member has a head.
+    /// The probabilities of frames, each member's input coming from `frames(size)`: the
+    /// uint8 frames resized to `size` (one after another), asked once per size. With
+    /// the presence heads' mean probability of each frame when every member has a head.
     pub fn frames_with_heads(
         &self,
-        small: &[u8],
+        frames: impl Fn(FrameSize) -> Result<Vec<u8>>,
         quiet: bool,
     ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+        let mut small: HashMap<FrameSize, Vec<u8>> = HashMap::new();
+        for m in &self.members {
+            let size = m.loaded.cfg.input;
+            if let std::collections::hash_map::Entry::Vacant(e) = small.entry(size) {
+                e.insert(frames(size)?);
+            }
+        }
         self.average(quiet, |m| {
             let stats = m
                 .stats
                 .ok_or_else(|| anyhow::anyhow!("no statistics to standardise with"))?;
-            dataset::standardise(small, stats)
+            let size = m.loaded.cfg.input;
+            dataset::standardise(&small[&size], stats, size)
                 .map_err(|e| explain(e, "standardising the frames", Device::Cpu, Advice::None))
         })
     }
@@ -101,12 +114,8 @@ impl Ensemble {
         self.members.iter().all(|m| m.loaded.net.has_head())
     }
 
-    /// Probabilities of model-ready [N, 1, 96, 96] inputs, fed as they are.
-    pub fn ready(&self, x: &Tensor, quiet: bool) -> Result<Vec<f32>> {
-        Ok(self.ready_with_heads(x, quiet)?.0)
-    }
-
-    /// As [`Ensemble::ready`], with the heads' mean probabilities.
+    /// The probabilities of model-ready [N, 1, h, w] inputs, fed as they are (every
+    /// member must take inputs of that size), with the heads' mean probabilities.
     pub fn ready_with_heads(
         &self,
         x: &Tensor,
@@ -123,9 +132,16 @@ impl Ensemble {
         let with_heads = self.has_heads();
         let mut sum: Option<(Vec<f32>, Vec<f32>)> = None;
         let mut count = 0usize;
+        let out_size = self.map_size();
         for m in &self.members {
             let x = input(m)?;
+            let size = m.loaded.cfg.input;
+            let to_out = |p: Vec<f32>| match size == out_size {
+                true => p,
+                false => resize_maps(&p, size, out_size),
+            };
             let mut add = |(p, h): (Vec<f32>, Option<Vec<f32>>)| {
+                let p = to_out(p);
                 count += 1;
                 let h = if with_heads {
                     h.unwrap_or_default()
@@ -153,7 +169,7 @@ impl Ensemble {
                     .map_err(|e| explain(e, "flipping the frames", Device::Cpu, Advice::None))?;
                 let (p, h) =
                     predictions(&m.loaded.net, &flipped, self.batch_size, self.device, quiet)?;
-                add((unflip(&p), h));
+                add((unflip(&p, size), h));
             }
         }
         let (mut out, mut heads) = sum.unwrap_or_default();
@@ -166,23 +182,45 @@ impl Ensemble {
     }
 }
 
-/// Flips 96 x 96 maps (one after another) back along their width.
-fn unflip(p: &[f32]) -> Vec<f32> {
-    let side = dataset::SIDE;
-    p.chunks(side)
+/// Flips maps of `size` (one after another) back along their width.
+fn unflip(p: &[f32], size: FrameSize) -> Vec<f32> {
+    p.chunks(size.width)
         .flat_map(|row| row.iter().rev().copied())
         .collect()
 }
 
+/// Resizes maps of `from` (one after another) to `to`.
+fn resize_maps(p: &[f32], from: FrameSize, to: FrameSize) -> Vec<f32> {
+    let r = Resizer::new(from.height, from.width, to.height, to.width);
+    let mut out = vec![0f32; p.len() / from.pixels() * to.pixels()];
+    for (src, dst) in p.chunks(from.pixels()).zip(out.chunks_mut(to.pixels())) {
+        r.resize_map(src, dst);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    use crate::frame::FrameSize;
+
     #[test]
     fn unflip_reverses_each_row() {
-        let side = crate::dataset::SIDE;
-        let p: Vec<f32> = (0..2 * side).map(|v| v as f32).collect();
-        let u = super::unflip(&p);
-        assert_eq!(u[0], (side - 1) as f32);
-        assert_eq!(u[side], (2 * side - 1) as f32);
-        assert_eq!(super::unflip(&u), p);
+        let size = FrameSize::new(3, 5).unwrap();
+        let p: Vec<f32> = (0..15).map(|v| v as f32).collect();
+        let u = super::unflip(&p, size);
+        assert_eq!(u[0], 4.0);
+        assert_eq!(u[5], 9.0);
+        assert_eq!(super::unflip(&u, size), p);
+    }
+
+    #[test]
+    fn maps_of_another_size_are_resized() {
+        let from = FrameSize::new(4, 4).unwrap();
+        let to = FrameSize::new(2, 2).unwrap();
+        let p = [vec![0.5f32; 16], vec![1.0f32; 16]].concat();
+        assert_eq!(
+            super::resize_maps(&p, from, to),
+            [0.5, 0.5, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0]
+        );
     }
 }

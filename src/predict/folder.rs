@@ -1,6 +1,7 @@
 //! `predict --images DIR --out-dir DIR`: masks for a folder of a user's frames, each at
 //! the frame's own size. Every file in DIR is read as a frame (PNG, JPEG, TIFF or BMP,
-//! any size; colour made gray as `prepare` does), resized to 96 x 96, standardised with
+//! any size; colour made gray as `prepare` does), resized to the network's input,
+//! standardised with
 //! the checkpoint's statistics and predicted in batches; each probability map is enlarged
 //! back to its frame's size under the mask rule and written as `{stem}_mask.png` (0/255),
 //! with `predictions.csv` (one row per file) written last.
@@ -17,7 +18,7 @@ use super::ensemble::{Ensemble, EnsembleConfig};
 use super::StatsSource;
 use crate::data::decode::{self, Gray};
 use crate::data::folder::listing::{self, Entry};
-use crate::dataset::{SIDE, SIDE_PIXELS};
+use crate::frame::FrameSize;
 use crate::interrupt;
 use crate::resize::Resizer;
 use crate::submission::{enlarger, MaskRule};
@@ -151,26 +152,31 @@ pub fn predict_folder(cfg: &FolderPredictConfig) -> Result<FolderPredictReport> 
                 Err(err) => return Err(err.context("pass --skip-bad to predict the other files")),
             }
         }
-        let small: Vec<u8> = good
-            .par_iter()
-            .flat_map_iter(|(_, g)| {
-                let mut out = vec![0u8; SIDE_PIXELS];
-                Resizer::new(g.size.height, g.size.width, SIDE, SIDE)
-                    .resize_u8(&g.pixels, &mut out);
-                out
-            })
-            .collect();
         if good.is_empty() {
             pb.inc(batch.len() as u64);
             continue;
         }
+        let small = |to: FrameSize| -> Result<Vec<u8>> {
+            Ok(good
+                .par_iter()
+                .flat_map_iter(|(_, g)| {
+                    let mut out = vec![0u8; to.pixels()];
+                    Resizer::new(g.size.height, g.size.width, to.height, to.width)
+                        .resize_u8(&g.pixels, &mut out);
+                    out
+                })
+                .collect())
+        };
         let (probs, heads) =
-            interrupt::keeping(models.frames_with_heads(&small, true), kept(rows.len()))?;
+            interrupt::keeping(models.frames_with_heads(small, true), kept(rows.len()))?;
+        let map = models.map_size();
         let written: Vec<Row> = good
             .par_iter()
-            .zip(probs.par_chunks(SIDE_PIXELS))
+            .zip(probs.par_chunks(map.pixels()))
             .enumerate()
-            .map(|(k, ((e, g), p))| write_outputs(cfg, e, g, p, heads.as_ref().map(|h| h[k])))
+            .map(|(k, ((e, g), p))| {
+                write_outputs(cfg, e, g, (p, map), heads.as_ref().map(|h| h[k]))
+            })
             .collect::<Result<_>>()?;
         rows.extend(written);
         pb.inc(batch.len() as u64);
@@ -210,12 +216,12 @@ fn write_outputs(
     cfg: &FolderPredictConfig,
     e: &Entry,
     g: &Gray,
-    probs: &[f32],
+    (probs, map): (&[f32], FrameSize),
     head: Option<f32>,
 ) -> Result<Row> {
     let full = cfg
         .rule
-        .full_mask_with_head(probs, head, &enlarger(g.size))
+        .full_mask_with_head(probs, head, &enlarger(map, g.size))
         .unwrap_or_else(|| vec![0u8; g.size.pixels()]);
     let area = full.iter().filter(|&&v| v != 0).count();
     let peak = probs.iter().copied().fold(0f32, f32::max);

@@ -1,13 +1,13 @@
 //! Stage 3, the prediction half of the original `train.py`: load the best checkpoint,
-//! preprocess the test frames as the training frames (resize to 96 x 96, standardise with
-//! the TRAINING mean and std), predict in batches without gradients, and write
-//! `imgs_mask_test.npy` (float32 (N, 96, 96, 1)) and `preds/{id}_pred.png`
-//! (uint8 prob * 255, 96 x 96).
+//! preprocess the test frames as the training frames (resize to the network's input,
+//! 96 x 96 for the tutorial's; standardise with the TRAINING mean and std), predict in
+//! batches without gradients, and write `imgs_mask_test.npy` (float32 (N, h, w, 1) at
+//! the input size) and `preds/{id}_pred.png` (uint8 prob * 255).
 //!
 //! The original recomputed the training statistics at predict time; nerveseg reads them
 //! from the checkpoint, and asks for `--mean/--std` or `--stats-from` when a checkpoint
 //! (such as the original Keras `weights.h5`) has none. Model-ready float32
-//! (N, 96, 96, 1) arrays are fed as they are, as Keras's `model.predict` does.
+//! (N, h, w, 1) arrays are fed as they are, as Keras's `model.predict` does.
 
 pub mod ensemble;
 pub mod folder;
@@ -20,12 +20,12 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, TchError, Tensor};
 
 use crate::data::npy::{Dtype, NpyReader, NpyWriter};
-use crate::dataset::{self, Stats, SIDE_PIXELS};
+use crate::dataset::{self, Stats};
 use crate::frame::FrameSize;
 use crate::interrupt;
 use crate::keras::{self, KerasFile, LoadReport};
 use crate::libtorch::{explain, Advice};
-use crate::model::{self, UNet, UNetConfig, INPUT_SIZE};
+use crate::model::{self, UNet, UNetConfig};
 
 /// A U-Net with weights from a Keras file, ready to run.
 pub struct Loaded {
@@ -86,14 +86,14 @@ pub enum StatsSource {
 }
 
 impl StatsSource {
-    /// The statistics to use with `file`'s weights; refused when they cannot
-    /// standardise (a std that is not positive and finite).
-    pub fn resolve(&self, file: &KerasFile, quiet: bool) -> Result<Stats> {
+    /// The statistics to use with `file`'s weights (a network of input `input`);
+    /// refused when they cannot standardise (a std that is not positive and finite).
+    pub fn resolve(&self, file: &KerasFile, input: FrameSize, quiet: bool) -> Result<Stats> {
         match self {
             StatsSource::Given(s) => s.checked("--mean and --std"),
             StatsSource::From(p) => {
                 let mut r = NpyReader::open(p)?;
-                let frames = dataset::preprocess_frames(&mut r, "stats", quiet)?;
+                let frames = dataset::preprocess_frames(&mut r, "stats", input, quiet)?;
                 dataset::stats(&frames).checked(&format!("statistics of {}", p.display()))
             }
             StatsSource::Stored => match (file.meta.mean, file.meta.std) {
@@ -109,8 +109,8 @@ impl StatsSource {
     }
 }
 
-/// Probabilities for `images` ([N, 1, 96, 96] on any device), in batches, without
-/// gradients; returns N * 96 * 96 values. Stops at an interrupt between batches; a
+/// Probabilities for `images` ([N, 1, h, w] on any device), in batches, without
+/// gradients; returns N * h * w values. Stops at an interrupt between batches; a
 /// libtorch failure (out of memory) is an error naming the batch.
 pub fn probabilities(
     net: &UNet,
@@ -133,7 +133,8 @@ pub fn predictions(
 ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
     let n = images.size().first().copied().unwrap_or(0);
     let pb = crate::progress::bar(n as u64, "predict", quiet);
-    let mut out = Vec::with_capacity(n as usize * SIDE_PIXELS);
+    let pixels: i64 = images.size().iter().skip(2).product();
+    let mut out = Vec::with_capacity((n * pixels) as usize);
     let mut heads = net.has_head().then(|| Vec::with_capacity(n as usize));
     let host = |t: Tensor| -> Result<Tensor, TchError> {
         t.f_to_device(Device::Cpu)?
@@ -241,17 +242,16 @@ impl fmt::Display for PredictReport {
 
 /// Runs prediction: the probabilities first, then the pictures.
 pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
-    let mut reader = NpyReader::open(&cfg.images)?;
-    let side = INPUT_SIZE as u64;
+    let reader = NpyReader::open(&cfg.images)?;
     let frames = match (reader.dtype, reader.shape.as_slice()) {
-        (Dtype::F32, [_, h, w, 1]) if *h == side && *w == side => false,
+        (Dtype::F32, [_, _, _, 1]) => false,
         (Dtype::U8, [_, _, _]) => {
             FrameSize::of_frames(&reader)?;
             true
         }
         _ => bail!(
             "{}: expected uint8 frames (N, H, W) or a model-ready float32 array \
-             (N, 96, 96, 1), found {} of shape {:?}",
+             (N, h, w, 1) at the network's input size, found {} of shape {:?}",
             cfg.images.display(),
             reader.dtype.name(),
             reader.shape
@@ -270,10 +270,15 @@ pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
         cfg.quiet,
     )?;
     crate::presence::check_head(cfg.rule.presence, models.has_heads(), &cfg.weights)?;
+    let map = models.map_size();
+    if !frames {
+        ready_size(&cfg.images, &reader.shape, &models)?;
+    }
     // The output is opened first, so an unwritable place fails before the work; its
     // rows come once every batch is predicted.
     let n = reader.shape[0];
-    let mut writer = NpyWriter::<f32>::create(&cfg.out, &[n, side, side, 1])?;
+    let (h, w) = (map.height as u64, map.width as u64);
+    let mut writer = NpyWriter::<f32>::create(&cfg.out, &[n, h, w, 1])?;
     let nothing = |_: Option<&str>| format!("{} was not written", cfg.out.display());
     let (probs, ids) = if frames {
         // The ids only name pictures; read them first so a bad file fails before the work.
@@ -283,15 +288,20 @@ pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
         } else {
             Vec::new()
         };
-        let small = interrupt::keeping(
-            dataset::preprocess_frames(&mut reader, "resize", cfg.quiet),
-            nothing,
-        )?;
-        let probs = interrupt::keeping(models.frames_with_heads(&small, cfg.quiet), nothing)?;
+        // Each input size the networks take reads the frames once more (the file is
+        // streamed, not held whole).
+        let small = |size: FrameSize| {
+            let mut r = NpyReader::open(&cfg.images)?;
+            interrupt::keeping(
+                dataset::preprocess_frames(&mut r, "resize", size, cfg.quiet),
+                nothing,
+            )
+        };
+        let probs = interrupt::keeping(models.frames_with_heads(small, cfg.quiet), nothing)?;
         (probs, ids)
     } else {
         let x = reader.read_all::<f32>()?;
-        let t = dataset::to_nchw(&x).map_err(|e| {
+        let t = dataset::to_nchw(&x, map).map_err(|e| {
             explain(
                 e,
                 "reading the model-ready images",
@@ -310,7 +320,7 @@ pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
         )?),
         None => None,
     };
-    for row in probs.chunks(SIDE_PIXELS) {
+    for row in probs.chunks(map.pixels()) {
         writer.push_row(row)?;
     }
     interrupt::keeping(interrupt::check(), nothing)?;
@@ -339,7 +349,10 @@ pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
         )
     };
     if let Some(dir) = &cfg.png_dir {
-        interrupt::keeping(crate::pictures::write_pred_pngs(dir, &ids, &probs), written)?;
+        interrupt::keeping(
+            crate::pictures::write_pred_pngs(dir, &ids, &probs, map),
+            written,
+        )?;
     }
     if let Some(dir) = &cfg.overlays {
         let limit = cfg.limit.unwrap_or(ids.len()).min(ids.len());
@@ -349,6 +362,7 @@ pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
                 &cfg.images,
                 &ids[..limit],
                 &probs,
+                map,
                 cfg.truth_dir.as_deref(),
                 &cfg.rule,
             ),
@@ -362,6 +376,24 @@ pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
         out: cfg.out.clone(),
         presence: heads.is_some().then_some(presence_out),
     })
+}
+
+/// Checks that model-ready arrays (N, h, w, 1) have the input size of every network of
+/// the ensemble.
+fn ready_size(path: &Path, shape: &[u64], models: &ensemble::Ensemble) -> Result<()> {
+    for m in &models.members {
+        let input = m.loaded.cfg.input;
+        let (h, w) = (input.height as u64, input.width as u64);
+        if shape[1..3] != [h, w] {
+            bail!(
+                "{}: expected uint8 frames (N, H, W) or a model-ready float32 array \
+                 (N, {h}, {w}, 1), found float32 of shape {shape:?}: {} takes {input}",
+                path.display(),
+                m.loaded.file.path.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Reads int32 ids and checks there is one per image.

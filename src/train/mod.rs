@@ -36,6 +36,8 @@ use crate::model;
 pub const BEST: &str = "weights.h5";
 pub const LAST: &str = "last.h5";
 pub const HISTORY: &str = "history.csv";
+/// The tutorial's epochs.
+pub const TUTORIAL_EPOCHS: usize = 20;
 
 /// Everything `train` needs; defaults are the tutorial's.
 #[derive(Clone, Debug)]
@@ -54,7 +56,11 @@ pub struct TrainConfig {
     pub init_weights: Option<PathBuf>,
     /// Continue the run saved in `out_dir/last.h5`.
     pub resume: bool,
-    pub base_width: i64,
+    /// The network asked for; a checkpoint to start from decides what is not asked, and
+    /// must agree with what is.
+    pub network: model::NetworkChoice,
+    /// The loss to train on (the tutorial's batch Dice by default).
+    pub loss: crate::loss::Loss,
     /// Memory layout and compute precision of the forward pass (`--amp` is bf16).
     pub speed: model::Speed,
     /// ReduceLROnPlateau and EarlyStopping on val_loss (none: the tutorial's run).
@@ -126,9 +132,17 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
         );
     }
     // The weights to start from are read and checked before the data, which can take a
-    // while to load.
+    // while to load; they decide the network.
     let source = weights_source(cfg)?;
-    let mut data = dataset::load_training(&cfg.images, &cfg.masks, cfg.quiet)?;
+    let network = match &source {
+        Some(file) => start::checkpoint_network(cfg, file)?,
+        None => {
+            let n = cfg.network.fresh(cfg.presence.is_some());
+            n.check()?;
+            n
+        }
+    };
+    let mut data = dataset::load_training(&cfg.images, &cfg.masks, network.input, cfg.quiet)?;
     let n = data.samples;
     let mut n_train = dataset::train_count(n, cfg.validation_split);
     if let Some(f) = &cfg.folds {
@@ -173,7 +187,7 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
     if cfg.callbacks != Callbacks::default() && n_train == n {
         bail!("--reduce-lr-on-plateau and --early-stopping watch val_loss: they need a --validation-split above 0");
     }
-    let mut start = build(cfg, source, &run)?;
+    let mut start = build(cfg, source, &run, &network)?;
     std::fs::create_dir_all(&cfg.out_dir)
         .with_context(|| format!("creating {}", cfg.out_dir.display()))?;
     let device = cfg.device;
@@ -234,6 +248,7 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
         batch: cfg.batch_size,
         frame: frame_size.unwrap_or(crate::frame::KAGGLE),
         presence: cfg.presence,
+        loss: cfg.loss,
     };
     for epoch in first_epoch..cfg.epochs {
         if schedule.stopped_after.is_some() {
@@ -320,15 +335,19 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
     })
 }
 
-/// The options beyond the tutorial's run, as flags ("" for none): callbacks and
-/// augmentation.
+/// The options beyond the tutorial's run, as flags ("" for none): callbacks,
+/// augmentation, the presence head and the loss.
 fn options(cfg: &TrainConfig) -> String {
     let aug = cfg.augment.map(|a| a.describe()).unwrap_or_default();
     let head = cfg
         .presence
         .map(|w| format!("--presence-head --presence-weight {w}"))
         .unwrap_or_default();
-    [cfg.callbacks.describe(), aug, head]
+    let loss = match cfg.loss {
+        crate::loss::Loss::Dice => String::new(),
+        l => format!("--loss {}", l.name()),
+    };
+    [cfg.callbacks.describe(), aug, head, loss]
         .into_iter()
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()

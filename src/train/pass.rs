@@ -13,7 +13,7 @@ use crate::adam::KerasAdam;
 use crate::augment::AugmentConfig;
 use crate::dataset;
 use crate::libtorch::{explain, Advice};
-use crate::loss::dice_loss;
+use crate::loss::{dice_loss, Loss};
 use crate::model::UNet;
 
 /// One pass over batches of the data on the device.
@@ -27,6 +27,7 @@ pub(super) struct Pass<'a> {
     pub frame: crate::frame::FrameSize,
     /// The weight of the presence head's binary cross-entropy, when the model has one.
     pub presence: Option<f64>,
+    pub loss: Loss,
 }
 
 impl Pass<'_> {
@@ -112,7 +113,7 @@ impl Pass<'_> {
             (x, y) = crate::augment::augment(&x, &y, a, self.frame, seed)?;
         }
         opt.zero_grad()?;
-        let loss = self.loss(&x, &y)?;
+        let loss = self.loss(&x, &y, true)?;
         if loss.dim() == 1 {
             loss.f_select(0, 0)?.f_backward()?;
         } else {
@@ -122,27 +123,39 @@ impl Pass<'_> {
         loss.f_detach()
     }
 
-    /// The batch's loss: -dice_coef; with a presence head, the vector [-dice_coef + w
-    /// BCE, -dice_coef] (the total is what Keras's two-output model minimises; its first
-    /// element is what backward sees).
-    fn loss(&self, x: &Tensor, y: &Tensor) -> Result<Tensor, TchError> {
-        let (p, head) = self.net.forward_with_head(x)?;
-        let dice = dice_loss(y, &p)?;
-        match (head, self.presence) {
-            (Some(logits), Some(w)) => {
-                let bce = crate::loss::presence_bce(&logits, &crate::loss::presence_target(y)?)?;
-                let total = dice.f_add(&bce.f_mul_scalar(w)?)?;
-                Tensor::f_stack(&[total, dice], 0)
-            }
-            _ => Ok(dice),
+    /// The batch's loss (`train` selects training behaviour: batch statistics,
+    /// dropout): the tutorial's -dice_coef alone; with another loss or a presence head,
+    /// the vector [loss (+ w BCE of the head), -dice_coef] (the total is what Keras's
+    /// two-output model minimises; its first element is what backward sees, the second
+    /// Keras's dice_coef metric).
+    fn loss(&self, x: &Tensor, y: &Tensor, train: bool) -> Result<Tensor, TchError> {
+        let out = self.net.forward_t(x, train)?;
+        let dice = dice_loss(y, &out.mask)?;
+        if !self.pairs() {
+            return Ok(dice);
         }
+        let mut total = match self.loss {
+            Loss::Dice => dice.shallow_clone(),
+            other => other.of(y, &out.mask, &out.logits)?,
+        };
+        if let (Some(logits), Some(w)) = (&out.presence, self.presence) {
+            let bce = crate::loss::presence_bce(logits, &crate::loss::presence_target(y)?)?;
+            total = total.f_add(&bce.f_mul_scalar(w)?)?;
+        }
+        Tensor::f_stack(&[total, dice], 0)
+    }
+
+    /// Whether each batch's loss comes with its -dice_coef beside it.
+    fn pairs(&self) -> bool {
+        self.presence.is_some() || self.loss != Loss::Dice
     }
 
     /// (loss, -dice_coef) of each batch from the host copy of the batch losses.
     fn losses(&self, host: &[f64]) -> Vec<(f64, f64)> {
-        match self.presence {
-            Some(_) => host.chunks(2).map(|c| (c[0], c[1])).collect(),
-            None => host.iter().map(|&l| (l, l)).collect(),
+        if self.pairs() {
+            host.chunks(2).map(|c| (c[0], c[1])).collect()
+        } else {
+            host.iter().map(|&l| (l, l)).collect()
         }
     }
 
@@ -157,7 +170,7 @@ impl Pass<'_> {
             let loss = tch::no_grad(|| -> Result<Tensor, TchError> {
                 let x = self.images.f_narrow(0, s as i64, (e - s) as i64)?;
                 let y = self.masks.f_narrow(0, s as i64, (e - s) as i64)?;
-                self.loss(&x, &y)
+                self.loss(&x, &y, false)
             })
             .map_err(|err| {
                 let what = format!("validation of epoch {} at sample {}", epoch + 1, s + 1);

@@ -35,35 +35,52 @@ pub(super) fn weights_source(cfg: &TrainConfig) -> Result<Option<KerasFile>> {
     Ok(Some(file))
 }
 
-/// The model and where the run starts: fresh, from `--init-weights`, or resumed (after
-/// checking that it is the same run).
+/// The network of the checkpoint a run starts from, refused when the command asks for
+/// another (a flag that would otherwise be silently ignored).
+pub(super) fn checkpoint_network(cfg: &TrainConfig, file: &KerasFile) -> Result<UNetConfig> {
+    let net = file.network()?;
+    let differ = cfg.network.disagreements(&net);
+    if !differ.is_empty() {
+        bail!(
+            "{} holds {net}, and the checkpoint decides the network: leave out {}, or start              a fresh model without {}",
+            file.path.display(),
+            differ.join(", "),
+            if cfg.resume {
+                "--resume"
+            } else {
+                "--init-weights"
+            }
+        );
+    }
+    Ok(net)
+}
+
+/// The model and where the run starts: fresh (the network `network`), from
+/// `--init-weights`, or resumed (after checking that it is the same run).
 pub(super) fn build(
     cfg: &TrainConfig,
     source: Option<KerasFile>,
     run: &RunRecord,
+    network: &UNetConfig,
 ) -> Result<Start> {
     if let (true, Some(last)) = (cfg.resume, &source) {
         resume::check_same_run(last, run)?;
     }
     let Some(file) = source else {
         tch::manual_seed(cfg.seed as i64);
-        let ucfg = UNetConfig {
-            base_width: cfg.base_width,
-            presence_head: cfg.presence.is_some(),
-        };
         let vs = VarStore::new(cfg.device);
-        let net = model::unet(&vs.root(), &ucfg).map_err(|e| {
+        let net = model::unet(&vs.root(), network).map_err(|e| {
             explain(
                 e,
                 "building the model",
                 cfg.device,
-                Advice::BaseWidth(cfg.base_width),
+                Advice::BaseWidth(network.base_width),
             )
         })?;
         return Ok(Start {
             vs,
             net,
-            cfg: ucfg,
+            cfg: *network,
             epoch: 0,
             history: Vec::new(),
             best: None,

@@ -15,13 +15,25 @@ type LayerWeights = (bool, Vec<usize>, Vec<f32>, Vec<f32>);
 /// The weights of a file in matched order: convs, then transposes.
 fn weights(path: &Path) -> Vec<LayerWeights> {
     let f = keras::read(path).unwrap();
-    let layers: Vec<_> = f.layers.iter().collect();
+    let layers: Vec<_> = f
+        .layers
+        .iter()
+        .map(|l| (l, vec!["kernel", "bias"]))
+        .collect();
     let values = f.read_values(&layers).unwrap();
     let mut v: Vec<_> = f
         .layers
         .iter()
         .zip(values)
-        .map(|(l, (kernel, bias))| (l.transpose, kernel.shape, kernel.data, bias.data))
+        .map(|(l, kb)| {
+            let transpose = l.kind == nerveseg::model::LayerKind::Transpose;
+            (
+                transpose,
+                kb[0].shape.clone(),
+                kb[0].data.clone(),
+                kb[1].data.clone(),
+            )
+        })
         .collect();
     v.sort_by_key(|l| l.0); // stable: keeps file order within each kind
     v

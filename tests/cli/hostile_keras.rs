@@ -16,8 +16,13 @@ fn doctored(env: &TestEnv, name: &str, index: usize, shape: &[usize], write: boo
     std::fs::copy(keras_fixture("unet_w4_weights.h5"), &path).unwrap();
     let layer = nerveseg::keras::read(&path).unwrap().layers[index].clone();
     let f = hdf5::File::open_rw(&path).unwrap();
-    f.unlink(&layer.kernel.dataset).unwrap();
-    let (group, leaf) = layer.kernel.dataset.rsplit_once('/').unwrap();
+    f.unlink(&layer.var("kernel").unwrap().dataset).unwrap();
+    let (group, leaf) = layer
+        .var("kernel")
+        .unwrap()
+        .dataset
+        .rsplit_once('/')
+        .unwrap();
     let ds = f
         .group(group)
         .unwrap()

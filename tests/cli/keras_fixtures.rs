@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use nerveseg::data::npy::NpyReader;
 
 pub fn keras_fixture(name: &str) -> PathBuf {
+    crate::testenv::no_hdf5_locks();
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/keras")
         .join(name)

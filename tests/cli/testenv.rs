@@ -56,8 +56,18 @@ impl Run {
     }
 }
 
+/// The test process does not take HDF5's file lock either: a child spawned by another
+/// thread inherits the locks of files this process has open (no O_CLOEXEC) and keeps
+/// them after this process closed the file, so reopening it here would fail with
+/// "unable to lock file" (errno 11). Set once, before the tests open any file.
+pub fn no_hdf5_locks() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| std::env::set_var("HDF5_USE_FILE_LOCKING", "FALSE"));
+}
+
 impl TestEnv {
     pub fn new() -> TestEnv {
+        no_hdf5_locks();
         TestEnv {
             dir: tempfile::tempdir().expect("temp dir"),
         }

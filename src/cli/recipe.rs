@@ -1,0 +1,58 @@
+//! `train --recipe`: named sets of options that measured best (README, "Beyond the
+//! tutorial"). A recipe only fills in what the command leaves out: flags given beside
+//! it still set their own values.
+
+use nerveseg::loss::Loss;
+use nerveseg::model::{Activation, NetworkChoice, Norm};
+
+/// A named set of training options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Recipe {
+    /// Augmentation and a learning rate halved when val_loss stalls for 5 epochs; the
+    /// tutorial's network, loss, learning rate and epochs.
+    Kaggle,
+    /// The kaggle recipe on the network, loss, learning rate and epochs that measured
+    /// best on real frames: see `Recipe::preset`.
+    Modern,
+}
+
+/// What a recipe sets.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Preset {
+    pub lr: Option<f64>,
+    pub epochs: Option<usize>,
+    pub network: NetworkChoice,
+    pub loss: Option<Loss>,
+    pub augment: bool,
+    /// ReduceLROnPlateau's factor and patience.
+    pub plateau: Option<(f64, usize)>,
+}
+
+impl Recipe {
+    pub fn preset(self) -> Preset {
+        let kaggle = Preset {
+            augment: true,
+            plateau: Some((0.5, 5)),
+            ..Preset::default()
+        };
+        match self {
+            Recipe::Kaggle => kaggle,
+            Recipe::Modern => Preset {
+                lr: Some(1e-3),
+                epochs: Some(40),
+                network: NetworkChoice {
+                    norm: Some(Norm::Batch),
+                    activation: Some(Activation::Elu),
+                    ..NetworkChoice::default()
+                },
+                loss: Some(Loss::ImageDice),
+                ..kaggle
+            },
+        }
+    }
+}
+
+/// The preset of an optional recipe (nothing without one).
+pub fn preset(recipe: Option<Recipe>) -> Preset {
+    recipe.map(Recipe::preset).unwrap_or_default()
+}
