@@ -434,15 +434,7 @@ pub fn read_adam_state(path: &Path, vars: &[(String, Vec<i64>)]) -> Result<Optio
             v: Vec::new(),
         };
         for (name, shape) in vars {
-            let kernel = shape.len() == 4;
-            let keras_shape: Vec<usize> = if kernel {
-                [shape[2], shape[3], shape[1], shape[0]]
-                    .iter()
-                    .map(|&d| d as usize)
-                    .collect()
-            } else {
-                shape.iter().map(|&d| d as usize).collect()
-            };
+            let keras_shape = crate::model::topology::keras_shape(shape);
             for (which, out) in [("m", &mut state.m), ("v", &mut state.v)] {
                 let key = format!("Adam/{which}/{}", keras_var_name(name));
                 let at = Stored {

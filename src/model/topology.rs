@@ -250,16 +250,22 @@ pub struct Var {
     pub init: Init,
 }
 
+/// The shape Keras stores for a libtorch `shape`: 4-D kernels permuted by (2, 3, 1, 0)
+/// (Conv2D's (out, in, kh, kw) -> (kh, kw, in, out); Conv2DTranspose's
+/// (in, out, kh, kw) -> (kh, kw, out, in)); everything else as it is. The values move
+/// the same way in `keras::to_keras` and back in `keras::to_tch`.
+pub fn keras_shape(shape: &[i64]) -> Vec<usize> {
+    let s: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+    match s.as_slice() {
+        &[a, b, c, d] => vec![c, d, b, a],
+        _ => s,
+    }
+}
+
 impl Var {
-    /// The shape Keras stores: 4-D kernels permuted by (2, 3, 1, 0) (Conv2D's
-    /// (out, in, kh, kw) -> (kh, kw, in, out); Conv2DTranspose's (in, out, kh, kw) ->
-    /// (kh, kw, out, in)); everything else as it is.
+    /// The shape Keras stores ([`keras_shape`]).
     pub fn keras_shape(&self) -> Vec<usize> {
-        let s: Vec<usize> = self.shape.iter().map(|&d| d as usize).collect();
-        match s.as_slice() {
-            &[a, b, c, d] => vec![c, d, b, a],
-            _ => s,
-        }
+        keras_shape(&self.shape)
     }
 }
 
