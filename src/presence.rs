@@ -95,6 +95,21 @@ impl Gate {
     }
 }
 
+/// Zeroes the maps of the frames that `gate` judges empty, so that every picture and
+/// array made from them shows the empty mask: `maps` holds one map of `pixels` values
+/// per frame, `heads` the heads' probabilities (one per frame) when there are heads.
+/// Returns how many frames it emptied.
+pub fn empty_gated(gate: Gate, maps: &mut [f32], pixels: usize, heads: Option<&[f32]>) -> usize {
+    let mut emptied = 0;
+    for (k, map) in maps.chunks_mut(pixels.max(1)).enumerate() {
+        if !gate.keeps(map, heads.map(|h| h[k])) {
+            map.fill(0.0);
+            emptied += 1;
+        }
+    }
+    emptied
+}
+
 /// Where `predict` writes the heads' probabilities beside its maps `masks`, and where
 /// `submit` looks for them: imgs_mask_test.npy -> imgs_presence_test.npy, else
 /// `{stem}_presence.npy`. float32 (N, 1), in the maps' order.

@@ -208,6 +208,8 @@ pub struct PredictReport {
     pub out: PathBuf,
     /// The presence heads' probabilities, when the checkpoints have heads.
     pub presence: Option<PathBuf>,
+    /// The presence gate asked for, and how many frames it emptied.
+    pub gated: Option<(crate::presence::Gate, usize)>,
 }
 
 /// "w.h5", "the mean of a.h5 and b.h5", with " and its flips" for test-time flips.
@@ -235,6 +237,13 @@ impl fmt::Display for PredictReport {
         )?;
         if let Some(p) = &self.presence {
             write!(f, " (presence head: {})", p.display())?;
+        }
+        if let Some((gate, emptied)) = &self.gated {
+            write!(
+                f,
+                "; {gate} judged {emptied} of {} frames empty: their maps are 0",
+                self.images
+            )?;
         }
         Ok(())
     }
@@ -312,7 +321,13 @@ pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
         let probs = interrupt::keeping(models.ready_with_heads(&t, cfg.quiet), nothing)?;
         (probs, Vec::new())
     };
-    let ((probs, heads), presence_out) = (probs, crate::presence::scores_path(&cfg.out));
+    let ((mut probs, heads), presence_out) = (probs, crate::presence::scores_path(&cfg.out));
+    // A frame the gate judges empty gets the empty mask in every output.
+    let gated = cfg.rule.presence.map(|gate| {
+        let emptied =
+            crate::presence::empty_gated(gate, &mut probs, map.pixels(), heads.as_deref());
+        (gate, emptied)
+    });
     let mut presence_writer = match &heads {
         Some(h) => Some(NpyWriter::<f32>::create(
             &presence_out,
@@ -375,6 +390,7 @@ pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
         tta: cfg.tta,
         out: cfg.out.clone(),
         presence: heads.is_some().then_some(presence_out),
+        gated,
     })
 }
 

@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use crate::keras_fixtures::read_f32;
 use crate::testenv::TestEnv;
 use crate::train::TINY;
 
@@ -97,6 +98,44 @@ fn presence_gates_empty_frames_and_the_sweep_searches_it() {
         .ok();
     env.run(&["predict", "-q", "--device", "cpu", "--no-png"])
         .ok();
+    // predict's gate empties the maps it writes, the PNGs and the array alike.
+    let open_maps = read_f32(&env.path("imgs_mask_test.npy")).1;
+    assert!(open_maps.iter().any(|&p| p > 0.0));
+    let gate = ["--presence", "mask", "--presence-threshold"];
+    let out = env
+        .run(
+            &[
+                &["predict", "--device", "cpu", "--out", "shut.npy"][..],
+                &gate,
+                &["1.01"],
+            ]
+            .concat(),
+        )
+        .ok();
+    assert!(out.contains("judged 1 of 1 frames empty"), "{out}");
+    let (shape, shut) = read_f32(&env.path("shut.npy"));
+    assert_eq!(shape[0], 1);
+    assert!(shut.iter().all(|&p| p == 0.0));
+    let png = std::fs::read_dir(env.path("preds"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let png = image::open(png.path()).unwrap().to_luma8();
+    assert!(png.pixels().all(|p| p.0[0] == 0));
+    // A gate every frame passes changes nothing.
+    env.run(
+        &[
+            &[
+                "predict", "-q", "--device", "cpu", "--no-png", "--out", "all.npy",
+            ][..],
+            &gate,
+            &["0"],
+        ]
+        .concat(),
+    )
+    .ok();
+    assert_eq!(read_f32(&env.path("all.npy")).1, open_maps);
     env.run(&["submit", "--presence", "mean"])
         .fails_with(&["--presence mean needs imgs_presence_test.npy"]);
     env.run(&[
