@@ -43,33 +43,48 @@ PARAMS = 7_759_521
 # --------------------------------------------------------------------------- model
 
 
-def double_conv(c_in, c_out):
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(c_out, c_out, 3, padding=1), nn.ReLU(inplace=True),
-    )
+def unit(c_in, c_out, norm, act):
+    """One convolution unit: Conv2D + activation, or with norm="batch" Conv2D, Keras's
+    BatchNormalization (epsilon 1e-3, momentum 0.99, i.e. PyTorch's 0.01) and the
+    activation, as nerveseg's --norm batch."""
+    layers = [nn.Conv2d(c_in, c_out, 3, padding=1)]
+    if norm == "batch":
+        layers.append(nn.BatchNorm2d(c_out, eps=1e-3, momentum=0.01))
+    layers.append(nn.ELU(inplace=True) if act == "elu" else nn.ReLU(inplace=True))
+    return layers
+
+
+def double_conv(c_in, c_out, norm=None, act="relu", dropout=0.0):
+    layers = unit(c_in, c_out, norm, act) + unit(c_out, c_out, norm, act)
+    if dropout > 0:
+        layers.append(nn.Dropout2d(dropout))  # Keras's SpatialDropout2D
+    return nn.Sequential(*layers)
 
 
 class UNet(nn.Module):
-    """get_unet of the tutorial, in its layer order (Keras names in comments)."""
+    """get_unet of the tutorial, in its layer order (Keras names in comments); with
+    norm, act and dropout, nerveseg's --norm, --activation and --dropout variants
+    (dropout after each encoder level)."""
 
-    def __init__(self, width=32):
+    def __init__(self, width=32, norm=None, act="relu", dropout=0.0):
         super().__init__()
         w = width
-        self.down1 = double_conv(1, w)            # conv2d 1-2
-        self.down2 = double_conv(w, 2 * w)        # conv2d 3-4
-        self.down3 = double_conv(2 * w, 4 * w)    # conv2d 5-6
-        self.down4 = double_conv(4 * w, 8 * w)    # conv2d 7-8
-        self.bottom = double_conv(8 * w, 16 * w)  # conv2d 9-10
+        enc = dict(norm=norm, act=act, dropout=dropout)
+        dec = dict(norm=norm, act=act)
+        self.down1 = double_conv(1, w, **enc)            # conv2d 1-2
+        self.down2 = double_conv(w, 2 * w, **enc)        # conv2d 3-4
+        self.down3 = double_conv(2 * w, 4 * w, **enc)    # conv2d 5-6
+        self.down4 = double_conv(4 * w, 8 * w, **enc)    # conv2d 7-8
+        self.bottom = double_conv(8 * w, 16 * w, **enc)  # conv2d 9-10
         self.up6 = nn.ConvTranspose2d(16 * w, 8 * w, 2, stride=2)
-        self.conv6 = double_conv(16 * w, 8 * w)   # conv2d 11-12
+        self.conv6 = double_conv(16 * w, 8 * w, **dec)   # conv2d 11-12
         self.up7 = nn.ConvTranspose2d(8 * w, 4 * w, 2, stride=2)
-        self.conv7 = double_conv(8 * w, 4 * w)    # conv2d 13-14
+        self.conv7 = double_conv(8 * w, 4 * w, **dec)    # conv2d 13-14
         self.up8 = nn.ConvTranspose2d(4 * w, 2 * w, 2, stride=2)
-        self.conv8 = double_conv(4 * w, 2 * w)    # conv2d 15-16
+        self.conv8 = double_conv(4 * w, 2 * w, **dec)    # conv2d 15-16
         self.up9 = nn.ConvTranspose2d(2 * w, w, 2, stride=2)
-        self.conv9 = double_conv(2 * w, w)        # conv2d 17-18
-        self.out = nn.Conv2d(w, 1, 1)             # conv2d 19
+        self.conv9 = double_conv(2 * w, w, **dec)        # conv2d 17-18
+        self.out = nn.Conv2d(w, 1, 1)                    # conv2d 19
         self.reset_parameters_like_keras()
 
     def reset_parameters_like_keras(self):
@@ -81,7 +96,7 @@ class UNet(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def forward(self, x):                                         # [N, 1, 96, 96]
+    def logits(self, x):                                          # [N, 1, 96, 96]
         c1 = self.down1(x)                                        # [N, 32, 96, 96]
         c2 = self.down2(F.max_pool2d(c1, 2))                      # [N, 64, 48, 48]
         c3 = self.down3(F.max_pool2d(c2, 2))                      # [N, 128, 24, 24]
@@ -91,7 +106,10 @@ class UNet(nn.Module):
         c7 = self.conv7(torch.cat([self.up7(c6), c3], dim=1))     # [N, 128, 24, 24]
         c8 = self.conv8(torch.cat([self.up8(c7), c2], dim=1))     # [N, 64, 48, 48]
         c9 = self.conv9(torch.cat([self.up9(c8), c1], dim=1))     # [N, 32, 96, 96]
-        return torch.sigmoid(self.out(c9))                        # [N, 1, 96, 96]
+        return self.out(c9)                                       # [N, 1, 96, 96]
+
+    def forward(self, x):
+        return torch.sigmoid(self.logits(x))
 
 
 def dice_coef(y_true, y_pred):
@@ -100,6 +118,19 @@ def dice_coef(y_true, y_pred):
     p = y_pred.reshape(-1).float()
     intersection = (t * p).sum()
     return (2.0 * intersection + SMOOTH) / (t.sum() + p.sum() + SMOOTH)
+
+
+def loss_of(kind, y_true, logits):
+    """nerveseg's --loss: dice (-dice_coef), image-dice (-(mean of each image's soft
+    Dice)) or bce-dice (mean BCE from the logits + 1 - dice_coef)."""
+    pred = torch.sigmoid(logits.float())
+    if kind == "image-dice":
+        t, p = y_true.flatten(1), pred.flatten(1)
+        return -((2.0 * (t * p).sum(1) + SMOOTH) / (t.sum(1) + p.sum(1) + SMOOTH)).mean()
+    if kind == "bce-dice":
+        bce = F.binary_cross_entropy_with_logits(logits.float(), y_true)
+        return bce + 1.0 - dice_coef(y_true, pred)
+    return -dice_coef(y_true, pred)
 
 
 # ----------------------------------------------------------------------- optimiser
@@ -170,9 +201,14 @@ def load_model_ready(path, device, args, what):
 
 
 def build_model(device, args):
-    model = UNet().to(device).to(memory_format=memory_format(args))
+    norm = getattr(args, "norm", "none")
+    variant = dict(norm=None if norm == "none" else norm, act=getattr(args, "activation", "relu"),
+                   dropout=getattr(args, "dropout", 0.0))
+    model = UNet(getattr(args, "base_width", 32), **variant)
+    model = model.to(device).to(memory_format=memory_format(args))
     n = sum(p.numel() for p in model.parameters())
-    assert n == PARAMS, f"parameter count {n} != {PARAMS}"
+    if variant == dict(norm=None, act="relu", dropout=0.0) and model.out.in_channels == 32:
+        assert n == PARAMS, f"parameter count {n} != {PARAMS}"
     return model
 
 
@@ -216,8 +252,8 @@ def train_step(args):
         xb, yb = xy
         opt.zero_grad()
         with autocast(device, args):
-            pred = model(xb)
-        loss = -dice_coef(yb, pred)
+            logits = model.logits(xb)
+        loss = loss_of(args.loss, yb, logits)
         loss.backward()
         opt.step()
         sync(device)
@@ -359,6 +395,16 @@ def add_common(p):
                    help="allow TF32 in cuDNN and matmuls (default: off, true float32)")
     p.add_argument("--cudnn-benchmark", action="store_true",
                    help="torch.backends.cudnn.benchmark = True (default: False)")
+    # nerveseg's model family: the same flags as `nerveseg bench train-step`.
+    p.add_argument("--base-width", type=int, default=32, help="default: 32")
+    p.add_argument("--norm", choices=["none", "batch"], default="none",
+                   help="BatchNorm after each 3x3 conv (Keras's eps and momentum)")
+    p.add_argument("--activation", choices=["relu", "elu"], default="relu")
+    p.add_argument("--dropout", type=float, default=0.0,
+                   help="Dropout2d after each encoder level, in training")
+    p.add_argument("--loss", choices=["dice", "image-dice", "bce-dice"], default="dice")
+    p.add_argument("--input-size", metavar="HxW",
+                   help="accepted for nerveseg's flags; the arrays' size decides")
 
 
 def main():
