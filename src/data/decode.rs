@@ -12,6 +12,7 @@
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{anyhow, bail, Context, Result};
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
@@ -55,12 +56,48 @@ pub struct Labels {
     pub lossy: bool,
 }
 
+/// The largest side of a frame read from a folder unless `--max-side` says otherwise:
+/// an 8,192 x 8,192 8-bit frame decodes in 64 MB (about 0.5 GB at the peak of
+/// `prepare`), far above any scanner's frame.
+pub const DEFAULT_MAX_SIDE: usize = 8_192;
+
+static MAX_SIDE_NOW: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_SIDE);
+
+/// Sets the largest side of a frame read from here on (`--max-side`), 1 to
+/// [`MAX_SIDE`].
+pub fn set_max_side(side: usize) -> Result<()> {
+    if !(1..=MAX_SIDE).contains(&side) {
+        bail!("--max-side {side}: give 1 to {MAX_SIDE} pixels");
+    }
+    MAX_SIDE_NOW.store(side, Ordering::Relaxed);
+    Ok(())
+}
+
+fn max_side() -> usize {
+    MAX_SIDE_NOW.load(Ordering::Relaxed)
+}
+
 fn limits() -> Limits {
     let mut l = Limits::default();
-    l.max_image_width = Some(MAX_SIDE as u32);
-    l.max_image_height = Some(MAX_SIDE as u32);
+    l.max_image_width = Some(max_side() as u32);
+    l.max_image_height = Some(max_side() as u32);
     l.max_alloc = Some(MAX_ALLOC);
     l
+}
+
+/// Refuses a frame of `w` x `h` pixels with a side over `--max-side`.
+fn check_side(path: &Path, format: ImageFormat, (w, h): (usize, usize)) -> Result<()> {
+    if w <= max_side() && h <= max_side() {
+        return Ok(());
+    }
+    let kind = image::error::LimitErrorKind::DimensionError;
+    let e = image::ImageError::Limits(image::error::LimitError::from_kind(kind));
+    Err(explain(path, format, e))
+}
+
+/// A decoder's error for `path`, in words (see `image_error`).
+fn explain(path: &Path, format: ImageFormat, e: image::ImageError) -> anyhow::Error {
+    super::image_error::explain(path, format, e, max_side(), MAX_ALLOC)
 }
 
 fn reader(path: &Path) -> Result<ImageReader<BufReader<File>>> {
@@ -80,6 +117,9 @@ fn reader(path: &Path) -> Result<ImageReader<BufReader<File>>> {
         }
         n
     };
+    if n == 0 {
+        bail!("{}: empty file (0 bytes)", path.display());
+    }
     let format = match image::guess_format(&head[..n]) {
         Ok(f @ (ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Tiff | ImageFormat::Bmp)) => f,
         _ => bail!(
@@ -95,9 +135,10 @@ fn reader(path: &Path) -> Result<ImageReader<BufReader<File>>> {
 
 /// The size of an image from its header alone.
 pub fn dimensions(path: &Path) -> Result<FrameSize> {
-    let (w, h) = reader(path)?
-        .into_dimensions()
-        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let r = reader(path)?;
+    let format = r.format().unwrap_or(ImageFormat::Png);
+    let (w, h) = r.into_dimensions().map_err(|e| explain(path, format, e))?;
+    check_side(path, format, (w as usize, h as usize))?;
     FrameSize::new(h as usize, w as usize).map_err(|e| anyhow!("{}: {e}", path.display()))
 }
 
@@ -122,7 +163,7 @@ fn decode(path: &Path) -> Result<(DynamicImage, FrameSize, ImageFormat)> {
     use image::ImageDecoder;
     let r = reader(path)?;
     let format = r.format().unwrap_or(ImageFormat::Png);
-    let bad = |e: image::ImageError| anyhow!("{}: {e}", path.display());
+    let bad = |e: image::ImageError| explain(path, format, e);
     let dec = r.into_decoder().map_err(bad)?;
     check_claim(path, dec.dimensions(), dec.total_bytes())?;
     let img = DynamicImage::from_decoder(dec).map_err(bad)?;
@@ -252,13 +293,14 @@ fn palette_indices(path: &Path) -> Result<Option<Labels>> {
         },
     );
     dec.set_transformations(png::Transformations::IDENTITY);
-    let bad = |e: png::DecodingError| anyhow!("{}: {e}", path.display());
+    let bad = |e: png::DecodingError| super::image_error::explain_png(path, e);
     let mut r = dec.read_info().map_err(bad)?;
     let info = r.info();
     if info.color_type != png::ColorType::Indexed {
         return Ok(None);
     }
     let (w, h) = (info.width as usize, info.height as usize);
+    check_side(path, ImageFormat::Png, (w, h))?;
     let size = FrameSize::new(h, w).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let bits = info.bit_depth as usize;
     check_claim(

@@ -9,6 +9,7 @@
 
 pub mod decode;
 pub mod folder;
+mod image_error;
 pub mod layout;
 pub mod lzw;
 pub mod npy;
