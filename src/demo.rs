@@ -220,6 +220,8 @@ fn run_steps(cfg: &DemoConfig, step: &std::cell::Cell<&'static str>) -> Result<D
         device: cfg.device,
         init_weights: None,
         resume: false,
+        // The demo's folder is its own: a second demo replaces the first.
+        overwrite: true,
         network: crate::model::NetworkChoice {
             base_width: Some(plan.width),
             ..Default::default()

@@ -4,10 +4,6 @@
 
 mod cli;
 
-use clap::Parser;
-
-use crate::cli::Cli;
-
 /// Keeps glibc's allocator from handing freed memory back to the system between
 /// batches. libtorch frees and re-allocates the same large activation buffers every
 /// step; by default glibc serves blocks over 128 KiB with fresh mmap calls and trims the
@@ -59,7 +55,7 @@ fn main() {
     if std::env::var_os("NVIDIA_TF32_OVERRIDE").is_none() {
         std::env::set_var("NVIDIA_TF32_OVERRIDE", "0");
     }
-    let cli = Cli::parse();
+    let cli = cli::parse();
     if cli.flush_denormals() && !nerveseg::denormal::flush_to_zero() {
         eprintln!("nerveseg: --flush-denormals is for x86-64 CPUs; ignored here");
     }

@@ -55,6 +55,11 @@ pub struct Cli {
     /// bit-for-bit run; it may change the last bits.
     #[arg(long, global = true)]
     pub flush_denormals: bool,
+    /// The largest side, in pixels, of a frame read from a folder (prepare, predict):
+    /// larger files are refused before they are decoded. Up to 16384; a frame takes
+    /// about 8 bytes of memory a pixel at the peak.
+    #[arg(long, global = true, value_name = "PX", default_value_t = nerveseg::data::decode::DEFAULT_MAX_SIDE)]
+    pub max_side: usize,
 
     #[command(subcommand)]
     pub command: Command,
@@ -68,6 +73,15 @@ impl Cli {
     }
 }
 
+const TRAIN_EXAMPLES: &str = "\
+Examples:
+  nerveseg train                                  the tutorial's run, exactly
+  nerveseg train --recipe kaggle --lr 3e-4        augmentation and a schedule, the tutorial's network
+  nerveseg train --recipe modern                  BatchNorm, Adam at 1e-3, 60 epochs: best on real frames
+  nerveseg train --recipe modern --input-size 128x128 --loss image-dice
+  nerveseg train --init-weights weights.h5 --epochs 5   fine-tune the original Keras weights
+  nerveseg train --resume --epochs 40             continue the run saved in weights/last.h5";
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write synthetic ultrasound data in the Kaggle layout (train/, test/).
@@ -78,6 +92,7 @@ pub enum Command {
     /// (label noise); with --drop, write the training arrays without them.
     Clean(data::CleanArgs),
     /// Train the U-Net as the original train.py: Dice loss, Adam, best checkpoint by val_loss.
+    #[command(after_help = TRAIN_EXAMPLES)]
     Train(TrainArgs),
     /// Cross-validate: train every fold of a split by group into OUT/fold-I/, score each
     /// on its held-out frames, and write OUT/cv.csv and OUT/oof.npy.
@@ -132,9 +147,48 @@ impl Output {
     }
 }
 
+/// The flags that choose a fresh network: `train`, `cv` and `bench` take them; every
+/// other command builds the network its checkpoint records.
+const NETWORK_FLAGS: [&str; 7] = [
+    "--base-width",
+    "--input-size",
+    "--norm",
+    "--activation",
+    "--dropout",
+    "--loss",
+    "--presence-head",
+];
+
+/// Parses the command line as clap does, except that a network flag given to a command
+/// that reads a checkpoint gets one line saying that the checkpoint decides the network
+/// (clap would print its usage line, cut short), and the exit status 2 of a usage error.
+pub fn parse() -> Cli {
+    let e = match Cli::try_parse() {
+        Ok(cli) => return cli,
+        Err(e) => e,
+    };
+    if e.kind() == clap::error::ErrorKind::UnknownArgument {
+        if let Some(clap::error::ContextValue::String(arg)) =
+            e.get(clap::error::ContextKind::InvalidArg)
+        {
+            let flag = arg.split('=').next().unwrap_or(arg);
+            if NETWORK_FLAGS.contains(&flag) {
+                eprintln!(
+                    "nerveseg: {flag} chooses a fresh network, in train and cv only: the other \
+                     commands use the network their checkpoint records (`nerveseg inspect \
+                     FILE` shows it)"
+                );
+                std::process::exit(2);
+            }
+        }
+    }
+    e.exit()
+}
+
 /// Runs the subcommand.
 pub fn run(cli: Cli) -> Result<Output> {
     let quiet = cli.quiet;
+    nerveseg::data::decode::set_max_side(cli.max_side)?;
     Ok(match cli.command {
         Command::Synth(a) => Output::summary(nerveseg::synth::synth(&a.into_config(quiet))?),
         Command::Prepare(a) => Output::summary(match a.into_config(quiet) {

@@ -26,7 +26,7 @@ pub struct TrainArgs {
     /// Folder for weights.h5 (best by val_loss), last.h5 (for --resume) and history.csv.
     #[arg(long, value_name = "DIR", default_value = "weights")]
     pub out_dir: PathBuf,
-    /// Passes over the training data [default: 20, the tutorial's; 40 with --recipe
+    /// Passes over the training data [default: 20, the tutorial's; 60 with --recipe
     /// modern].
     #[arg(long, value_name = "N")]
     pub epochs: Option<usize>,
@@ -59,6 +59,10 @@ pub struct TrainArgs {
     /// Continue the interrupted run saved in OUT_DIR/last.h5.
     #[arg(long)]
     pub resume: bool,
+    /// Start afresh in OUT_DIR even when it holds another run (its weights.h5, last.h5
+    /// and history.csv are replaced); without it such a folder is refused.
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
     #[command(flatten)]
     pub network: NetworkArgs,
     #[command(flatten)]
@@ -68,10 +72,10 @@ pub struct TrainArgs {
     #[arg(long)]
     pub amp: bool,
     /// A preset of the options that measured best on real frames (README, "Beyond the
-    /// tutorial"): kaggle = --augment --reduce-lr-on-plateau --lr-factor 0.5
-    /// --lr-patience 5; modern = kaggle with --norm batch --activation elu --loss
-    /// image-dice --lr 1e-3 --epochs 40. Flags given beside it still set their own
-    /// values.
+    /// tutorial" and "The model family"): kaggle = --augment --reduce-lr-on-plateau
+    /// --lr-factor 0.5 --lr-patience 5 (at the tutorial's rate: give --lr, e.g. 3e-4 for
+    /// a few hundred frames, 1e-4 for Kaggle's thousands); modern = kaggle with --norm
+    /// batch --lr 1e-3 --epochs 60. Flags given beside it still set their own values.
     #[arg(
         long,
         value_name = "NAME",
@@ -276,13 +280,9 @@ impl TrainArgs {
             device: self.device,
             init_weights: self.init_weights,
             resume: self.resume,
+            overwrite: self.overwrite,
             network: self.network.choice(preset.network)?,
-            loss: self
-                .network
-                .loss
-                .map(Into::into)
-                .or(preset.loss)
-                .unwrap_or_default(),
+            loss: self.network.loss.map(Into::into).unwrap_or_default(),
             speed: self.speed.speed(self.amp),
             callbacks,
             augment: self.augment.config(self.recipe)?,

@@ -107,32 +107,79 @@ pub fn ensemble_weights(out: &Path) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-fn finished(cfg: &CvConfig, fold: usize) -> bool {
-    fold_dir(&cfg.train.out_dir, fold).join(FINISHED).exists()
+/// Whether fold `fold` finished before and is kept (not with `--overwrite`).
+fn kept(cfg: &CvConfig, fold: usize) -> bool {
+    !cfg.train.overwrite && fold_dir(&cfg.train.out_dir, fold).join(FINISHED).exists()
 }
 
-/// Trains fold `fold` (from 0) on `device` unless it finished before; resumes it when
-/// it was interrupted. A `cv --devices` child runs exactly this.
-pub fn train_fold(cfg: &CvConfig, fold: usize, device: Device) -> Result<()> {
+/// The training of fold `fold` (from 0): the template's, into `OUT/fold-I`.
+fn fold_config(cfg: &CvConfig, fold: usize) -> TrainConfig {
     let dir = fold_dir(&cfg.train.out_dir, fold);
-    if finished(cfg, fold) {
-        if !cfg.train.quiet {
-            println!("fold {}: finished before, kept", fold + 1);
-        }
-        return Ok(());
-    }
-    let resume = dir.join(train::LAST).exists();
-    let t = TrainConfig {
-        out_dir: dir.clone(),
-        device,
-        resume,
+    TrainConfig {
+        resume: !cfg.train.overwrite && dir.join(train::LAST).exists(),
+        out_dir: dir,
         folds: Some(Folds {
             folds: cfg.folds,
             fold,
             groups: cfg.groups.clone(),
         }),
         ..cfg.train.clone()
+    }
+}
+
+/// Refuses an OUT that holds another cross-validation: a fold, finished or not, whose
+/// checkpoint records other settings, or that finished after other epochs. Without
+/// this, `cv` would keep another run's finished folds beside this one's.
+fn check_same_cv(cfg: &CvConfig) -> Result<()> {
+    if cfg.train.overwrite {
+        return Ok(());
+    }
+    for fold in 0..cfg.folds {
+        let t = fold_config(cfg, fold);
+        let last = t.out_dir.join(train::LAST);
+        if !last.exists() {
+            continue;
+        }
+        let file = crate::keras::read(&last)?;
+        let mut diff = match &file.meta.run {
+            Some(saved) => train::setting_differences(saved, &t),
+            None => vec!["a run that recorded no settings".to_owned()],
+        };
+        let marker = std::fs::read_to_string(t.out_dir.join(FINISHED)).unwrap_or_default();
+        let done: Option<usize> = marker
+            .trim()
+            .strip_prefix("epochs ")
+            .and_then(|e| e.parse().ok());
+        if let Some(done) = done.filter(|&d| d != t.epochs) {
+            diff.push(format!("--epochs {} (the fold finished {done})", t.epochs));
+        }
+        if !diff.is_empty() {
+            anyhow::bail!(
+                "{} holds another cross-validation: fold {} differs: {}. Pass --overwrite to \
+                 train every fold again, or choose another --out-dir",
+                cfg.train.out_dir.display(),
+                fold + 1,
+                diff.join("; ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Trains fold `fold` (from 0) on `device` unless it finished before; resumes it when
+/// it was interrupted. A `cv --devices` child runs exactly this.
+pub fn train_fold(cfg: &CvConfig, fold: usize, device: Device) -> Result<()> {
+    if kept(cfg, fold) {
+        if !cfg.train.quiet {
+            println!("fold {}: finished before, kept", fold + 1);
+        }
+        return Ok(());
+    }
+    let t = TrainConfig {
+        device,
+        ..fold_config(cfg, fold)
     };
+    let (dir, resume) = (t.out_dir.clone(), t.resume);
     if !cfg.train.quiet {
         println!(
             "fold {} of {}{}",
@@ -152,7 +199,9 @@ pub fn train_fold(cfg: &CvConfig, fold: usize, device: Device) -> Result<()> {
 /// Runs every fold, scores each, and writes `cv.csv` and `oof.npy`.
 pub fn cv(cfg: &CvConfig) -> Result<CvReport> {
     let out = &cfg.train.out_dir;
+    check_same_cv(cfg)?;
     std::fs::create_dir_all(out).map_err(|e| anyhow!("creating {}: {e}", out.display()))?;
+    let _lock = train::folder::lock(out)?;
     match &cfg.parallel {
         None => {
             for fold in 0..cfg.folds {
@@ -160,7 +209,7 @@ pub fn cv(cfg: &CvConfig) -> Result<CvReport> {
             }
         }
         Some(p) => {
-            let todo = (0..cfg.folds).filter(|&f| !finished(cfg, f)).collect();
+            let todo = (0..cfg.folds).filter(|&f| !kept(cfg, f)).collect();
             parallel::run(cfg, p, todo)?;
         }
     }

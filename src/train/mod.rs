@@ -10,6 +10,7 @@
 //! checkpoint records what defines the run (`resume.rs`), and a resume refuses another.
 
 pub mod callbacks;
+pub mod folder;
 mod history;
 mod pass;
 mod resume;
@@ -26,6 +27,7 @@ use self::callbacks::{Callbacks, Schedule};
 use self::history::Averages;
 pub use self::history::{format_epoch, read_history, write_history, EpochLog};
 use self::pass::Pass;
+pub use self::resume::setting_differences;
 use self::start::{build, weights_source, Start};
 use crate::adam::{AdamConfig, KerasAdam};
 use crate::dataset::{self, Prepared};
@@ -56,6 +58,9 @@ pub struct TrainConfig {
     pub init_weights: Option<PathBuf>,
     /// Continue the run saved in `out_dir/last.h5`.
     pub resume: bool,
+    /// Start afresh in `out_dir` even when it holds another run's files (replacing
+    /// them); without it, or `resume`, such a folder is refused.
+    pub overwrite: bool,
     /// The network asked for; a checkpoint to start from decides what is not asked, and
     /// must agree with what is.
     pub network: model::NetworkChoice,
@@ -131,6 +136,13 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
             cfg.validation_split
         );
     }
+    // A folder holding another run is refused before anything slow (and again once
+    // the folder is locked, in case a run finished there meanwhile).
+    let claimed = |cfg: &TrainConfig| match cfg.resume || cfg.overwrite {
+        true => Ok(()),
+        false => folder::check_unclaimed(&cfg.out_dir),
+    };
+    claimed(cfg)?;
     // The weights to start from are read and checked before the data, which can take a
     // while to load; they decide the network.
     let source = weights_source(cfg)?;
@@ -190,6 +202,8 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
     let mut start = build(cfg, source, &run, &network)?;
     std::fs::create_dir_all(&cfg.out_dir)
         .with_context(|| format!("creating {}", cfg.out_dir.display()))?;
+    let _lock = folder::lock(&cfg.out_dir)?;
+    claimed(cfg)?;
     let device = cfg.device;
     let model = Advice::BaseWidth(start.cfg.base_width);
     let on_device = |what: &str, e: TchError| explain(e, what, device, model);

@@ -72,6 +72,22 @@ fn differences(saved: &RunRecord, asked: &RunRecord) -> Vec<String> {
     out
 }
 
+/// The settings in which `cfg` differs from the run `saved` records, the data left
+/// aside (checked only once it is loaded): for `cv`, which keeps the folds it finished.
+pub fn setting_differences(saved: &RunRecord, cfg: &super::TrainConfig) -> Vec<String> {
+    let asked = RunRecord {
+        validation_split: cfg.validation_split,
+        seed: cfg.seed,
+        shuffle: cfg.shuffle,
+        batch_size: cfg.batch_size as u64,
+        samples: saved.samples,
+        fingerprint: saved.fingerprint.clone(),
+        callbacks: super::options(cfg),
+        folds: cfg.folds.as_ref().map(|f| (f.folds as u64, f.fold as u64)),
+    };
+    differences(saved, &asked)
+}
+
 /// Refuses to resume `last` (the run's last checkpoint) with a run that differs.
 pub fn check_same_run(last: &KerasFile, asked: &RunRecord) -> Result<()> {
     let path = last.path.display();

@@ -68,6 +68,32 @@ fn cv_trains_every_fold_writes_its_table_and_resumes() {
     assert_eq!(std::fs::read_to_string(env.path("cv/cv.csv")).unwrap(), csv);
     env.run(&[&args[..], &["--fold", "1"]].concat())
         .fails_with(&["cv trains every fold: leave out --fold"]);
+    // Another cross-validation into the same folder is refused, unless asked for.
+    let other = |epochs: &str, seed: &str, extra: &[&str]| {
+        let base = [
+            "cv",
+            "-q",
+            "--folds",
+            "2",
+            "--out-dir",
+            "cv",
+            "--epochs",
+            epochs,
+        ];
+        env.run(&[&base[..], &TINY[..6], &["--seed", seed], extra].concat())
+    };
+    other("1", "5", &[]).fails_with(&[
+        "cv holds another cross-validation: fold 1 differs: --seed 5 (the run used 3)",
+    ]);
+    other("2", "3", &[]).fails_with(&["--epochs 2 (the fold finished 1)", "--overwrite"]);
+    let fold1 = || std::fs::read(env.path("cv/fold-1/weights.h5")).unwrap();
+    assert!(fold1() == kept);
+    other("1", "5", &["--overwrite"]).ok();
+    assert!(fold1() != kept);
+    assert!(std::fs::read_to_string(env.path("cv/cv.csv")).unwrap() != csv);
+    // Trained again as the first time, it is the first cross-validation again.
+    other("1", "3", &["--overwrite"]).ok();
+    assert_eq!(std::fs::read_to_string(env.path("cv/cv.csv")).unwrap(), csv);
     // --ensemble DIR is every fold's best checkpoint, averaged.
     env.run(&["prepare", "-q", "--raw", "raw", "--out", ".", "--test-only"])
         .ok();

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::testenv::TestEnv;
 
 /// Waits until `ready` holds (the work is under way), failing after a minute.
-fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !ready() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -17,7 +17,7 @@ fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
 }
 
 /// Sends `signal` (INT or TERM) with the shell's own kill, so no procps is needed.
-fn signal(child: &Child, signal: &str) {
+pub fn signal(child: &Child, signal: &str) {
     let ok = Command::new("sh")
         .args(["-c", &format!("kill -{signal} {}", child.id())])
         .status()
@@ -26,7 +26,7 @@ fn signal(child: &Child, signal: &str) {
 }
 
 /// Waits for the child; returns its exit code and stderr.
-fn finish(child: Child) -> (Option<i32>, String) {
+pub fn finish(child: Child) -> (Option<i32>, String) {
     let out = child.wait_with_output().unwrap();
     (
         out.status.code(),
