@@ -21,23 +21,24 @@ pub struct RunLock {
 /// that holds it, while another run has it. The lock is on the folder itself, so it
 /// leaves no file behind.
 pub fn lock(dir: &Path) -> Result<RunLock> {
+    use std::os::fd::AsRawFd;
     let file = File::open(dir).map_err(|e| anyhow::anyhow!("opening {}: {e}", dir.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(RunLock { _dir: file }),
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let who = holder(dir).map_or_else(
-                || "another nerveseg run".to_owned(),
-                |pid| format!("another nerveseg run (pid {pid})"),
-            );
-            bail!(
-                "{} is in use by {who}: wait for it to finish, or choose another --out-dir",
-                dir.display()
-            )
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            bail!("locking {} for this run: {e}", dir.display())
-        }
+    // SAFETY: flock on a descriptor this function owns; no memory is involved.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(RunLock { _dir: file });
     }
+    let e = std::io::Error::last_os_error();
+    if e.kind() != std::io::ErrorKind::WouldBlock {
+        bail!("locking {} for this run: {e}", dir.display());
+    }
+    let who = holder(dir).map_or_else(
+        || "another nerveseg run".to_owned(),
+        |pid| format!("another nerveseg run (pid {pid})"),
+    );
+    bail!(
+        "{} is in use by {who}: wait for it to finish, or choose another --out-dir",
+        dir.display()
+    )
 }
 
 /// The process holding a lock on `dir`, from /proc/locks (Linux), when it can be found.
