@@ -33,3 +33,4 @@ pub mod split;
 pub mod submission;
 pub mod synth;
 pub mod train;
+pub mod words;

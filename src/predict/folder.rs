@@ -53,7 +53,10 @@ pub struct FolderPredictConfig {
 pub struct FolderPredictReport {
     pub images: usize,
     pub with_nerve: usize,
+    /// Frames that could not be read (with --skip-bad): each has a row with its error.
     pub skipped: usize,
+    /// Files whose names are not of images, left alone as `prepare` leaves them.
+    pub others: Vec<String>,
     pub out_dir: PathBuf,
 }
 
@@ -61,14 +64,24 @@ impl fmt::Display for FolderPredictReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "wrote {} masks ({} with a nerve) and {} to {}",
-            self.images,
+            "wrote {} ({} with a nerve) and {} to {}",
+            crate::words::count(self.images, "mask", "masks"),
             self.with_nerve,
             PREDICTIONS_CSV,
             self.out_dir.display()
         )?;
         if self.skipped > 0 {
-            write!(f, "; skipped {} files that are not images", self.skipped)?;
+            let files = crate::words::count(self.skipped, "file", "files");
+            write!(
+                f,
+                "; skipped {files} that could not be read (see {PREDICTIONS_CSV})"
+            )?;
+        }
+        if !self.others.is_empty() {
+            let files =
+                crate::words::count_verb(self.others.len(), "file", "files", "that is", "that are");
+            let names = listing::some_of(&self.others);
+            write!(f, "; skipped {files} not PNG, JPEG, TIFF or BMP: {names}")?;
         }
         Ok(())
     }
@@ -85,8 +98,21 @@ pub fn mask_name(stem: &str) -> String {
     format!("{stem}_mask.png")
 }
 
-/// Runs prediction on a folder.
+/// Runs prediction on a folder. A failure removes the output folders this command
+/// created, when they are still empty.
 pub fn predict_folder(cfg: &FolderPredictConfig) -> Result<FolderPredictReport> {
+    let outputs = std::iter::once(&cfg.out_dir).chain(cfg.overlays.as_ref());
+    let created: Vec<PathBuf> = outputs.filter(|d| !d.exists()).cloned().collect();
+    let done = predict_into(cfg);
+    if done.is_err() {
+        for dir in &created {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+    done
+}
+
+fn predict_into(cfg: &FolderPredictConfig) -> Result<FolderPredictReport> {
     let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
         (Ok(x), Ok(y)) => x == y,
         _ => false,
@@ -100,9 +126,12 @@ pub fn predict_folder(cfg: &FolderPredictConfig) -> Result<FolderPredictReport> 
             );
         }
     }
-    let entries = listing::list_all(&cfg.images)?;
+    let (entries, others) = listing::list(&cfg.images)?;
     if entries.is_empty() {
-        anyhow::bail!("{}: no files to predict", cfg.images.display());
+        anyhow::bail!(
+            "{}: no PNG, JPEG, TIFF or BMP files to predict",
+            cfg.images.display()
+        );
     }
     let models = Ensemble::load(
         &EnsembleConfig {
@@ -143,7 +172,9 @@ pub fn predict_folder(cfg: &FolderPredictConfig) -> Result<FolderPredictReport> 
             match r {
                 Ok(g) => good.push((e, g)),
                 Err(err) if cfg.skip_bad => {
-                    log::warn!("skipped {}: {err:#}", e.path.display());
+                    if !cfg.quiet {
+                        eprintln!("nerveseg: warning: skipped {err:#}");
+                    }
                     rows.push(Row {
                         name: e.name.clone(),
                         result: Err(format!("{err:#}")),
@@ -193,21 +224,24 @@ pub fn predict_folder(cfg: &FolderPredictConfig) -> Result<FolderPredictReport> 
     interrupt::keeping(interrupt::check(), kept(rows.len()))?;
     csv.commit()?;
     let ok = rows.iter().filter_map(|r| r.result.as_ref().ok());
+    if ok.clone().count() == 0 {
+        anyhow::bail!(
+            "{}: none of its {} could be read as a frame (each one's error is in {})",
+            cfg.images.display(),
+            crate::words::count(rows.len(), "image file", "image files"),
+            csv_path.display()
+        );
+    }
     Ok(FolderPredictReport {
         images: ok.clone().count(),
         with_nerve: ok.filter(|(area, _)| *area > 0).count(),
         skipped: rows.iter().filter(|r| r.result.is_err()).count(),
+        others,
         out_dir: cfg.out_dir.clone(),
     })
 }
 
 fn read_frame(e: &Entry) -> Result<Gray> {
-    if !decode::is_supported(&e.path) {
-        anyhow::bail!(
-            "{}: not a PNG, JPEG, TIFF or BMP image (by its name)",
-            e.path.display()
-        );
-    }
     decode::read_gray(&e.path)
 }
 

@@ -230,8 +230,8 @@ impl fmt::Display for PredictReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "predicted {} images with {} -> {}",
-            self.images,
+            "predicted {} with {} -> {}",
+            crate::words::count(self.images, "image", "images"),
             describe_models(&self.weights, self.tta),
             self.out.display()
         )?;
@@ -241,8 +241,8 @@ impl fmt::Display for PredictReport {
         if let Some((gate, emptied)) = &self.gated {
             write!(
                 f,
-                "; {gate} judged {emptied} of {} frames empty: their maps are 0",
-                self.images
+                "; {gate} judged {emptied} of {} empty: their maps are 0",
+                crate::words::count(self.images, "frame", "frames")
             )?;
         }
         Ok(())

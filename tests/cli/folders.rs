@@ -103,8 +103,9 @@ fn mixed_formats_and_sizes_go_through_with_size() {
     for note in [
         "frames resized to 48 x 64",
         "masks: nerve = pixel >= 128: 4 masks",
-        "skipped 1 files that are not PNG, JPEG, TIFF or BMP: notes.txt",
+        "skipped 1 file that is not PNG, JPEG, TIFF or BMP: notes.txt",
         "RGB frames made gray",
+        "warning: 4 frames are smaller than the network's 96 x 96 input (e.g. frame1.png, 60 x 80)",
     ] {
         assert!(out.contains(note), "{note}: {out}");
     }
@@ -119,24 +120,39 @@ fn mixed_formats_and_sizes_go_through_with_size() {
     assert!(masks.iter().all(|&v| v == 0 || v == 255) && masks.contains(&255));
     train_tiny(&env, "p");
 
-    let out = env
-        .run(&[
-            "predict",
-            "--weights",
-            "p/w/weights.h5",
-            "--images",
-            "in/img",
-            "--out-dir",
-            "masks",
-            "--overlays",
-            "over",
-            "--device",
-            "cpu",
-            "--skip-bad",
-        ])
-        .ok();
+    // A frame that is not an image at all, beside the notes that are not frames.
+    std::fs::write(env.path("in/img/frame5.png"), "not a frame either").unwrap();
+    let run = env.run(&[
+        "predict",
+        "--weights",
+        "p/w/weights.h5",
+        "--images",
+        "in/img",
+        "--out-dir",
+        "masks",
+        "--overlays",
+        "over",
+        "--device",
+        "cpu",
+        "--skip-bad",
+    ]);
+    let out = run.ok();
     assert!(out.contains("wrote 4 masks"), "{out}");
-    assert!(out.contains("skipped 1 files"), "{out}");
+    assert!(
+        out.contains("skipped 1 file that could not be read (see predictions.csv)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("skipped 1 file that is not PNG, JPEG, TIFF or BMP: notes.txt"),
+        "{out}"
+    );
+    // The warning names the file once, in one line of its own.
+    let err = run.stderr();
+    assert_eq!(err.matches("frame5.png").count(), 1, "{err}");
+    assert!(
+        err.starts_with("nerveseg: warning: skipped ") && err.trim_end().lines().count() == 1,
+        "{err}"
+    );
     for (k, &(h, w)) in sizes.iter().enumerate() {
         let stem = format!("frame{}", k + 1);
         let m = image::open(env.path(&format!("masks/{stem}_mask.png")))
@@ -155,9 +171,10 @@ fn mixed_formats_and_sizes_go_through_with_size() {
     );
     assert!(lines[1].starts_with("frame1.png,"), "{csv}");
     assert!(
-        lines[5].starts_with("notes.txt,,,,") && lines[5].contains("not a PNG"),
+        lines[5].starts_with("frame5.png,,,,") && lines[5].contains("not a PNG"),
         "{csv}"
     );
+    assert_eq!(lines.len(), 6, "{csv}");
     // Without --skip-bad the same folder stops at the file, naming it.
     env.run(&[
         "predict",
@@ -171,10 +188,31 @@ fn mixed_formats_and_sizes_go_through_with_size() {
         "cpu",
     ])
     .fails_with(&[
-        "notes.txt: not a PNG, JPEG, TIFF or BMP image",
+        "frame5.png: not a PNG, JPEG, TIFF or BMP image",
         "--skip-bad",
     ]);
-    assert!(!env.path("m2/predictions.csv").exists());
+    // The folder the failed command created is gone again.
+    assert!(!env.path("m2").exists());
+    // A folder of which no frame can be read is an error, not "wrote 0 masks".
+    std::fs::create_dir_all(env.path("allbad")).unwrap();
+    std::fs::write(env.path("allbad/x.png"), "text").unwrap();
+    env.run(&[
+        "predict",
+        "-q",
+        "--weights",
+        "p/w/weights.h5",
+        "--images",
+        "allbad",
+        "--out-dir",
+        "m3",
+        "--device",
+        "cpu",
+        "--skip-bad",
+    ])
+    .fails_with(&[
+        "allbad: none of its 1 image file could be read as a frame",
+        "m3/predictions.csv",
+    ]);
     env.run(&[
         "predict",
         "--weights",
@@ -380,9 +418,9 @@ fn unpaired_and_doubled_masks_are_named() {
     }
     env.run(&["prepare", "--images", "i", "--masks", "m", "--out", "p"])
         .fails_with(&[
-            "1 images have no mask: b.png",
-            "1 masks have no image: z.png",
-            "1 images have two masks: a.png (a.png and a_mask.png)",
+            "1 image has no mask: b.png",
+            "1 mask has no image: z.png",
+            "1 image has two masks: a.png (a.png and a_mask.png)",
         ]);
     assert!(!env.path("p").exists());
     img.save(env.path("i/c.jpg")).unwrap();

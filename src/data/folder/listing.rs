@@ -76,16 +76,10 @@ pub fn some_of(names: &[String]) -> String {
 /// the names of the other files, which are skipped. Two files with one stem
 /// (`a.png`, `a.jpg`) are an error naming both.
 pub fn list(dir: &Path) -> Result<(Vec<Entry>, Vec<String>)> {
-    list_files(dir, false)
+    list_files(dir)
 }
 
-/// Every file of `dir` (hidden ones aside) in natural order, images or not; two files
-/// with one stem are an error naming both.
-pub fn list_all(dir: &Path) -> Result<Vec<Entry>> {
-    Ok(list_files(dir, true)?.0)
-}
-
-fn list_files(dir: &Path, all: bool) -> Result<(Vec<Entry>, Vec<String>)> {
+fn list_files(dir: &Path) -> Result<(Vec<Entry>, Vec<String>)> {
     let read = std::fs::read_dir(dir)
         .with_context(|| format!("listing {} (is it a folder of images?)", dir.display()))?;
     let mut entries = Vec::new();
@@ -103,7 +97,7 @@ fn list_files(dir: &Path, all: bool) -> Result<(Vec<Entry>, Vec<String>)> {
                 dir.display()
             );
         }
-        if !all && !decode::is_supported(&path) {
+        if !decode::is_supported(&path) {
             skipped.push(name);
             continue;
         }
@@ -182,22 +176,22 @@ pub fn pair(
     let mut problems = Vec::new();
     if !lonely.is_empty() {
         problems.push(format!(
-            "{} images have no mask: {}",
-            lonely.len(),
+            "{} no mask: {}",
+            crate::words::count_verb(lonely.len(), "image", "images", "has", "have"),
             some_of(&lonely)
         ));
     }
     if !orphans.is_empty() {
         problems.push(format!(
-            "{} masks have no image: {}",
-            orphans.len(),
+            "{} no image: {}",
+            crate::words::count_verb(orphans.len(), "mask", "masks", "has", "have"),
             some_of(&orphans)
         ));
     }
     if !doubled.is_empty() {
         problems.push(format!(
-            "{} images have two masks: {}",
-            doubled.len(),
+            "{} two masks: {}",
+            crate::words::count_verb(doubled.len(), "image", "images", "has", "have"),
             some_of(&doubled)
         ));
     }
@@ -344,10 +338,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("1 images have no mask: b.png"), "{e}");
-        assert!(e.contains("1 masks have no image: c.png"), "{e}");
+        assert!(e.contains("1 image has no mask: b.png"), "{e}");
+        assert!(e.contains("1 mask has no image: c.png"), "{e}");
         assert!(
-            e.contains("1 images have two masks: a.png (a.png and a_mask.tif)"),
+            e.contains("1 image has two masks: a.png (a.png and a_mask.tif)"),
             "{e}"
         );
     }

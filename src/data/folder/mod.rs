@@ -125,9 +125,9 @@ fn list_noting(dir: &Path, report: &mut PrepareReport) -> Result<Vec<Entry>> {
     let (entries, skipped) = listing::list(dir)?;
     if !skipped.is_empty() {
         report.notes.push(format!(
-            "{}: skipped {} files that are not PNG, JPEG, TIFF or BMP: {}",
+            "{}: skipped {} not PNG, JPEG, TIFF or BMP: {}",
             dir.display(),
-            skipped.len(),
+            crate::words::count_verb(skipped.len(), "file", "files", "that is", "that are"),
             listing::some_of(&skipped)
         ));
     }
@@ -167,6 +167,7 @@ fn plan(cfg: &FolderConfig, report: &mut PrepareReport) -> Result<Plan> {
         }
     }
     let size = common_size(&image_sizes, &images, cfg.size, &cfg.images)?;
+    note_small(&images, &image_sizes, report);
     let test = match &cfg.test_images {
         Some(dir) => {
             let t = list_noting(dir, report)?;
@@ -183,6 +184,26 @@ fn plan(cfg: &FolderConfig, report: &mut PrepareReport) -> Result<Plan> {
         size,
         test,
     })
+}
+
+/// Warns of frames smaller than the tutorial network's input: enlarged to it, they
+/// carry little for it to see.
+fn note_small(entries: &[&Entry], sizes: &[FrameSize], report: &mut PrepareReport) {
+    let input = crate::model::TUTORIAL_INPUT;
+    let small: Vec<(&Entry, &FrameSize)> = entries
+        .iter()
+        .copied()
+        .zip(sizes)
+        .filter(|(_, s)| s.height < input.height || s.width < input.width)
+        .collect();
+    if let Some((e, s)) = small.first() {
+        let frames = crate::words::count(small.len(), "frame is", "frames are");
+        report.notes.push(format!(
+            "warning: {frames} smaller than the network's {input} input (e.g. {}, {s}): \
+             enlarged, they carry little detail",
+            e.name
+        ));
+    }
 }
 
 fn shape(n: usize, s: FrameSize) -> [u64; 3] {
