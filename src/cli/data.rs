@@ -52,7 +52,7 @@ pub enum TiffCompression {
 
 #[derive(Debug, Args)]
 pub struct PrepareArgs {
-    /// Folder in the Kaggle layout: train/{subject}_{n}.tif, train/{subject}_{n}_mask.tif, test/{id}.tif.
+    /// Folder in the Kaggle layout: train/SUBJECT_I.tif, train/SUBJECT_I_mask.tif, test/ID.tif.
     #[arg(
         long,
         value_name = "DIR",
@@ -82,7 +82,7 @@ pub struct PrepareArgs {
     pub size: Option<FrameSize>,
     /// A CSV of name,group rows (the name with or without its extension): the patient
     /// of each frame, for patient-wise splits. Without it, Kaggle-style names
-    /// {subject}_{n} give their subject and other frames are each their own group.
+    /// SUBJECT_I (e.g. 12_4) give their subject and other frames are each their own group.
     #[arg(long, value_name = "FILE.csv", requires = "images")]
     pub groups: Option<PathBuf>,
     /// Folder for imgs_train.npy, imgs_mask_train.npy, imgs_test.npy, imgs_id_test.npy.

@@ -31,3 +31,23 @@ fn network_flags_of_checkpoint_commands_say_the_checkpoint_decides() {
     assert_eq!(r.output.status.code(), Some(2));
     assert!(r.stderr().contains("unexpected argument '--no-such-flag'"));
 }
+
+/// clap reads `{n}` in help text as a line break: no help may be cut so.
+#[test]
+fn help_texts_are_not_cut_by_clap_markup() {
+    let env = TestEnv::new();
+    for sub in [
+        "synth", "prepare", "clean", "train", "cv", "predict", "submit", "evaluate", "plot",
+        "demo", "export", "convert", "inspect", "info", "bench",
+    ] {
+        let help = env.run(&[sub, "--help"]).ok();
+        for line in help.lines() {
+            assert!(!line.trim_end().ends_with('_'), "{sub} --help: {line:?}");
+        }
+    }
+    let help = env.run(&["prepare", "--help"]).ok();
+    assert!(
+        help.contains("train/SUBJECT_I.tif, train/SUBJECT_I_mask.tif, test/ID.tif"),
+        "{help}"
+    );
+}
