@@ -25,12 +25,14 @@ pub struct PredictArgs {
     pub ensemble: Option<PathBuf>,
     /// Test frames: uint8 (N, H, W) frames of one size (Kaggle: 420 x 580) from `prepare`
     /// (resized and standardised here), or a model-ready float32 (N, 96, 96, 1) array
-    /// fed as it is; or a FOLDER of PNG, JPEG, TIFF or BMP frames of any sizes, which
-    /// get {stem}_mask.png at their own size and a predictions.csv in --out-dir.
+    /// fed as it is; or a FOLDER of PNG, JPEG, TIFF or BMP frames of any sizes, or one
+    /// such image file, which get {stem}_mask.png at their own size and a
+    /// predictions.csv in --out-dir.
     #[arg(long, value_name = "FILE|DIR", default_value = "imgs_test.npy")]
     pub images: PathBuf,
-    /// With a folder of --images: where {stem}_mask.png (0/255, the frame's size) and
-    /// predictions.csv (name, nerve_present, area_pixels, max_probability, error) go.
+    /// With a folder or an image file of --images: where {stem}_mask.png (0/255, the
+    /// frame's size) and predictions.csv (name, nerve_present, area_pixels,
+    /// max_probability, error) go; for one image file, by default the current folder.
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
     /// With a folder of --images: a file that is not a readable image becomes a warning
@@ -78,13 +80,20 @@ pub enum PredictFrom {
 
 impl PredictArgs {
     pub fn into_config(self, quiet: bool) -> Result<PredictFrom> {
-        // A folder of frames, not an array.
-        if self.images.is_dir() {
-            let Some(out_dir) = self.out_dir else {
-                bail!(
+        if !self.images.exists() {
+            bail!("--images {}: no such file or folder", self.images.display());
+        }
+        // One image file: its mask goes to --out-dir, by default here.
+        let image = self.images.is_file() && nerveseg::data::decode::is_supported(&self.images);
+        // A folder of frames, or one image, not an array.
+        if self.images.is_dir() || image {
+            let out_dir = match (self.out_dir, image) {
+                (Some(dir), _) => dir,
+                (None, true) => PathBuf::from("."),
+                (None, false) => bail!(
                     "--images {} is a folder: pass --out-dir DIR for its masks",
                     self.images.display()
-                );
+                ),
             };
             if self.truth.is_some() {
                 bail!("--truth reads Kaggle {{id}}_mask.tif files; it does not apply to a folder of --images");
@@ -105,9 +114,18 @@ impl PredictArgs {
                 quiet,
             }));
         }
-        if self.out_dir.is_some() || self.skip_bad {
+        let given: Vec<&str> = [
+            ("--out-dir", self.out_dir.is_some()),
+            ("--skip-bad", self.skip_bad),
+        ]
+        .into_iter()
+        .filter_map(|(flag, on)| on.then_some(flag))
+        .collect();
+        if !given.is_empty() {
             bail!(
-                "--out-dir and --skip-bad are for a folder of --images; {} is not a folder",
+                "{} {} for a folder or an image file of --images; {} is an array (.npy)",
+                given.join(" and "),
+                if given.len() == 1 { "is" } else { "are" },
                 self.images.display()
             );
         }

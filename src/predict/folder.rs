@@ -1,5 +1,5 @@
-//! `predict --images DIR --out-dir DIR`: masks for a folder of a user's frames, each at
-//! the frame's own size. Every file in DIR is read as a frame (PNG, JPEG, TIFF or BMP,
+//! `predict --images DIR --out-dir DIR`: masks for a folder of a user's frames (or one
+//! image file), each at the frame's own size. Every file in DIR is read as a frame (PNG, JPEG, TIFF or BMP,
 //! any size; colour made gray as `prepare` does), resized to the network's input,
 //! standardised with
 //! the checkpoint's statistics and predicted in batches; each probability map is enlarged
@@ -126,7 +126,10 @@ fn predict_into(cfg: &FolderPredictConfig) -> Result<FolderPredictReport> {
             );
         }
     }
-    let (entries, others) = listing::list(&cfg.images)?;
+    let (entries, others) = match cfg.images.is_file() {
+        true => (vec![listing::entry(&cfg.images)], Vec::new()),
+        false => listing::list(&cfg.images)?,
+    };
     if entries.is_empty() {
         anyhow::bail!(
             "{}: no PNG, JPEG, TIFF or BMP files to predict",

@@ -193,6 +193,28 @@ fn mixed_formats_and_sizes_go_through_with_size() {
     ]);
     // The folder the failed command created is gone again.
     assert!(!env.path("m2").exists());
+    // One image file: its mask, as the folder run made it; by default here.
+    let one = |extra: &[&str]| {
+        let base = [
+            "predict",
+            "-q",
+            "--weights",
+            "p/w/weights.h5",
+            "--device",
+            "cpu",
+        ];
+        env.run(&[&base[..], extra].concat())
+    };
+    one(&["--images", "in/img/frame2.jpg", "--out-dir", "single"]).ok();
+    let read = |p: &str| std::fs::read(env.path(p)).unwrap();
+    assert!(read("single/frame2_mask.png") == read("masks/frame2_mask.png"));
+    one(&["--images", "in/img/frame2.jpg"]).ok();
+    assert!(read("frame2_mask.png") == read("masks/frame2_mask.png"));
+    one(&["--images", "in/img/nope.png", "--out-dir", "x"])
+        .fails_with(&["--images in/img/nope.png: no such file or folder"]);
+    one(&["--images", "p/imgs_train.npy", "--out-dir", "x"]).fails_with(&[
+        "--out-dir is for a folder or an image file of --images; p/imgs_train.npy is an array",
+    ]);
     // A folder of which no frame can be read is an error, not "wrote 0 masks".
     std::fs::create_dir_all(env.path("allbad")).unwrap();
     std::fs::write(env.path("allbad/x.png"), "text").unwrap();

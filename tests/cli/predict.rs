@@ -87,7 +87,7 @@ fn wrong_image_arrays_are_explained() {
         "--device",
         "cpu",
     ])
-    .fails_with(&["opening missing.npy"]);
+    .fails_with(&["--images missing.npy: no such file or folder"]);
     assert!(!env.path("p.npy").exists());
 }
 

@@ -21,6 +21,16 @@ pub struct Entry {
     pub stem: String,
 }
 
+/// One image file as an entry of its own.
+pub fn entry(path: &Path) -> Entry {
+    let name = |s: Option<&std::ffi::OsStr>| s.map(|s| s.to_string_lossy().into_owned());
+    Entry {
+        path: path.to_owned(),
+        name: name(path.file_name()).unwrap_or_default(),
+        stem: name(path.file_stem()).unwrap_or_default(),
+    }
+}
+
 /// Compares names as people do: runs of digits by their value.
 pub fn natural_cmp(a: &str, b: &str) -> Ordering {
     let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
