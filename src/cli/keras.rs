@@ -48,9 +48,13 @@ impl ConvertArgs {
 }
 
 impl InspectArgs {
+    /// The file's summary, and the run's history when a history.csv lies beside it.
     pub fn run(self) -> Result<String> {
-        Ok(nerveseg::keras::describe(&nerveseg::keras::read(
-            &self.file,
-        )?))
+        let mut s = nerveseg::keras::describe(&nerveseg::keras::read(&self.file)?);
+        let dir = nerveseg::atomic::parent_dir(&self.file);
+        if let Some(h) = nerveseg::train::folder::history_summary(dir) {
+            s.push_str(&format!("\nhistory.csv beside it: {h}"));
+        }
+        Ok(s)
     }
 }

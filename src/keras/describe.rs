@@ -62,5 +62,40 @@ pub fn describe(file: &KerasFile) -> String {
             .epoch
             .map_or_else(|| "not stored".to_owned(), |e| e.to_string())
     );
+    if let (Some(e), Some(l)) = (file.meta.best_epoch, file.meta.best_val_loss) {
+        let _ = write!(s, "\nbest so far: epoch {e}, val_loss {l:.6}");
+    }
+    if let Some(run) = &file.meta.run {
+        let _ = write!(s, "\n{}", describe_run(run));
+    }
     s
+}
+
+/// The training run a checkpoint records, as lines of the summary.
+fn describe_run(run: &super::RunRecord) -> String {
+    let split = match run.folds {
+        Some((k, i)) => format!("fold {} of {k} by group", i + 1),
+        None => format!(
+            "the last {}% of the samples",
+            (run.validation_split * 1000.0).round() / 10.0
+        ),
+    };
+    let options = match run.callbacks.as_str() {
+        "" => "none (the tutorial's run)",
+        o => o,
+    };
+    format!(
+        "run: validation on {split}; seed {}; {}; batch size {}\n\
+         run options: {options}\n\
+         training data: {} samples, fingerprint {}",
+        run.seed,
+        if run.shuffle {
+            "shuffled"
+        } else {
+            "--no-shuffle"
+        },
+        run.batch_size,
+        run.samples,
+        run.fingerprint
+    )
 }

@@ -75,24 +75,32 @@ pub fn check_unclaimed(dir: &Path) -> Result<()> {
 /// "20 epochs, best val_dice_coef 0.6123 at epoch 14", from the run's history; else the
 /// files found.
 fn describe(dir: &Path, found: &[&str]) -> String {
+    history_summary(dir).unwrap_or_else(|| found.join(", "))
+}
+
+/// "20 epochs, best val_dice_coef 0.6123 at epoch 14", from `dir`'s history.csv, when
+/// it has one that reads.
+pub fn history_summary(dir: &Path) -> Option<String> {
     let path = dir.join(HISTORY);
-    let rows = std::fs::read_to_string(&path).map_or(0, |t| t.lines().count().saturating_sub(1));
-    let Ok(history) = read_history(&path, rows) else {
-        return found.join(", ");
-    };
+    let rows = std::fs::read_to_string(&path)
+        .ok()?
+        .lines()
+        .count()
+        .saturating_sub(1);
+    let history = read_history(&path, rows).ok()?;
     let epochs = history.len();
     let plural = if epochs == 1 { "" } else { "s" };
     let best = history
         .iter()
         .filter_map(|l| Some((l.epoch, l.val_dice_coef?)))
         .max_by(|a, b| a.1.total_cmp(&b.1));
-    match best {
+    Some(match best {
         Some((epoch, dice)) => format!(
             "{epochs} epoch{plural}, best val_dice_coef {dice:.4} at epoch {}",
             epoch + 1
         ),
         None => format!("{epochs} epoch{plural}, without validation"),
-    }
+    })
 }
 
 #[cfg(test)]

@@ -115,3 +115,24 @@ fn a_closed_stdout_is_not_a_panic() {
     assert!(out.status.success(), "{err}");
     assert!(!err.contains("panicked") && err.is_empty(), "{err}");
 }
+
+/// A checkpoint's run record, and the history beside it, are part of the summary.
+#[test]
+fn inspect_shows_the_run_that_wrote_a_checkpoint() {
+    let env = TestEnv::new();
+    env.synth_small(2, 6, 0);
+    env.prepare_train("raw", ".");
+    let base = ["train", "-q", "--epochs", "2", "--out-dir", "w"];
+    env.run(&[&base[..], &crate::train::TINY].concat()).ok();
+    let out = env.run(&["inspect", "w/last.h5"]).ok();
+    for needle in [
+        "epoch: 2",
+        "best so far: epoch ",
+        "run: validation on the last 20% of the samples; seed 3; shuffled; batch size 4",
+        "run options: none (the tutorial's run)",
+        "training data: 12 samples, fingerprint ",
+        "history.csv beside it: 2 epochs, best val_dice_coef ",
+    ] {
+        assert!(out.contains(needle), "{needle}:\n{out}");
+    }
+}
