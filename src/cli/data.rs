@@ -94,6 +94,8 @@ pub struct PrepareArgs {
     /// Only the test part (imgs_test.npy, imgs_id_test.npy).
     #[arg(long, conflicts_with = "images")]
     pub test_only: bool,
+    #[command(flatten)]
+    pub image_limit: super::shared::ImageLimitArgs,
 }
 
 impl SynthArgs {

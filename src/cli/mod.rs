@@ -5,6 +5,7 @@ mod bench;
 mod data;
 mod demo;
 mod evaluate;
+mod examples;
 mod export;
 mod keras;
 mod network;
@@ -19,7 +20,7 @@ mod train;
 use std::fmt::Display;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use nerveseg::keras::Format;
 use tch::Device;
 
@@ -55,11 +56,6 @@ pub struct Cli {
     /// bit-for-bit run; it may change the last bits.
     #[arg(long, global = true)]
     pub flush_denormals: bool,
-    /// The largest side, in pixels, of a frame read from a folder (prepare, predict):
-    /// larger files are refused before they are decoded. Up to 16384; a frame takes
-    /// about 8 bytes of memory a pixel at the peak.
-    #[arg(long, global = true, value_name = "PX", default_value_t = nerveseg::data::decode::DEFAULT_MAX_SIDE)]
-    pub max_side: usize,
 
     #[command(subcommand)]
     pub command: Command,
@@ -73,53 +69,67 @@ impl Cli {
     }
 }
 
-const TRAIN_EXAMPLES: &str = "\
-Examples:
-  nerveseg train                                  the tutorial's run, exactly
-  nerveseg train --recipe kaggle --lr 3e-4        augmentation and a schedule, the tutorial's network
-  nerveseg train --recipe modern                  BatchNorm, Adam at 1e-3, 60 epochs: best on real frames
-  nerveseg train --recipe modern --input-size 128x128 --loss image-dice
-  nerveseg train --init-weights weights.h5 --epochs 5   fine-tune the original Keras weights
-  nerveseg train --resume --epochs 40             continue the run saved in weights/last.h5";
-
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write synthetic ultrasound data in the Kaggle layout (train/, test/).
+    #[command(after_help = examples::SYNTH)]
     Synth(SynthArgs),
     /// Read the Kaggle TIFFs and write the .npy files of the original data.py.
+    #[command(after_help = examples::PREPARE)]
     Prepare(PrepareArgs),
     /// Find near-duplicate frames of one subject whose masks disagree about the nerve
     /// (label noise); with --drop, write the training arrays without them.
+    #[command(after_help = examples::CLEAN)]
     Clean(data::CleanArgs),
     /// Train the U-Net as the original train.py: Dice loss, Adam, best checkpoint by val_loss.
-    #[command(after_help = TRAIN_EXAMPLES)]
+    #[command(after_help = examples::TRAIN)]
     Train(TrainArgs),
     /// Cross-validate: train every fold of a split by group into OUT/fold-I/, score each
     /// on its held-out frames, and write OUT/cv.csv and OUT/oof.npy.
+    #[command(after_help = examples::CV)]
     Cv(train::CvArgs),
     /// Predict the test frames with a checkpoint: imgs_mask_test.npy and preds/{id}_pred.png;
     /// or, for a folder of frames, {stem}_mask.png at each frame's size and predictions.csv.
+    #[command(after_help = examples::PREDICT)]
     Predict(PredictArgs),
     /// Write the Kaggle submission.csv from the predicted masks.
+    #[command(after_help = examples::SUBMIT)]
     Submit(SubmitArgs),
     /// Score a checkpoint on the validation split, or a submission against true masks.
+    #[command(after_help = examples::EVALUATE)]
     Evaluate(EvaluateArgs),
     /// Draw the training curves of a history.csv to a PNG.
+    #[command(after_help = examples::PLOT)]
     Plot(PlotArgs),
     /// Run the whole pipeline on synthetic data: synth, prepare, train, evaluate,
     /// predict, submit, plot.
+    #[command(after_help = examples::DEMO)]
     Demo(DemoArgs),
     /// Export the network as TorchScript (model.pt, for torch.jit.load) with a model.json
     /// of its preprocessing.
+    #[command(after_help = examples::EXPORT)]
     Export(export::ExportArgs),
     /// Rewrite a Keras weight file in another layout (tf-keras model, weights only, Keras 3).
+    #[command(after_help = examples::CONVERT)]
     Convert(ConvertArgs),
     /// Show a weight file's format, layers, shapes, parameter count and stored mean/std.
+    #[command(after_help = examples::INSPECT)]
     Inspect(InspectArgs),
     /// Show the libtorch build, CUDA/cuDNN devices, CPU threads and HDF5 version.
+    #[command(after_help = examples::INFO)]
     Info,
     /// Time one stage in-process and print one JSON line (used by `make bench`).
+    #[command(after_help = examples::BENCH)]
     Bench(BenchArgs),
+    /// Print a shell completion script: e.g. `nerveseg completions bash >
+    /// ~/.local/share/bash-completion/completions/nerveseg`, or for zsh into a folder of
+    /// your $fpath as _nerveseg, or for fish into ~/.config/fish/completions/nerveseg.fish.
+    #[command(after_help = examples::COMPLETIONS)]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// What a subcommand has to say when it finishes.
@@ -188,7 +198,14 @@ pub fn parse() -> Cli {
 /// Runs the subcommand.
 pub fn run(cli: Cli) -> Result<Output> {
     let quiet = cli.quiet;
-    nerveseg::data::decode::set_max_side(cli.max_side)?;
+    let limit = match &cli.command {
+        Command::Prepare(a) => Some(&a.image_limit),
+        Command::Predict(a) => Some(&a.image_limit),
+        _ => None,
+    };
+    if let Some(l) = limit {
+        nerveseg::data::decode::set_max_side(l.max_side)?;
+    }
     Ok(match cli.command {
         Command::Synth(a) => Output::summary(nerveseg::synth::synth(&a.into_config(quiet))?),
         Command::Prepare(a) => Output::summary(match a.into_config(quiet) {
@@ -219,6 +236,11 @@ pub fn run(cli: Cli) -> Result<Output> {
         Command::Inspect(a) => Output::answer(a.run()?),
         Command::Info => Output::answer(nerveseg::info::Info::collect()),
         Command::Bench(a) => Output::answer(a.run()?),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "nerveseg", &mut script);
+            Output::answer(String::from_utf8_lossy(&script).trim_end().to_owned())
+        }
     })
 }
 

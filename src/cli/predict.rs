@@ -7,7 +7,7 @@ use clap::Args;
 use nerveseg::predict::folder::FolderPredictConfig;
 use nerveseg::predict::PredictConfig;
 
-use super::shared::{models, MaskRuleArgs, RunArgs, StatsArgs};
+use super::shared::{models, ImageLimitArgs, MaskRuleArgs, RunArgs, StatsArgs};
 
 #[derive(Debug, Args)]
 pub struct PredictArgs {
@@ -60,6 +60,8 @@ pub struct PredictArgs {
     /// At most this many overlays.
     #[arg(long, value_name = "N", requires = "overlays")]
     pub limit: Option<usize>,
+    #[command(flatten)]
+    pub image_limit: ImageLimitArgs,
     #[command(flatten)]
     pub stats: StatsArgs,
     #[command(flatten)]

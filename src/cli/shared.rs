@@ -90,6 +90,16 @@ impl MaskRuleArgs {
     }
 }
 
+/// The size limit of frames read from image files.
+#[derive(Debug, Args)]
+pub struct ImageLimitArgs {
+    /// The largest side, in pixels, of a frame read from an image file: larger files
+    /// are refused before they are decoded. Up to 16384; a frame takes about 8 bytes of
+    /// memory a pixel at the peak.
+    #[arg(long, value_name = "PX", default_value_t = nerveseg::data::decode::DEFAULT_MAX_SIDE)]
+    pub max_side: usize,
+}
+
 /// Where the standardisation mean/std come from when the checkpoint has none.
 #[derive(Debug, Args)]
 pub struct StatsArgs {

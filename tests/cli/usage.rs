@@ -51,3 +51,69 @@ fn help_texts_are_not_cut_by_clap_markup() {
         "{help}"
     );
 }
+
+/// Every subcommand's help ends with examples, and each example's flags parse (each is
+/// run with --help, which clap answers only once the words before it are valid).
+#[test]
+fn every_help_ends_with_examples_that_parse() {
+    let env = TestEnv::new();
+    for sub in [
+        "synth",
+        "prepare",
+        "clean",
+        "train",
+        "cv",
+        "predict",
+        "submit",
+        "evaluate",
+        "plot",
+        "demo",
+        "export",
+        "convert",
+        "inspect",
+        "info",
+        "bench",
+        "completions",
+    ] {
+        let help = env.run(&[sub, "--help"]).ok();
+        let (_, examples) = help
+            .split_once("\nExamples:\n")
+            .unwrap_or_else(|| panic!("{sub} --help has no examples:\n{help}"));
+        let mut tried = 0;
+        for line in examples.lines() {
+            let Some(cmd) = line.trim_start().strip_prefix("nerveseg ") else {
+                continue;
+            };
+            // The command ends where its comment (two spaces) or a redirection starts.
+            let cmd = cmd.split("  ").next().unwrap().split(" >").next().unwrap();
+            let args: Vec<&str> = cmd.split_whitespace().chain(["--help"]).collect();
+            let r = env.run(&args);
+            assert!(r.output.status.success(), "{sub}: {cmd}: {}", r.stderr());
+            tried += 1;
+        }
+        assert!(tried >= 1, "{sub}: {examples}");
+    }
+}
+
+/// `completions SHELL` prints a script the shell accepts, knowing the subcommands and
+/// their flags.
+#[test]
+fn completion_scripts_know_the_commands() {
+    let env = TestEnv::new();
+    let bash = env.run(&["completions", "bash"]).ok();
+    assert!(
+        bash.contains("--recipe") && bash.contains("predict"),
+        "{bash}"
+    );
+    std::fs::write(env.path("nerveseg.bash"), &bash).unwrap();
+    let check = std::process::Command::new("bash")
+        .args(["-n", "nerveseg.bash"])
+        .current_dir(env.path("."))
+        .status()
+        .unwrap();
+    assert!(check.success());
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let script = env.run(&["completions", shell]).ok();
+        assert!(script.contains("max-side"), "{shell}");
+    }
+}
