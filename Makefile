@@ -9,7 +9,7 @@ TORCH_VERSION := 2.11.0
 STAMP := $(VENV)/.nerveseg-setup-torch-$(TORCH_VERSION)
 CARGO ?= cargo
 
-.PHONY: all setup build test demo bench bench-venv fixtures-npy fixtures-keras fixtures-preprocess fixtures-submission fixtures-frames clean-venv fuzz
+.PHONY: all setup build test demo py docs-test bench bench-venv fixtures-npy fixtures-keras fixtures-preprocess fixtures-submission fixtures-frames clean-venv fuzz
 
 all: build
 
@@ -39,6 +39,23 @@ test: setup
 
 demo: build
 	./target/release/nerveseg demo --out demo-out
+
+# The README's Python, in a venv of its own (docs/.venv): numpy, scikit-image and
+# Pillow, with torch taken from .venv through a .pth file. `make docs-test` runs every
+# ```python block of the README verbatim there (docs/check_readme_python.py); CI runs it.
+DOCS_VENV := docs/.venv
+DOCS_STAMP := $(DOCS_VENV)/.nerveseg-docs-setup
+py: $(DOCS_STAMP)
+$(DOCS_STAMP): docs/requirements.txt $(STAMP)
+	test -x $(DOCS_VENV)/bin/python || $(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/python -m pip install -q -r docs/requirements.txt
+	$(DOCS_VENV)/bin/python -c 'import site; print(site.getsitepackages()[0])' > $(DOCS_VENV)/.site
+	$(VENV)/bin/python -c 'import site; print(site.getsitepackages()[0])' > "$$(cat $(DOCS_VENV)/.site)/nerveseg-torch.pth"
+	$(DOCS_VENV)/bin/python -c 'import torch, numpy, skimage, PIL'
+	touch $@
+
+docs-test: build py
+	$(DOCS_VENV)/bin/python docs/check_readme_python.py --nerveseg target/release/nerveseg
 
 # The benchmark suite (not part of CI): nerveseg beside the original scripts, PyTorch
 # eager and tf-keras on the same inputs, interleaved; prints the table and writes

@@ -4,7 +4,7 @@ usgra-seg's palette masks (class 1 = nerve), at each frame's own size, and two o
 
     python docs/usgra_dice.py ../shared/data/usgra-seg/test OUT [docs/usgra_0004.png ...]
 
-Needs numpy and Pillow (e.g. tests/fixtures/frames/.venv).
+Needs numpy and Pillow: docs/.venv, made by `make py`.
 """
 import sys
 from pathlib import Path
