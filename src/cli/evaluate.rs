@@ -97,6 +97,7 @@ impl EvaluateArgs {
                 sweep: Vec::new(),
                 split: None,
                 fold: None,
+                other_data: None,
             },
             None => match &oof {
                 Some(file) => evaluate::evaluate_oof(&cfg, file)?.report(cfg.rule),

@@ -142,6 +142,9 @@ pub struct Evaluation {
     pub heads: Option<Vec<f32>>,
     /// Out-of-fold probabilities (`--oof`) were scored, every frame, not a checkpoint.
     pub oof: bool,
+    /// (samples the checkpoint trained on, frames of --images) when they differ: the
+    /// arrays are other data, so every frame was scored.
+    pub other_data: Option<(u64, u64)>,
 }
 
 /// Frames with their count and size.
@@ -229,14 +232,28 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
         cfg.quiet,
     )?;
     let run = models.first().meta.run.clone();
-    let stored = run.as_ref().map(|r| r.validation_split);
+    // Arrays of another size than the training data are other data (a test set): every
+    // frame is scored unless a share is asked for.
+    let frames_given = NpyReader::open(&cfg.images)?
+        .shape
+        .first()
+        .copied()
+        .unwrap_or(0);
+    let other_data = match (&run, cfg.validation_split) {
+        (Some(r), None) if r.samples != frames_given => Some((r.samples, frames_given)),
+        _ => None,
+    };
+    let stored = match other_data {
+        Some(_) => Some(1.0),
+        None => run.as_ref().map(|r| r.validation_split),
+    };
     let split = cfg.validation_split.or(stored).unwrap_or(DEFAULT_SPLIT);
     if !(split > 0.0 && split <= 1.0) {
         bail!("--validation-split must be in (0, 1] to have images to score, got {split}");
     }
     // A checkpoint trained on a fold is scored on that fold, unless a share is asked for.
-    let fold = match (&run, cfg.validation_split) {
-        (Some(r), None) => r.folds.map(|f| (f, r.seed)),
+    let fold = match (&run, cfg.validation_split, other_data) {
+        (Some(r), None, None) => r.folds.map(|f| (f, r.seed)),
         _ => None,
     };
     let ((frames, n, size), (truth, n_masks, mask_size), scored) = match fold {
@@ -273,7 +290,9 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
     Ok(Evaluation {
         scores,
         validation_split: split,
-        split_from_checkpoint: cfg.validation_split.is_none() && stored.is_some(),
+        split_from_checkpoint: cfg.validation_split.is_none()
+            && stored.is_some()
+            && other_data.is_none(),
         fold: fold.map(|f| f.0),
         frames: scored,
         probabilities: probs,
@@ -282,6 +301,7 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
         dice_coef,
         sweep,
         oof: false,
+        other_data,
     })
 }
 
@@ -340,6 +360,7 @@ impl Evaluation {
             sweep: self.sweep.clone(),
             split: (!self.oof).then_some((self.validation_split, self.split_from_checkpoint)),
             fold: self.fold,
+            other_data: self.other_data,
         }
     }
 }

@@ -47,5 +47,6 @@ pub fn evaluate_oof(cfg: &EvalConfig, oof: &Path) -> Result<Evaluation> {
         map,
         heads,
         oof: true,
+        other_data: None,
     })
 }

@@ -22,6 +22,9 @@ pub struct Report {
     pub split: Option<(f64, bool)>,
     /// (K, I 0-based) when the checkpoint's fold by group was scored instead.
     pub fold: Option<(u64, u64)>,
+    /// (samples trained on, frames given) when every frame was scored because the
+    /// arrays are not the checkpoint's training data.
+    pub other_data: Option<(u64, u64)>,
 }
 
 fn gate_json(p: &SweepPoint) -> serde_json::Value {
@@ -52,6 +55,9 @@ impl Report {
             v["fold"] = json!({"fold": i + 1, "folds": k});
         } else if let Some((split, _)) = self.split {
             v["validation_split"] = json!(split);
+        }
+        if let Some((trained, given)) = self.other_data {
+            v["other_data"] = json!({"trained_samples": trained, "frames": given});
         }
         v["presence"] = match rule.presence {
             Some(g) => json!({"source": g.source.name(), "threshold": g.threshold}),
@@ -86,6 +92,13 @@ impl fmt::Display for Report {
                 f,
                 "validation: fold {} of {k} by group (the checkpoint's)",
                 i + 1
+            )?;
+        } else if let Some((trained, given)) = self.other_data {
+            writeln!(
+                f,
+                "scored: every frame, since the checkpoint trained on {trained} samples and \
+                 these arrays hold {given}: other data (--validation-split S scores the last \
+                 share instead)"
             )?;
         } else if let Some((split, from_checkpoint)) = self.split {
             writeln!(

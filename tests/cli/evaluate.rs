@@ -214,3 +214,47 @@ fn hostile_submissions_are_refused() {
         &["are both the mask of test id 5"],
     );
 }
+
+/// Arrays that are not the checkpoint's training data (another number of frames, e.g. a
+/// prepared test set) are scored whole, and the output says why; a share asked for is
+/// still scored as asked.
+#[test]
+fn other_arrays_than_the_training_data_are_scored_whole() {
+    let env = TestEnv::new();
+    env.synth_small(2, 6, 0);
+    env.prepare_train("raw", ".");
+    env.run(&[&["train", "-q", "--epochs", "1"][..], &crate::train::TINY].concat())
+        .ok();
+    env.synth_noisy("raw2", 1, "0");
+    env.prepare_train("raw2", "other");
+    let frames = nerveseg::data::npy::NpyReader::open(&env.path("other/imgs_train.npy"))
+        .unwrap()
+        .shape[0];
+    assert_ne!(frames, 12);
+    let base = [
+        "evaluate",
+        "--device",
+        "cpu",
+        "--images",
+        "other/imgs_train.npy",
+        "--masks",
+        "other/imgs_mask_train.npy",
+    ];
+    let v = json(&env.run(&[&base[..], &["--json"]].concat()).ok());
+    assert_eq!(v["images"].as_u64(), Some(frames), "{v}");
+    assert_eq!(v["other_data"]["trained_samples"], 12, "{v}");
+    let text = env.run(&base).ok();
+    assert!(
+        text.contains("scored: every frame, since the checkpoint trained on 12 samples"),
+        "{text}"
+    );
+    let half = json(
+        &env.run(&[&base[..], &["--json", "--validation-split", "0.5"]].concat())
+            .ok(),
+    );
+    assert_eq!(half["images"].as_u64(), Some(frames / 2), "{half}");
+    assert!(half["other_data"].is_null());
+    // The training arrays themselves: the checkpoint's own split, as before.
+    let own = json(&env.run(&["evaluate", "--device", "cpu", "--json"]).ok());
+    assert!(own["other_data"].is_null() && own["images"].as_u64().unwrap() < 12);
+}
