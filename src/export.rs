@@ -96,11 +96,8 @@ pub fn export(cfg: &ExportConfig) -> Result<ExportReport> {
     }
     let dir = crate::atomic::parent_dir(&cfg.torchscript);
     std::fs::create_dir_all(dir).map_err(|e| anyhow!("creating {}: {e}", dir.display()))?;
-    let file = crate::atomic::AtomicFile::create(&cfg.torchscript)?;
-    module
-        .save(file.partial_path())
-        .map_err(tch_err(&format!("writing {}", cfg.torchscript.display())))?;
-    let max_diff = check(file.partial_path(), &loaded.net)?;
+    let mut file = crate::atomic::AtomicFile::create(&cfg.torchscript)?;
+    let max_diff = save(&module, &mut file, &cfg.torchscript, &loaded.net)?;
     if max_diff > 1e-6 {
         bail!(
             "{}: the traced module differs from the network by {max_diff:e}; not written",
@@ -122,6 +119,38 @@ pub fn export(cfg: &ExportConfig) -> Result<ExportReport> {
         sidecar,
         max_diff,
     })
+}
+
+/// Saves `module` into `file` (the partial file of `target`), checked against `net`;
+/// returns the check's largest |difference|. On Linux it is saved in memory and
+/// written by us, so that a full disk is an error rather than libtorch's abort.
+#[cfg(target_os = "linux")]
+fn save(
+    module: &CModule,
+    file: &mut crate::atomic::AtomicFile,
+    target: &Path,
+    net: &crate::model::UNet,
+) -> Result<f64> {
+    let mut mem = crate::memfile::MemFile::new("nerveseg-export")?;
+    module
+        .save(mem.path())
+        .map_err(tch_err(&format!("writing {}", target.display())))?;
+    let max_diff = check(&mem.path(), net)?;
+    std::io::Write::write_all(file, &mem.bytes()?)?;
+    Ok(max_diff)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn save(
+    module: &CModule,
+    file: &mut crate::atomic::AtomicFile,
+    target: &Path,
+    net: &crate::model::UNet,
+) -> Result<f64> {
+    module
+        .save(file.partial_path())
+        .map_err(tch_err(&format!("writing {}", target.display())))?;
+    check(file.partial_path(), net)
 }
 
 /// Loads a saved module and compares it with `net` on a seeded batch of 3 frames (not

@@ -23,6 +23,8 @@ pub mod interrupt;
 pub mod keras;
 pub mod libtorch;
 pub mod loss;
+#[cfg(target_os = "linux")]
+pub mod memfile;
 pub mod model;
 pub mod pictures;
 pub mod predict;

@@ -53,10 +53,13 @@ fn write_impl(
     let dir = crate::atomic::parent_dir(path);
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let layers = export_layers(vs, cfg)?;
-    let out = crate::atomic::AtomicFile::create(path)?;
-    (|| -> Result<()> {
-        // HDF5 opens files by name: it truncates and fills the partial file.
-        let file = hdf5::File::create(out.partial_path())?;
+    let mut out = crate::atomic::AtomicFile::create(path)?;
+    let image = (|| -> Result<Vec<u8>> {
+        // Built in memory (HDF5's core driver, no backing file) and written by us: HDF5
+        // itself, meeting a full disk, crashes when the file is closed.
+        let file = hdf5::File::with_options()
+            .with_fapl(|p| p.core_filebacked(false))
+            .create(out.partial_path())?;
         match format {
             Format::Keras2Model => {
                 write_root_attrs(&file, cfg, meta)?;
@@ -79,13 +82,32 @@ fn write_impl(
                 write_keras3_layers(&file, &layers)?;
             }
         }
+        let image = file_image(&file)?;
         file.close()?;
-        Ok(())
+        Ok(image)
     })()
     .with_context(|| format!("writing {}", path.display()))?;
+    std::io::Write::write_all(&mut out, &image)?;
     // Checkpoints are what a run leaves: forced to disk before they replace the last one.
     out.commit_synced()?;
     Ok(())
+}
+
+/// The bytes of an HDF5 file held in memory.
+fn file_image(file: &hdf5::File) -> Result<Vec<u8>> {
+    file.flush()?;
+    let id = file.id();
+    hdf5::sync::sync(|| {
+        // SAFETY: `id` is an open file; the first call asks the size, the second fills
+        // a buffer of that size; the library lock is held throughout.
+        let len = unsafe { hdf5_sys::h5f::H5Fget_file_image(id, std::ptr::null_mut(), 0) };
+        anyhow::ensure!(len >= 0, "HDF5 could not give the file's image");
+        let mut buf = vec![0u8; len as usize];
+        let got =
+            unsafe { hdf5_sys::h5f::H5Fget_file_image(id, buf.as_mut_ptr().cast(), buf.len()) };
+        anyhow::ensure!(got == len, "HDF5 gave {got} of the file's {len} bytes");
+        Ok(buf)
+    })
 }
 
 /// One layer to write: its name and its weights (Keras name, values in Keras layout).

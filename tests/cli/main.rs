@@ -14,6 +14,7 @@ mod export;
 mod family;
 mod folders;
 mod folds;
+mod full_disk;
 mod hostile_images;
 mod hostile_keras;
 mod hostile_npy;
