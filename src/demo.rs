@@ -305,7 +305,7 @@ fn run_steps(cfg: &DemoConfig, step: &std::cell::Cell<&'static str>) -> Result<D
     step.set("[7/7] plot");
     say("[7/7] plot the training curves".to_owned());
     let png = out.join("training.png");
-    crate::pictures::plot_history(&weights_dir.join(train::HISTORY), &png)?;
+    crate::plot::plot_history(&weights_dir.join(train::HISTORY), &png)?;
 
     let best_val = history
         .best_epoch

@@ -27,6 +27,7 @@ pub mod loss;
 pub mod memfile;
 pub mod model;
 pub mod pictures;
+pub mod plot;
 pub mod predict;
 pub mod presence;
 pub mod progress;

@@ -1,19 +1,18 @@
 //! Pictures for people: the original's `preds/{id}_pred.png`, full-size overlays of the
-//! predicted (red) and true (green) outlines on the ultrasound frame, and the training
-//! curves from `history.csv`. Every PNG is written through a temporary file.
+//! predicted (red) and true (green) outlines on the ultrasound frame (the training
+//! curves are `plot`'s). Every PNG is written through a temporary file.
 
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use image::{ImageFormat, RgbImage};
-use plotters::prelude::*;
 
 use crate::data::npy::NpyReader;
 use crate::data::tiff;
 use crate::frame::FrameSize;
 use crate::submission::{enlarger, MaskRule};
 
-fn save_png(path: &Path, img: &image::DynamicImage) -> Result<()> {
+pub(crate) fn save_png(path: &Path, img: &image::DynamicImage) -> Result<()> {
     crate::atomic::write_with(path, |w| {
         img.write_to(w, ImageFormat::Png)
             .with_context(|| format!("writing {}", path.display()))
@@ -129,100 +128,4 @@ pub fn write_overlays(
         save_rgb(&dir.join(format!("{id}_overlay.png")), img)?;
     }
     Ok(())
-}
-
-/// Draws loss and Dice per epoch (train and validation) from a `history.csv` to a PNG.
-pub fn plot_history(history: &Path, out: &Path) -> Result<()> {
-    let mut r = csv::Reader::from_path(history)
-        .with_context(|| format!("opening {}", history.display()))?;
-    let headers = r
-        .headers()
-        .with_context(|| format!("reading {}", history.display()))?
-        .clone();
-    let col = |name: &str| headers.iter().position(|h| h == name);
-    let (Some(ep), Some(dc), Some(ls)) = (col("epoch"), col("dice_coef"), col("loss")) else {
-        bail!(
-            "{}: not a training history (needs epoch, dice_coef, loss columns)",
-            history.display()
-        );
-    };
-    let (vdc, vls) = (col("val_dice_coef"), col("val_loss"));
-    let mut rows: Vec<[Option<f64>; 5]> = Vec::new();
-    for rec in r.records() {
-        let rec = rec.with_context(|| format!("reading {}", history.display()))?;
-        let get = |i: Option<usize>| {
-            i.and_then(|i| rec.get(i))
-                .and_then(|s| s.parse::<f64>().ok())
-        };
-        rows.push([
-            get(Some(ep)),
-            get(Some(dc)),
-            get(Some(ls)),
-            get(vdc),
-            get(vls),
-        ]);
-    }
-    if rows.is_empty() {
-        bail!("{}: no epochs to plot", history.display());
-    }
-    let _ =
-        plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
-    let (w, h) = (1000u32, 420u32);
-    let mut buf = vec![0u8; (w * h * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let panels = root.split_evenly((1, 2));
-        let last = rows.iter().filter_map(|r| r[0]).fold(0.0, f64::max) + 1.0;
-        for (panel, (title, train_i, val_i, sign)) in panels.iter().zip([
-            ("Dice coefficient", 1, 3, 1.0),
-            ("loss (-dice_coef)", 2, 4, 1.0),
-        ]) {
-            let values: Vec<f64> = rows
-                .iter()
-                .flat_map(|r| [r[train_i], r[val_i]])
-                .flatten()
-                .collect();
-            let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let pad = ((hi - lo) * 0.05).max(1e-3);
-            let mut chart = ChartBuilder::on(panel)
-                .caption(title, ("sans-serif", 20))
-                .margin(12)
-                .x_label_area_size(32)
-                .y_label_area_size(56)
-                .build_cartesian_2d(1.0..last.max(2.0), (lo - pad)..(hi + pad))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            chart
-                .configure_mesh()
-                .x_desc("epoch")
-                .draw()
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            for (i, color, label) in [(train_i, BLUE, "train"), (val_i, RED, "validation")] {
-                let pts: Vec<(f64, f64)> = rows
-                    .iter()
-                    .filter_map(|r| Some((r[0]? + 1.0, sign * r[i]?)))
-                    .collect();
-                if pts.is_empty() {
-                    continue;
-                }
-                chart
-                    .draw_series(LineSeries::new(pts, color.stroke_width(2)))
-                    .map_err(|e| anyhow::anyhow!("{e}"))?
-                    .label(label)
-                    .legend(move |(x, y)| {
-                        PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2))
-                    });
-            }
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-        }
-        root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    let img = RgbImage::from_raw(w, h, buf).context("building the plot picture")?;
-    save_png(out, &image::DynamicImage::ImageRgb8(img))
 }

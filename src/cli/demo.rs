@@ -50,7 +50,7 @@ pub struct PlotArgs {
 
 impl PlotArgs {
     pub fn run(self) -> Result<String> {
-        nerveseg::pictures::plot_history(&self.history, &self.out)?;
+        nerveseg::plot::plot_history(&self.history, &self.out)?;
         Ok(format!("wrote {}", self.out.display()))
     }
 }
