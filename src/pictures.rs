@@ -63,8 +63,53 @@ fn outline(mask: &[u8], size: FrameSize) -> impl Iterator<Item = (usize, usize)>
         })
 }
 
+/// The Dice of two 0/1 masks, 1 when both are empty (as the competition scores it).
+pub fn dice(a: &[u8], b: &[u8]) -> f64 {
+    let (mut both, mut total) = (0usize, 0usize);
+    for (&x, &y) in a.iter().zip(b) {
+        both += (x != 0 && y != 0) as usize;
+        total += (x != 0) as usize + (y != 0) as usize;
+    }
+    if total == 0 {
+        1.0
+    } else {
+        2.0 * both as f64 / total as f64
+    }
+}
+
+/// What an overlay's caption says: which outline is which, the frame's Dice when the
+/// truth is known, and that an empty prediction is one (not a frame left out).
+pub fn caption_of(pred: &[u8], truth: Option<&[u8]>) -> String {
+    let empty = !pred.iter().any(|&v| v != 0);
+    let predicted = if empty {
+        "no nerve predicted"
+    } else {
+        "red: predicted"
+    };
+    match truth {
+        Some(t) => format!("{predicted}; green: true; Dice {:.2}", dice(pred, t)),
+        None => predicted.to_owned(),
+    }
+}
+
+/// Writes `text` in white on a dark band across the top of `img`.
+fn caption(img: &mut RgbImage, text: &str) {
+    use plotters::prelude::*;
+    let (w, h) = img.dimensions();
+    let _ =
+        plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
+    let px = (h / 28).clamp(10, 22);
+    let root = BitMapBackend::with_buffer(img, (w, h)).into_drawing_area();
+    let band = Rectangle::new([(0, 0), (w as i32, px as i32 + 8)], BLACK.mix(0.6).filled());
+    let font = ("sans-serif", px).into_font().color(&WHITE);
+    // A picture without its caption is still the picture: drawing errors are ignored.
+    let _ = root.draw(&band);
+    let _ = root.draw(&Text::new(text.to_owned(), (5, 4), font));
+    let _ = root.present();
+}
+
 /// A frame of `size` in gray with the outline of the predicted 0/1 mask in red and, when
-/// given, of the true one in green.
+/// given, of the true one in green, captioned (see [`caption_of`]).
 pub fn overlay(frame: &[u8], size: FrameSize, pred: &[u8], truth: Option<&[u8]>) -> RgbImage {
     let w = size.width;
     let mut img = RgbImage::from_fn(w as u32, size.height as u32, |x, y| {
@@ -79,6 +124,7 @@ pub fn overlay(frame: &[u8], size: FrameSize, pred: &[u8], truth: Option<&[u8]>)
     for (y, x) in outline(pred, size) {
         img.put_pixel(x as u32, y as u32, image::Rgb([240, 30, 30]));
     }
+    caption(&mut img, &caption_of(pred, truth));
     img
 }
 
@@ -128,4 +174,38 @@ pub fn write_overlays(
         save_rgb(&dir.join(format!("{id}_overlay.png")), img)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captions_say_which_outline_is_which_and_the_frames_dice() {
+        let (a, b, none) = ([1u8, 1, 0, 0], [1u8, 0, 0, 0], [0u8; 4]);
+        assert!((dice(&a, &b) - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(dice(&none, &none), 1.0);
+        assert_eq!(caption_of(&a, None), "red: predicted");
+        assert_eq!(
+            caption_of(&a, Some(&b)),
+            "red: predicted; green: true; Dice 0.67"
+        );
+        assert_eq!(
+            caption_of(&none, Some(&b)),
+            "no nerve predicted; green: true; Dice 0.00"
+        );
+        // The caption is drawn: white letters on the band over a black frame.
+        let size = crate::frame::KAGGLE;
+        let img = overlay(
+            &vec![0u8; size.pixels()],
+            size,
+            &vec![0u8; size.pixels()],
+            None,
+        );
+        let white = img
+            .pixels()
+            .filter(|p| p.0.iter().all(|&c| c > 200))
+            .count();
+        assert!(white > 20, "{white}");
+    }
 }
