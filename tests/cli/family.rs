@@ -251,3 +251,57 @@ fn a_file_claiming_a_network_nerveseg_cannot_build_is_refused() {
     env.run(&["predict", "--weights", "bad.h5", "--device", "cpu"])
         .fails_with(&["bad.h5", "BatchNormalization"]);
 }
+
+/// `--recipe modern` is exactly the flags it stands for (the same history, the same
+/// network), and a flag given beside it sets its own value.
+#[test]
+fn the_modern_recipe_is_its_flags() {
+    let env = prepared();
+    let run = |dir: &str, extra: &[&str]| {
+        let base = ["train", "-q", "--out-dir", dir, "--epochs", "2"];
+        env.run(&[&base[..], &TINY, extra].concat()).ok();
+        let text = std::fs::read_to_string(env.path(&format!("{dir}/history.csv"))).unwrap();
+        // Without the seconds column.
+        let rows: Vec<String> = text
+            .lines()
+            .map(|l| l.rsplit_once(',').unwrap().0.to_owned())
+            .collect();
+        let network = env.run(&["inspect", &format!("{dir}/weights.h5")]).ok();
+        let network = network
+            .lines()
+            .find(|l| l.contains("network:"))
+            .map(str::to_owned);
+        (rows, network)
+    };
+    let spelt = run(
+        "spelt",
+        &[
+            "--augment",
+            "--reduce-lr-on-plateau",
+            "--lr-factor",
+            "0.5",
+            "--lr-patience",
+            "5",
+            "--norm",
+            "batch",
+            "--loss",
+            "image-dice",
+            "--lr",
+            "0.001",
+        ],
+    );
+    assert!(
+        spelt.1.as_deref().unwrap().contains("BatchNorm"),
+        "{spelt:?}"
+    );
+    assert_eq!(run("recipe", &["--recipe", "modern"]), spelt);
+    // Flags beside the recipe win: the rate and the normalisation.
+    let (rows, network) = run(
+        "beside",
+        &["--recipe", "modern", "--lr", "0.01", "--norm", "none"],
+    );
+    let lr = rows[0].split(',').position(|c| c == "lr").unwrap();
+    let first: f64 = rows[1].split(',').nth(lr).unwrap().parse().unwrap();
+    assert_eq!(first, 0.01f32 as f64);
+    assert!(!network.unwrap_or_default().contains("BatchNorm"));
+}
