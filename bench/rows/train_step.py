@@ -1,6 +1,8 @@
 """train-step: one training step (forward, Dice loss, backward, Adam) of nerveseg beside
 PyTorch eager and tf-keras, CPU, batch 32, by the median seconds a step; with the
-channels-last levers and, on a CPU with bf16 instructions, bf16 mixed precision."""
+channels-last levers, the network of `--recipe modern` (BatchNorm after every 3x3
+convolution) beside its PyTorch twin, and, on a CPU with bf16 instructions, bf16 mixed
+precision."""
 
 import math
 import os
@@ -28,7 +30,11 @@ def run(args, setup):
     a = Variant("ns", "nerveseg", [N, "bench", "train-step"] + common, unavailable=nb)
     b = Variant("torch", "torch eager", [R, os.path.join(ref, "torch_unet.py"), "train-step"] + common)
     c = Variant("keras", "tf-keras", [R, os.path.join(ref, "keras_unet.py"), "train-step"] + common)
-    variants = [a, b, c]
+    # The network of --recipe modern: BatchNorm (Keras's epsilon and momentum) after
+    # every 3x3 convolution, in both.
+    am = Variant("ns-modern", "nerveseg --norm batch", a.cmd + ["--norm", "batch"], unavailable=nb)
+    bm = Variant("torch-modern", "torch eager --norm batch", b.cmd + ["--norm", "batch"])
+    variants = [a, b, c, am, bm]
     res = RowResult("train-step")
     if args.levers:
         a2 = Variant("ns-nocl", "nerveseg --no-channels-last",
@@ -75,6 +81,7 @@ def run(args, setup):
     measure = "s/step, batch 32 (img/s; train part of an epoch)"
     line(measure, a, b, ">= 1.15x", 1.15)
     line(measure, a, c, ">= 1.2x", 1.2)
+    line("the --recipe modern network (BatchNorm)", am, bm, ">= 1.0x", 1.0)
     if args.levers:
         line("what channels-last buys nerveseg", a, a2, "info")
         line("what channels-last buys torch", b2, b, "info")
