@@ -27,12 +27,22 @@ pub struct EvaluateArgs {
     /// --weights.
     #[arg(long, value_name = "DIR", conflicts_with = "weights")]
     pub ensemble: Option<PathBuf>,
-    /// Prepared training frames; the last --validation-split share is scored.
-    #[arg(long, value_name = "FILE", default_value = "imgs_train.npy")]
+    /// Prepared training frames; the last --validation-split share is scored. Or a
+    /// FOLDER of frames (PNG, JPEG, TIFF, BMP) with --masks a folder of their masks,
+    /// paired and read as `prepare` does, every frame scored.
+    #[arg(long, value_name = "FILE|DIR", default_value = "imgs_train.npy")]
     pub images: PathBuf,
-    /// Prepared training masks; with --submission, a folder of {id}_mask.tif instead.
+    /// Prepared training masks; a folder of masks for a folder of --images; with
+    /// --submission, a folder of {id}_mask.tif.
     #[arg(long, value_name = "PATH", default_value = "imgs_mask_train.npy")]
     pub masks: PathBuf,
+    /// With folders: the label of the nerve in palette or label masks, as prepare's.
+    #[arg(long, value_name = "K")]
+    pub mask_class: Option<u8>,
+    /// With folders of frames of several sizes: resize them all to this one first, as
+    /// prepare's --size (the Dice is then at this size).
+    #[arg(long, value_name = "HxW")]
+    pub size: Option<nerveseg::frame::FrameSize>,
     /// Score this submission CSV against the masks folder, as Kaggle would.
     #[arg(long, value_name = "FILE")]
     pub submission: Option<PathBuf>,
@@ -82,8 +92,38 @@ impl EvaluateArgs {
         })
     }
 
+    /// Folders of frames and masks, prepared into `dir` as `prepare` would: the arrays
+    /// to score instead, every frame of them.
+    fn prepare_folders(&mut self, dir: &std::path::Path, quiet: bool) -> Result<()> {
+        let report = nerveseg::data::folder::prepare(&nerveseg::data::folder::FolderConfig {
+            images: self.images.clone(),
+            masks: self.masks.clone(),
+            test_images: None,
+            out: dir.to_owned(),
+            mask_class: self.mask_class,
+            size: self.size,
+            groups: None,
+            quiet: true,
+        })?;
+        if !quiet {
+            for note in &report.notes {
+                println!("{note}");
+            }
+        }
+        self.images = dir.join("imgs_train.npy");
+        self.masks = dir.join("imgs_mask_train.npy");
+        self.validation_split.get_or_insert(1.0);
+        Ok(())
+    }
+
     /// Scores and returns the table or the JSON line.
-    pub fn run(self, quiet: bool) -> Result<String> {
+    pub fn run(mut self, quiet: bool) -> Result<String> {
+        let folders = tempfile::tempdir()?;
+        if self.images.is_dir() && self.submission.is_none() && self.oof.is_none() {
+            self.prepare_folders(folders.path(), quiet || self.json)?;
+        } else if self.mask_class.is_some() || self.size.is_some() {
+            anyhow::bail!("--mask-class and --size are for folders of --images and --masks");
+        }
         let json = self.json;
         let submission = self.submission.clone();
         let oof = self.oof.clone();

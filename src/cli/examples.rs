@@ -47,7 +47,7 @@ pub const EVALUATE: &str = "\
 Examples:
   nerveseg evaluate                                          the checkpoint's own validation frames
   nerveseg evaluate --sweep                                  and the best threshold, size and gate
-  nerveseg evaluate --images us-test/imgs_train.npy --masks us-test/imgs_mask_train.npy --validation-split 1
+  nerveseg evaluate --images test/images --masks test/masks --mask-class 1 --size 512x512
   nerveseg evaluate --submission submission.csv --masks raw/test_masks";
 
 pub const PLOT: &str = "\

@@ -449,3 +449,46 @@ fn unpaired_and_doubled_masks_are_named() {
     env.run(&["prepare", "--images", "i", "--masks", "m", "--out", "p"])
         .fails_with(&["c.jpg and c.png are two images with one name"]);
 }
+
+/// `evaluate` takes folders of frames and masks as `prepare` reads them, scoring every
+/// frame: the same scores as evaluate on the arrays prepare makes of them.
+#[test]
+fn evaluate_takes_folders_as_prepare_does() {
+    let env = TestEnv::new();
+    env.synth_small(2, 6, 0);
+    env.prepare_train("raw", ".");
+    env.run(&[&["train", "-q", "--epochs", "1"][..], &crate::train::TINY].concat())
+        .ok();
+    let (img, msk) = (usgra("images"), usgra("masks"));
+    let (img, msk) = (img.to_str().unwrap(), msk.to_str().unwrap());
+    let read = ["--mask-class", "1", "--size", "512x512"];
+    let score = |args: &[&str]| {
+        let base = ["evaluate", "--json", "--device", "cpu"];
+        let out = env.run(&[&base[..], args].concat()).ok();
+        serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()
+    };
+    let folders = score(&[&["--images", img, "--masks", msk][..], &read].concat());
+    env.run(
+        &[
+            &[
+                "prepare", "-q", "--images", img, "--masks", msk, "--out", "us",
+            ][..],
+            &read,
+        ]
+        .concat(),
+    )
+    .ok();
+    let arrays = score(&[
+        "--images",
+        "us/imgs_train.npy",
+        "--masks",
+        "us/imgs_mask_train.npy",
+        "--validation-split",
+        "1",
+    ]);
+    assert_eq!(folders["images"], 2, "{folders}");
+    assert_eq!(folders["kaggle_dice"], arrays["kaggle_dice"]);
+    assert_eq!(folders["dice_coef"], arrays["dice_coef"]);
+    env.run(&["evaluate", "--device", "cpu", "--size", "512x512"])
+        .fails_with(&["--mask-class and --size are for folders"]);
+}
