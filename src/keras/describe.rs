@@ -84,8 +84,11 @@ fn describe_run(run: &super::RunRecord) -> String {
         "" => "none (the tutorial's run)",
         o => o,
     };
+    let lr = run
+        .lr
+        .map_or_else(|| "not recorded".to_owned(), |lr| format!("{lr:e}"));
     format!(
-        "run: validation on {split}; seed {}; {}; batch size {}\n\
+        "run: validation on {split}; seed {}; {}; batch size {}; learning rate {lr}\n\
          run options: {options}\n\
          training data: {} samples, fingerprint {}",
         run.seed,

@@ -112,6 +112,9 @@ pub struct RunRecord {
     pub callbacks: String,
     /// `--folds K --fold I` (I 0-based) when the split was by group, not the last share.
     pub folds: Option<(u64, u64)>,
+    /// Adam's learning rate at the start (for information: a resume may change it;
+    /// `None` in files of older nerveseg).
+    pub lr: Option<f64>,
 }
 
 /// Adam's state as tf-keras keeps it under `optimizer_weights`: the step count and the
@@ -163,6 +166,7 @@ pub(crate) const ATTR_FOLD: &str = "nerveseg_fold";
 pub(crate) const ATTR_FRAME_HEIGHT: &str = "nerveseg_frame_height";
 pub(crate) const ATTR_FRAME_WIDTH: &str = "nerveseg_frame_width";
 pub(crate) const ATTR_NETWORK: &str = "nerveseg_network";
+pub(crate) const ATTR_LR: &str = "nerveseg_lr";
 
 /// The tf-keras version whose layout we write (checked against it by the fixture script).
 pub const WRITTEN_KERAS_VERSION: &str = "2.19.0";

@@ -15,7 +15,7 @@ use hdf5::types::{FixedAscii, FixedUnicode, VarLenAscii, VarLenUnicode};
 use super::declared::KerasConfig;
 use super::{
     keras_var_name, shape_str, AdamState, Array, Declared, FileLayer, Format, KerasFile, Meta,
-    RunRecord, Stored, ATTR_BATCH_SIZE, ATTR_BEST_EPOCH, ATTR_BEST_LOSS, ATTR_CALLBACKS,
+    RunRecord, Stored, ATTR_BATCH_SIZE, ATTR_LR, ATTR_BEST_EPOCH, ATTR_BEST_LOSS, ATTR_CALLBACKS,
     ATTR_EPOCH, ATTR_FINGERPRINT, ATTR_FOLD, ATTR_FOLDS, ATTR_FRAME_HEIGHT, ATTR_FRAME_WIDTH,
     ATTR_MEAN, ATTR_NETWORK, ATTR_SAMPLES, ATTR_SEED, ATTR_SHUFFLE, ATTR_STD,
     ATTR_VALIDATION_SPLIT,
@@ -117,6 +117,7 @@ fn read_run(root: &hdf5::Group) -> Result<Option<RunRecord>> {
         fingerprint: read_str_attr(root, ATTR_FINGERPRINT)?
             .ok_or_else(|| anyhow!("no {ATTR_FINGERPRINT} attribute"))?,
         callbacks: read_str_attr(root, ATTR_CALLBACKS)?.unwrap_or_default(),
+        lr: read_f64_attr(root, ATTR_LR),
         folds: match (
             read_u64_attr(root, ATTR_FOLDS),
             read_u64_attr(root, ATTR_FOLD),

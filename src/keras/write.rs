@@ -12,7 +12,7 @@ use super::config::{keras3_name, model_config};
 use super::{
     keras_var_name, to_keras, AdamState, Array, Format, Meta, ATTR_BATCH_SIZE, ATTR_BEST_EPOCH,
     ATTR_BEST_LOSS, ATTR_CALLBACKS, ATTR_EPOCH, ATTR_FINGERPRINT, ATTR_FOLD, ATTR_FOLDS,
-    ATTR_FRAME_HEIGHT, ATTR_FRAME_WIDTH, ATTR_MEAN, ATTR_NETWORK, ATTR_SAMPLES, ATTR_SEED,
+    ATTR_FRAME_HEIGHT, ATTR_FRAME_WIDTH, ATTR_LR, ATTR_MEAN, ATTR_NETWORK, ATTR_SAMPLES, ATTR_SEED,
     ATTR_SHUFFLE, ATTR_STD, ATTR_VALIDATION_SPLIT, ATTR_VERSION, ATTR_WIDTH, WRITTEN_KERAS_VERSION,
 };
 use crate::model::UNetConfig;
@@ -208,6 +208,9 @@ fn write_meta_attrs(loc: &hdf5::Location, cfg: &UNetConfig, meta: &Meta) -> Resu
             loc.new_attr::<u64>().create(name)?.write_scalar(&v)?;
         }
         write_str_attr(loc, ATTR_FINGERPRINT, &run.fingerprint)?;
+        if let Some(lr) = run.lr {
+            loc.new_attr::<f64>().create(ATTR_LR)?.write_scalar(&lr)?;
+        }
         // Absent for the tutorial's run, so its checkpoints stay as they were.
         if !run.callbacks.is_empty() {
             write_str_attr(loc, ATTR_CALLBACKS, &run.callbacks)?;

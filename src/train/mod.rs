@@ -195,6 +195,7 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
         fingerprint: data.fingerprint.clone(),
         callbacks: options(cfg),
         folds: cfg.folds.as_ref().map(|f| (f.folds as u64, f.fold as u64)),
+        lr: Some(cfg.adam.lr),
     };
     if cfg.callbacks != Callbacks::default() && n_train == n {
         bail!("--reduce-lr-on-plateau and --early-stopping watch val_loss: they need a --validation-split above 0");

@@ -84,6 +84,7 @@ pub fn setting_differences(saved: &RunRecord, cfg: &super::TrainConfig) -> Vec<S
         fingerprint: saved.fingerprint.clone(),
         callbacks: super::options(cfg),
         folds: cfg.folds.as_ref().map(|f| (f.folds as u64, f.fold as u64)),
+        lr: saved.lr,
     };
     differences(saved, &asked)
 }
@@ -134,6 +135,7 @@ mod tests {
             fingerprint: "ab".into(),
             callbacks: String::new(),
             folds: None,
+            lr: Some(1e-5),
         }
     }
 
@@ -149,6 +151,7 @@ mod tests {
             fingerprint: "cd".into(),
             callbacks: "--early-stopping 3".into(),
             folds: Some((5, 1)),
+            lr: Some(1e-4),
         };
         let d = differences(&run(), &other);
         assert_eq!(

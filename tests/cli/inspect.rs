@@ -128,7 +128,7 @@ fn inspect_shows_the_run_that_wrote_a_checkpoint() {
     for needle in [
         "epoch: 2",
         "best so far: epoch ",
-        "run: validation on the last 20% of the samples; seed 3; shuffled; batch size 4",
+        "run: validation on the last 20% of the samples; seed 3; shuffled; batch size 4; learning rate 1e-5",
         "run options: none (the tutorial's run)",
         "training data: 12 samples, fingerprint ",
         "history.csv beside it: 2 epochs, best val_dice_coef ",
