@@ -112,10 +112,20 @@ fn caption(img: &mut RgbImage, text: &str) {
 /// given, of the true one in green, captioned (see [`caption_of`]).
 pub fn overlay(frame: &[u8], size: FrameSize, pred: &[u8], truth: Option<&[u8]>) -> RgbImage {
     let w = size.width;
-    let mut img = RgbImage::from_fn(w as u32, size.height as u32, |x, y| {
+    let img = RgbImage::from_fn(w as u32, size.height as u32, |x, y| {
         let v = frame[y as usize * w + x as usize];
         image::Rgb([v, v, v])
     });
+    draw_outlines(img, pred, truth)
+}
+
+/// The outlines and caption of [`overlay`] drawn on a picture of the frame in colour
+/// (of the frame's size).
+pub fn draw_outlines(mut img: RgbImage, pred: &[u8], truth: Option<&[u8]>) -> RgbImage {
+    let size = FrameSize {
+        height: img.height() as usize,
+        width: img.width() as usize,
+    };
     if let Some(t) = truth {
         for (y, x) in outline(t, size) {
             img.put_pixel(x as u32, y as u32, image::Rgb([40, 220, 40]));

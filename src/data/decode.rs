@@ -172,6 +172,23 @@ fn decode(path: &Path) -> Result<(DynamicImage, FrameSize, ImageFormat)> {
     Ok((img, size, format))
 }
 
+/// A colour frame as 8-bit RGB, for pictures (RGBA on white, as the gray frame is).
+pub fn read_rgb(path: &Path) -> Result<image::RgbImage> {
+    let (img, _, _) = decode(path)?;
+    Ok(match img {
+        DynamicImage::ImageRgba8(_) | DynamicImage::ImageRgba16(_) => {
+            let rgba = img.to_rgba8();
+            image::RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+                let p = rgba.get_pixel(x, y).0;
+                let a = p[3] as f64 / 255.0;
+                let over = |c: u8| ((1.0 - a) * 255.0 + a * c as f64).round() as u8;
+                image::Rgb([over(p[0]), over(p[1]), over(p[2])])
+            })
+        }
+        other => other.to_rgb8(),
+    })
+}
+
 /// scikit-image's `rgb2gray` of one pixel with channels in [0, 1], back in 0..=255.
 fn rgb2gray(r: f64, g: f64, b: f64) -> u8 {
     ((0.2125 * r + 0.7154 * g + 0.0721 * b) * 255.0)

@@ -15,9 +15,9 @@ use hdf5::types::{FixedAscii, FixedUnicode, VarLenAscii, VarLenUnicode};
 use super::declared::KerasConfig;
 use super::{
     keras_var_name, shape_str, AdamState, Array, Declared, FileLayer, Format, KerasFile, Meta,
-    RunRecord, Stored, ATTR_BATCH_SIZE, ATTR_LR, ATTR_BEST_EPOCH, ATTR_BEST_LOSS, ATTR_CALLBACKS,
+    RunRecord, Stored, ATTR_BATCH_SIZE, ATTR_BEST_EPOCH, ATTR_BEST_LOSS, ATTR_CALLBACKS,
     ATTR_EPOCH, ATTR_FINGERPRINT, ATTR_FOLD, ATTR_FOLDS, ATTR_FRAME_HEIGHT, ATTR_FRAME_WIDTH,
-    ATTR_MEAN, ATTR_NETWORK, ATTR_SAMPLES, ATTR_SEED, ATTR_SHUFFLE, ATTR_STD,
+    ATTR_LR, ATTR_MEAN, ATTR_NETWORK, ATTR_SAMPLES, ATTR_SEED, ATTR_SHUFFLE, ATTR_STD,
     ATTR_VALIDATION_SPLIT,
 };
 use crate::model::{LayerKind, UNetConfig};

@@ -271,7 +271,11 @@ fn write_outputs(
             .map_err(|err| anyhow!("writing {}: {err}", path.display()))
     })?;
     if let Some(dir) = &cfg.overlays {
-        let picture = crate::pictures::overlay(&g.pixels, g.size, &full, None);
+        // A colour frame keeps its colour in the picture.
+        let picture = match g.converted {
+            Some(_) => crate::pictures::draw_outlines(decode::read_rgb(&e.path)?, &full, None),
+            None => crate::pictures::overlay(&g.pixels, g.size, &full, None),
+        };
         crate::pictures::save_rgb(&dir.join(format!("{}_overlay.png", e.stem)), picture)?;
     }
     Ok(Row {

@@ -162,6 +162,15 @@ fn mixed_formats_and_sizes_go_through_with_size() {
         assert!(m.pixels().all(|p| p[0] == 0 || p[0] == 255));
         let o = image::open(env.path(&format!("over/{stem}_overlay.png"))).unwrap();
         assert_eq!((o.height(), o.width()), (h, w), "{stem}");
+        // The colour frames (the JPEGs) keep their colour; the gray ones stay gray
+        // (but for the red outline and the caption).
+        let tinted = o
+            .to_rgb8()
+            .pixels()
+            .filter(|p| p[0] > p[1] && p[1] > p[2] && p[1] > 40)
+            .count();
+        let half = (h * w / 2) as usize;
+        assert_eq!(tinted > half, k % 2 == 1, "{stem}: {tinted} tinted pixels");
     }
     let csv = std::fs::read_to_string(env.path("masks/predictions.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
