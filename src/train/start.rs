@@ -42,7 +42,8 @@ pub(super) fn checkpoint_network(cfg: &TrainConfig, file: &KerasFile) -> Result<
     let differ = cfg.network.disagreements(&net);
     if !differ.is_empty() {
         bail!(
-            "{} holds {net}, and the checkpoint decides the network: leave out {}, or start              a fresh model without {}",
+            "{} holds {net}, and the checkpoint decides the network: leave out {}, or start \
+             a fresh model without {}",
             file.path.display(),
             differ.join(", "),
             if cfg.resume {

@@ -200,7 +200,7 @@ fn flags_that_contradict_the_starting_checkpoint_are_refused() {
     ])
     .fails_with(&[
         "--input-size 64x64 (the checkpoint's is 96x96)",
-        "without --init-weights",
+        "or start a fresh model without --init-weights",
     ]);
     assert!(!env.path("x").exists());
     // A flag that agrees is no contradiction: the run resumes.
