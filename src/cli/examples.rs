@@ -20,8 +20,8 @@ pub const TRAIN: &str = "\
 Examples:
   nerveseg train                                  the tutorial's run, exactly
   nerveseg train --recipe kaggle --lr 3e-4        augmentation and a schedule, the tutorial's network
-  nerveseg train --recipe modern                  BatchNorm, per-image Dice, Adam at 1e-3, 60 epochs
-  nerveseg train --recipe modern --input-size 128x128 --loss dice
+  nerveseg train --recipe modern                  BatchNorm, Adam at 1e-3, 60 epochs
+  nerveseg train --recipe modern --loss image-dice  when every frame holds a nerve
   nerveseg train --init-weights weights.h5 --epochs 5 --out-dir tuned   fine-tune the original Keras weights
   nerveseg train --resume --epochs 40             continue the run saved in weights/last.h5";
 

@@ -75,7 +75,7 @@ pub struct TrainArgs {
     /// tutorial" and "The model family"): kaggle = --augment --reduce-lr-on-plateau
     /// --lr-factor 0.5 --lr-patience 5 (at the tutorial's rate: give --lr, e.g. 3e-4 for
     /// a few hundred frames, 1e-4 for Kaggle's thousands); modern = kaggle with --norm
-    /// batch --loss image-dice --lr 1e-3 --epochs 60. Flags given beside it still set
+    /// batch --lr 1e-3 --epochs 60. Flags given beside it still set
     /// their own values.
     #[arg(
         long,
@@ -283,12 +283,7 @@ impl TrainArgs {
             resume: self.resume,
             overwrite: self.overwrite,
             network: self.network.choice(preset.network)?,
-            loss: self
-                .network
-                .loss
-                .map(Into::into)
-                .or(preset.loss)
-                .unwrap_or_default(),
+            loss: self.network.loss.map(Into::into).unwrap_or_default(),
             speed: self.speed.speed(self.amp),
             callbacks,
             augment: self.augment.config(self.recipe)?,

@@ -284,8 +284,6 @@ fn the_modern_recipe_is_its_flags() {
             "5",
             "--norm",
             "batch",
-            "--loss",
-            "image-dice",
             "--lr",
             "0.001",
         ],
