@@ -232,8 +232,8 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
         cfg.quiet,
     )?;
     let run = models.first().meta.run.clone();
-    // Arrays of another size than the training data are other data (a test set): every
-    // frame is scored unless a share is asked for.
+    // Arrays that are not the training data (another count, or the same count with
+    // another fingerprint: a test set) are scored whole unless a share is asked for.
     let frames_given = NpyReader::open(&cfg.images)?
         .shape
         .first()
@@ -241,6 +241,10 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
         .unwrap_or(0);
     let other_data = match (&run, cfg.validation_split) {
         (Some(r), None) if r.samples != frames_given => Some((r.samples, frames_given)),
+        (Some(r), None) => {
+            let seen = dataset::load_training(&cfg.images, &cfg.masks, models.map_size(), true)?;
+            (seen.fingerprint != r.fingerprint).then_some((r.samples, frames_given))
+        }
         _ => None,
     };
     let stored = match other_data {

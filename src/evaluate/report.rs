@@ -94,11 +94,15 @@ impl fmt::Display for Report {
                 i + 1
             )?;
         } else if let Some((trained, given)) = self.other_data {
+            let why = if trained == given {
+                format!("these arrays hold {given} samples, but not those it trained on")
+            } else {
+                format!("it trained on {trained} samples and these arrays hold {given}")
+            };
             writeln!(
                 f,
-                "scored: every frame, since the checkpoint trained on {trained} samples and \
-                 these arrays hold {given}: other data (--validation-split S scores the last \
-                 share instead)"
+                "scored: every frame, since {why}: other data (--validation-split S scores \
+                 the last share instead)"
             )?;
         } else if let Some((split, from_checkpoint)) = self.split {
             writeln!(

@@ -245,7 +245,7 @@ fn other_arrays_than_the_training_data_are_scored_whole() {
     assert_eq!(v["other_data"]["trained_samples"], 12, "{v}");
     let text = env.run(&base).ok();
     assert!(
-        text.contains("scored: every frame, since the checkpoint trained on 12 samples"),
+        text.contains("scored: every frame, since it trained on 12 samples"),
         "{text}"
     );
     let half = json(
@@ -257,4 +257,37 @@ fn other_arrays_than_the_training_data_are_scored_whole() {
     // The training arrays themselves: the checkpoint's own split, as before.
     let own = json(&env.run(&["evaluate", "--device", "cpu", "--json"]).ok());
     assert!(own["other_data"].is_null() && own["images"].as_u64().unwrap() < 12);
+    // As many frames, but other ones: scored whole too.
+    env.run(&[
+        "synth",
+        "-q",
+        "--out",
+        "raw3",
+        "--subjects",
+        "2",
+        "--per-subject",
+        "6",
+        "--test",
+        "0",
+        "--seed",
+        "9",
+    ])
+    .ok();
+    env.prepare_train("raw3", "same");
+    let same = [
+        "evaluate",
+        "--device",
+        "cpu",
+        "--images",
+        "same/imgs_train.npy",
+        "--masks",
+        "same/imgs_mask_train.npy",
+    ];
+    let v = json(&env.run(&[&same[..], &["--json"]].concat()).ok());
+    assert_eq!(v["images"], 12, "{v}");
+    let text = env.run(&same).ok();
+    assert!(
+        text.contains("these arrays hold 12 samples, but not those it trained on"),
+        "{text}"
+    );
 }
