@@ -82,7 +82,9 @@ pub enum PredictFrom {
 
 impl PredictArgs {
     pub fn into_config(self, quiet: bool) -> Result<PredictFrom> {
-        if !self.images.exists() {
+        // A missing folder or image (the folder flags say which was meant) is named as
+        // missing; a missing array is, by its reader.
+        if !self.images.exists() && (self.out_dir.is_some() || self.skip_bad) {
             bail!("--images {}: no such file or folder", self.images.display());
         }
         // One image file: its mask goes to --out-dir, by default here.
