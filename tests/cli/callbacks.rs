@@ -165,7 +165,8 @@ fn early_stopping_ends_the_run_when_val_loss_stalls() {
     assert_eq!(history(&env, "weights").len(), 1 + 2);
     assert!(!history(&env, "weights")[0].contains(&"lr".to_owned()));
     // The callbacks watch val_loss: without a validation split they are refused.
-    env.run(&[&args[..], &TINY, &["--validation-split", "0"]].concat())
+    let no_split = ["--validation-split", "0", "--overwrite"];
+    env.run(&[&args[..], &TINY, &no_split].concat())
         .fails_with(&["need a --validation-split above 0"]);
 }
 

@@ -112,7 +112,7 @@ fn presence_gates_empty_frames_and_the_sweep_searches_it() {
             .concat(),
         )
         .ok();
-    assert!(out.contains("judged 1 of 1 frames empty"), "{out}");
+    assert!(out.contains("judged 1 of 1 frame empty"), "{out}");
     let (shape, shut) = read_f32(&env.path("shut.npy"));
     assert_eq!(shape[0], 1);
     assert!(shut.iter().all(|&p| p == 0.0));
