@@ -29,7 +29,7 @@ def main():
         inter, total = (truth & pred).sum(), truth.sum() + pred.sum()
         dice[img.name] = 1.0 if total == 0 else 2 * inter / total
     v = np.array(list(dice.values()))
-    print(f"{len(v)} frames: mean per-image Dice {v.mean():.4f} (median {np.median(v):.4f}, "
+    print(f"{len(v)} frame{'s' if len(v) != 1 else ''}: mean per-image Dice {v.mean():.4f} (median {np.median(v):.4f}, "
           f"{(v == 0).sum()} with Dice 0)")
     for target in sys.argv[3:]:
         name = Path(target).stem.split("_")[-1] + ".png"
