@@ -157,6 +157,9 @@ pub struct Prepared {
     pub masks: Tensor,
     /// N.
     pub samples: usize,
+    /// Whether each mask, as the network sees it, holds any nerve (what a split by
+    /// group balances).
+    pub nerve: Vec<bool>,
     /// The statistics used, when the images were standardised here.
     pub stats: Option<Stats>,
     /// A fingerprint of the samples as the network sees them before standardisation
@@ -201,6 +204,7 @@ pub fn load_training(
             images: to_nchw(&x, input)?,
             masks: to_nchw(&y, input)?,
             samples: x.len() / input.pixels(),
+            nerve: crate::split::nerve_present(&y, input.pixels()),
             stats: None,
             fingerprint: fingerprint(&[&f32_bytes(&x), &f32_bytes(&y)]),
             frame_size: None,
@@ -238,6 +242,7 @@ pub fn load_training(
         images: standardise(&imgs, s, input)?,
         masks: unit_masks(&msks, input)?,
         samples: imgs.len() / input.pixels(),
+        nerve: crate::split::nerve_present(&msks, input.pixels()),
         stats: Some(s),
         fingerprint: fingerprint(&[&imgs, &msks]),
         frame_size: Some(size),

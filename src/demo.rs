@@ -263,6 +263,7 @@ fn run_steps(cfg: &DemoConfig, step: &std::cell::Cell<&'static str>) -> Result<D
         device: cfg.device,
         speed: crate::model::Speed::default(),
         sweep: false,
+        trained_on: true,
         quiet: cfg.quiet,
     })?;
     say(eval.report(rule).to_string());

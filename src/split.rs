@@ -13,8 +13,9 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
-/// How a split was made: what a checkpoint records, so that `evaluate` and `--resume`
-/// can make the same one again.
+/// How a split was made: what a checkpoint records beside the split itself (which
+/// frames validate), so that a checkpoint of an older nerveseg, which recorded only the
+/// rule, can make the same split again.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum SplitRule {
     /// The last `validation_split` share validates (Keras).
@@ -38,21 +39,94 @@ impl fmt::Display for SplitRule {
     }
 }
 
-/// Training and validation frames (indices into the arrays, ascending).
+impl SplitRule {
+    /// The rule a run's record names: its fold, else its last share.
+    pub fn of_run(run: &crate::keras::RunRecord) -> SplitRule {
+        match run.folds {
+            Some((folds, fold)) => SplitRule::Fold {
+                folds: folds as usize,
+                fold: fold as usize,
+                seed: run.seed,
+            },
+            None => SplitRule::LastShare(run.validation_split),
+        }
+    }
+}
+
+/// Training and validation frames (indices into the arrays, ascending), and the rule
+/// that made them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Split {
+    pub rule: SplitRule,
     pub train: Vec<usize>,
     pub validation: Vec<usize>,
 }
 
+/// What a split by group is made from: the group of every frame and whether it holds a
+/// nerve. Asked for only when the rule is a fold.
+pub type GroupsOf<'a> = dyn FnOnce() -> Result<(Vec<String>, Vec<bool>)> + 'a;
+
 impl Split {
+    /// The split `rule` makes of `n` frames: the one place a split is derived.
+    /// `groups` is called only for a fold.
+    pub fn make(rule: SplitRule, n: usize, groups: Box<GroupsOf<'_>>) -> Result<Split> {
+        match rule {
+            SplitRule::LastShare(share) => Ok(Split::last_share(n, share)),
+            SplitRule::Fold { folds, fold, seed } => {
+                let (groups, nerve) = groups()?;
+                Split::fold(&groups, &nerve, folds, fold, seed)
+            }
+        }
+    }
+
+    /// The split a checkpoint stored: its validation frames (of `n`); the others train.
+    pub fn stored(rule: SplitRule, n: usize, validation: &[u64]) -> Result<Split> {
+        let ascending = validation.windows(2).all(|w| w[0] < w[1]);
+        if !ascending || validation.last().is_some_and(|&v| v >= n as u64) {
+            bail!("its validation frames are not distinct ascending indices of {n} frames");
+        }
+        let validation: Vec<usize> = validation.iter().map(|&v| v as usize).collect();
+        let mut is_val = vec![false; n];
+        validation.iter().for_each(|&v| is_val[v] = true);
+        let train = (0..n).filter(|&i| !is_val[i]).collect();
+        Ok(Split {
+            rule,
+            train,
+            validation,
+        })
+    }
+
+    /// The split of a run's record over its `n` frames: the validation frames it stored,
+    /// or, for a checkpoint of an older nerveseg, the split its rule makes again.
+    pub fn of_run(
+        run: &crate::keras::RunRecord,
+        n: usize,
+        groups: Box<GroupsOf<'_>>,
+    ) -> Result<Split> {
+        let rule = SplitRule::of_run(run);
+        match &run.validation {
+            Some(v) => Split::stored(rule, n, v),
+            None => Split::make(rule, n, groups),
+        }
+    }
+
     /// Keras's `validation_split`: the first floor(n (1 - share)) frames train.
     pub fn last_share(n: usize, share: f64) -> Split {
         let n_train = crate::dataset::train_count(n, share);
         Split {
+            rule: SplitRule::LastShare(share),
             train: (0..n_train).collect(),
             validation: (n_train..n).collect(),
         }
+    }
+
+    /// Whether the frames stay in file order (training first, then validation).
+    pub fn keeps_order(&self) -> bool {
+        self.train
+            .iter()
+            .chain(&self.validation)
+            .enumerate()
+            .all(|(k, &i)| k == i)
     }
 
     /// The fold of every frame, by group: see the module's documentation.
@@ -120,7 +194,11 @@ impl Split {
         let of = Split::assign_folds(groups, nerve, folds, seed)?;
         let (validation, train): (Vec<usize>, Vec<usize>) =
             (0..of.len()).partition(|&i| of[i] == fold);
-        Ok(Split { train, validation })
+        Ok(Split {
+            rule: SplitRule::Fold { folds, fold, seed },
+            train,
+            validation,
+        })
     }
 
     /// The order in which the frames are laid out for training: the training frames
@@ -155,13 +233,14 @@ pub fn groups_path(images: &Path, given: Option<&Path>) -> PathBuf {
         .unwrap_or_else(|| crate::atomic::parent_dir(images).join(crate::data::IMGS_GROUPS_TRAIN))
 }
 
-/// Whether each 96 x 96 target ([N, 1, 96, 96]) holds any nerve.
-pub fn nerve_present(masks: &tch::Tensor) -> Result<Vec<bool>, tch::TchError> {
-    let sums = masks.f_sum_dim_intlist([1i64, 2, 3].as_slice(), false, tch::Kind::Float)?;
-    Ok(Vec::<f32>::try_from(&sums)?
-        .into_iter()
-        .map(|s| s > 0.0)
-        .collect())
+/// Whether each mask of `pixels` values (as the network sees them: resized to its
+/// input) holds any nerve: the one definition of "nerve present" that a split by group
+/// balances.
+pub fn nerve_present<T: PartialOrd + Default>(masks: &[T], pixels: usize) -> Vec<bool> {
+    masks
+        .chunks(pixels.max(1))
+        .map(|m| m.iter().any(|v| *v > T::default()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -226,6 +305,42 @@ mod tests {
     #[test]
     fn the_last_share_is_kerass() {
         let s = Split::last_share(10, 0.2);
+        assert!(s.keeps_order());
         assert_eq!((s.train, s.validation), ((0..8).collect(), vec![8, 9]));
+    }
+
+    #[test]
+    fn a_stored_split_is_its_validation_frames_and_the_rest() {
+        let rule = SplitRule::LastShare(0.5);
+        let s = Split::stored(rule, 6, &[1, 4]).unwrap();
+        assert_eq!((s.train, s.validation), (vec![0, 2, 3, 5], vec![1, 4]));
+        for bad in [&[4u64, 1][..], &[1, 1], &[6]] {
+            let e = Split::stored(rule, 6, bad).unwrap_err().to_string();
+            assert!(
+                e.contains("not distinct ascending indices of 6 frames"),
+                "{e}"
+            );
+        }
+        let (groups, nerve) = patients();
+        let fold = SplitRule::Fold {
+            folds: 3,
+            fold: 1,
+            seed: 2,
+        };
+        let made = Split::make(
+            fold,
+            groups.len(),
+            Box::new(|| Ok((groups.clone(), nerve.clone()))),
+        );
+        assert_eq!(
+            made.unwrap(),
+            Split::fold(&groups, &nerve, 3, 1, 2).unwrap()
+        );
+    }
+
+    #[test]
+    fn nerve_present_is_any_positive_value() {
+        assert_eq!(nerve_present(&[0u8, 0, 0, 3, 0, 0], 3), [false, true]);
+        assert_eq!(nerve_present(&[0f32, 0.5, 0.0, 0.0], 2), [true, false]);
     }
 }

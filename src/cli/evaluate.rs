@@ -88,6 +88,7 @@ impl EvaluateArgs {
             device: self.run.device,
             speed: self.run.speed(),
             sweep: self.sweep,
+            trained_on: false,
             quiet,
         })
     }

@@ -235,6 +235,7 @@ pub fn cv(cfg: &CvConfig) -> Result<CvReport> {
             device: cfg.train.device,
             speed: cfg.train.speed,
             sweep: false,
+            trained_on: true,
             quiet: cfg.train.quiet,
         })?;
         let n = crate::data::npy::NpyReader::open(&cfg.train.images)?.shape[0] as usize;

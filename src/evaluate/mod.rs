@@ -11,7 +11,7 @@ pub mod sweep;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use tch::{Device, TchError, Tensor};
 
@@ -117,6 +117,9 @@ pub struct EvalConfig {
     pub device: Device,
     pub speed: crate::model::Speed,
     pub sweep: bool,
+    /// The arrays are the ones the checkpoints trained on (`cv` knows): their
+    /// fingerprint is not checked again.
+    pub trained_on: bool,
     pub quiet: bool,
 }
 
@@ -175,46 +178,20 @@ fn select_frames(
     Ok(((out, keep.len(), size), keep))
 }
 
-/// The last `split` share of the frames of a uint8 (N, H, W) array, and their indices.
-fn tail_frames(path: &Path, split: f64) -> Result<(Frames, Vec<usize>)> {
-    select_frames(path, |n| {
-        crate::split::Split::last_share(n, split).validation
-    })
-}
-
-/// The frames and masks of fold `i` of `k` (by the groups beside the images, dealt with
-/// `seed`), as training made it: whether a frame has a nerve is read from its mask
-/// resized to the network's `input`. Only the fold's frames are kept in memory.
-fn fold_frames(
-    cfg: &EvalConfig,
-    (k, i, seed): (usize, usize, u64),
-    input: FrameSize,
-) -> Result<(Frames, Frames, Vec<usize>)> {
+/// The group of every frame (from the groups file beside the images) and whether it
+/// holds a nerve as a network of `input` sees it: what a checkpoint of an older
+/// nerveseg, which did not store its split, makes its fold from again.
+fn groups_and_nerve(cfg: &EvalConfig, input: FrameSize) -> Result<(Vec<String>, Vec<bool>)> {
     let mut masks = NpyReader::open(&cfg.masks)?;
     let small = dataset::preprocess_frames(&mut masks, "masks", input, cfg.quiet)?;
-    let nerve: Vec<bool> = small
-        .chunks(input.pixels())
-        .map(|m| m.iter().any(|&v| v > 0))
-        .collect();
+    let nerve = crate::split::nerve_present(&small, input.pixels());
     let groups_file = crate::split::groups_path(&cfg.images, cfg.groups.as_deref());
-    let groups = crate::split::read_groups(&groups_file, nerve.len())?;
-    let split = crate::split::Split::fold(&groups, &nerve, k, i, seed)?;
-    let n = NpyReader::open(&cfg.images)?
-        .shape
-        .first()
-        .copied()
-        .unwrap_or(0) as usize;
-    if n != nerve.len() {
-        bail!(
-            "{} holds {n} frames but {} holds {} masks",
-            cfg.images.display(),
-            cfg.masks.display(),
-            nerve.len()
-        );
-    }
-    let (images, _) = select_frames(&cfg.images, |_| split.validation.clone())?;
-    let (masks, _) = select_frames(&cfg.masks, |_| split.validation.clone())?;
-    Ok((images, masks, split.validation))
+    Ok((crate::split::read_groups(&groups_file, nerve.len())?, nerve))
+}
+
+/// The number of frames of a uint8 (N, H, W) array.
+fn count(path: &Path) -> Result<u64> {
+    Ok(NpyReader::open(path)?.shape.first().copied().unwrap_or(0))
 }
 
 /// Evaluates a checkpoint on the validation split of the prepared training arrays.
@@ -234,13 +211,18 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
     let run = models.first().meta.run.clone();
     // Arrays that are not the training data (another count, or the same count with
     // another fingerprint: a test set) are scored whole unless a share is asked for.
-    let frames_given = NpyReader::open(&cfg.images)?
-        .shape
-        .first()
-        .copied()
-        .unwrap_or(0);
+    let frames_given = count(&cfg.images)?;
+    let masks_given = count(&cfg.masks)?;
+    if masks_given != frames_given {
+        bail!(
+            "{} holds {frames_given} frames but {} holds {masks_given} masks",
+            cfg.images.display(),
+            cfg.masks.display(),
+        );
+    }
     let other_data = match (&run, cfg.validation_split) {
         (Some(r), None) if r.samples != frames_given => Some((r.samples, frames_given)),
+        (Some(_), None) if cfg.trained_on => None,
         (Some(r), None) => {
             let seen = dataset::load_training(&cfg.images, &cfg.masks, models.map_size(), true)?;
             (seen.fingerprint != r.fingerprint).then_some((r.samples, frames_given))
@@ -255,21 +237,21 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
     if !(split > 0.0 && split <= 1.0) {
         bail!("--validation-split must be in (0, 1] to have images to score, got {split}");
     }
-    // A checkpoint trained on a fold is scored on that fold, unless a share is asked for.
-    let fold = match (&run, cfg.validation_split, other_data) {
-        (Some(r), None, None) => r.folds.map(|f| (f, r.seed)),
-        _ => None,
-    };
-    let ((frames, n, size), (truth, n_masks, mask_size), scored) = match fold {
-        Some(((k, i), seed)) => {
-            fold_frames(cfg, (k as usize, i as usize, seed), models.map_size())?
+    // The checkpoint's own split (a fold, or its last share) on its training data,
+    // unless a share is asked for.
+    let n = frames_given as usize;
+    let (scored, fold) = match (&run, cfg.validation_split, other_data) {
+        (Some(r), None, None) => {
+            let input = models.map_size();
+            let of = || groups_and_nerve(cfg, input);
+            let made = crate::split::Split::of_run(r, n, Box::new(of))
+                .with_context(|| format!("the split of {}", cfg.weights[0].display()))?;
+            (made.validation, r.folds)
         }
-        None => {
-            let (f, scored) = tail_frames(&cfg.images, split)?;
-            let (m, _) = tail_frames(&cfg.masks, split)?;
-            (f, m, scored)
-        }
+        _ => (crate::split::Split::last_share(n, split).validation, None),
     };
+    let ((frames, n, size), _) = select_frames(&cfg.images, |_| scored.clone())?;
+    let ((truth, n_masks, mask_size), _) = select_frames(&cfg.masks, |_| scored.clone())?;
     if mask_size != size {
         bail!(
             "{} holds frames of {size} but {} holds masks of {mask_size}",
@@ -297,7 +279,7 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
         split_from_checkpoint: cfg.validation_split.is_none()
             && stored.is_some()
             && other_data.is_none(),
-        fold: fold.map(|f| f.0),
+        fold,
         frames: scored,
         probabilities: probs,
         map,

@@ -115,6 +115,10 @@ pub struct RunRecord {
     /// Adam's learning rate at the start (for information: a resume may change it;
     /// `None` in files of older nerveseg).
     pub lr: Option<f64>,
+    /// The frames that validated (ascending indices into the arrays): the split itself,
+    /// which `evaluate`, `cv` and `--resume` read. `None` in files of older nerveseg
+    /// (their split is made again from its rule) and when no frame validated.
+    pub validation: Option<Vec<u64>>,
 }
 
 /// Adam's state as tf-keras keeps it under `optimizer_weights`: the step count and the
@@ -167,6 +171,8 @@ pub(crate) const ATTR_FRAME_HEIGHT: &str = "nerveseg_frame_height";
 pub(crate) const ATTR_FRAME_WIDTH: &str = "nerveseg_frame_width";
 pub(crate) const ATTR_NETWORK: &str = "nerveseg_network";
 pub(crate) const ATTR_LR: &str = "nerveseg_lr";
+/// A dataset, not an attribute: a large set's indices would not fit one.
+pub(crate) const DATASET_VALIDATION: &str = "nerveseg_validation_frames";
 
 /// The tf-keras version whose layout we write (checked against it by the fixture script).
 pub const WRITTEN_KERAS_VERSION: &str = "2.19.0";

@@ -18,7 +18,7 @@ use super::{
     RunRecord, Stored, ATTR_BATCH_SIZE, ATTR_BEST_EPOCH, ATTR_BEST_LOSS, ATTR_CALLBACKS,
     ATTR_EPOCH, ATTR_FINGERPRINT, ATTR_FOLD, ATTR_FOLDS, ATTR_FRAME_HEIGHT, ATTR_FRAME_WIDTH,
     ATTR_LR, ATTR_MEAN, ATTR_NETWORK, ATTR_SAMPLES, ATTR_SEED, ATTR_SHUFFLE, ATTR_STD,
-    ATTR_VALIDATION_SPLIT,
+    ATTR_VALIDATION_SPLIT, DATASET_VALIDATION,
 };
 use crate::model::{LayerKind, UNetConfig};
 
@@ -108,16 +108,18 @@ fn read_run(root: &hdf5::Group) -> Result<Option<RunRecord>> {
         return Ok(None);
     };
     let u = |name: &str| read_u64_attr(root, name).ok_or_else(|| anyhow!("no {name} attribute"));
+    let samples = u(ATTR_SAMPLES)?;
     Ok(Some(RunRecord {
         validation_split,
         seed: u(ATTR_SEED)?,
         shuffle: u(ATTR_SHUFFLE)? != 0,
         batch_size: u(ATTR_BATCH_SIZE)?,
-        samples: u(ATTR_SAMPLES)?,
+        samples,
         fingerprint: read_str_attr(root, ATTR_FINGERPRINT)?
             .ok_or_else(|| anyhow!("no {ATTR_FINGERPRINT} attribute"))?,
         callbacks: read_str_attr(root, ATTR_CALLBACKS)?.unwrap_or_default(),
         lr: read_f64_attr(root, ATTR_LR),
+        validation: read_validation_frames(root, samples)?,
         folds: match (
             read_u64_attr(root, ATTR_FOLDS),
             read_u64_attr(root, ATTR_FOLD),
@@ -127,6 +129,23 @@ fn read_run(root: &hdf5::Group) -> Result<Option<RunRecord>> {
             _ => bail!("{ATTR_FOLDS} and {ATTR_FOLD} do not describe a fold"),
         },
     }))
+}
+
+/// The run's validation frames (of its `samples`), when the file stores them.
+fn read_validation_frames(root: &hdf5::Group, samples: u64) -> Result<Option<Vec<u64>>> {
+    let Ok(d) = root.dataset(DATASET_VALIDATION) else {
+        return Ok(None);
+    };
+    if d.ndim() != 1 || d.size() as u64 > samples {
+        bail!(
+            "{DATASET_VALIDATION} holds {:?} values: not a list of at most {samples} frames",
+            d.shape()
+        );
+    }
+    let frames = d
+        .read_raw::<u64>()
+        .map_err(|e| anyhow!("{DATASET_VALIDATION} is not a list of frame indices: {e}"))?;
+    Ok(Some(frames))
 }
 
 /// Classifies a layer by its class in `model_config` when the file has one, else by

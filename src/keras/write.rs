@@ -13,7 +13,8 @@ use super::{
     keras_var_name, to_keras, AdamState, Array, Format, Meta, ATTR_BATCH_SIZE, ATTR_BEST_EPOCH,
     ATTR_BEST_LOSS, ATTR_CALLBACKS, ATTR_EPOCH, ATTR_FINGERPRINT, ATTR_FOLD, ATTR_FOLDS,
     ATTR_FRAME_HEIGHT, ATTR_FRAME_WIDTH, ATTR_LR, ATTR_MEAN, ATTR_NETWORK, ATTR_SAMPLES, ATTR_SEED,
-    ATTR_SHUFFLE, ATTR_STD, ATTR_VALIDATION_SPLIT, ATTR_VERSION, ATTR_WIDTH, WRITTEN_KERAS_VERSION,
+    ATTR_SHUFFLE, ATTR_STD, ATTR_VALIDATION_SPLIT, ATTR_VERSION, ATTR_WIDTH, DATASET_VALIDATION,
+    WRITTEN_KERAS_VERSION,
 };
 use crate::model::UNetConfig;
 
@@ -63,6 +64,7 @@ fn write_impl(
         match format {
             Format::Keras2Model => {
                 write_root_attrs(&file, cfg, meta)?;
+                write_validation_frames(&file, meta)?;
                 let json = model_config(cfg);
                 write_str_attr(&file, "model_config", &json)?;
                 let mw = file.create_group("model_weights")?;
@@ -220,6 +222,19 @@ fn write_meta_attrs(loc: &hdf5::Location, cfg: &UNetConfig, meta: &Meta) -> Resu
                 loc.new_attr::<u64>().create(name)?.write_scalar(&v)?;
             }
         }
+    }
+    Ok(())
+}
+
+/// The run's validation frames, as a dataset of indices beside the model (Keras reads
+/// only what `model_weights` names). None is written when no frame validates.
+fn write_validation_frames(file: &hdf5::File, meta: &Meta) -> Result<()> {
+    let frames = meta.run.as_ref().and_then(|r| r.validation.as_deref());
+    if let Some(v) = frames.filter(|v| !v.is_empty()) {
+        file.new_dataset::<u64>()
+            .shape(v.len())
+            .create(DATASET_VALIDATION)?
+            .write_raw(v)?;
     }
     Ok(())
 }

@@ -31,9 +31,10 @@ pub use self::resume::setting_differences;
 use self::start::{build, weights_source, Start};
 use crate::adam::{AdamConfig, KerasAdam};
 use crate::dataset::{self, Prepared};
-use crate::keras::{self, Meta, RunRecord};
+use crate::keras::{self, KerasFile, Meta, RunRecord};
 use crate::libtorch::{explain, Advice};
 use crate::model;
+use crate::split::{Split, SplitRule};
 
 pub const BEST: &str = "weights.h5";
 pub const LAST: &str = "last.h5";
@@ -156,30 +157,17 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
     };
     let mut data = dataset::load_training(&cfg.images, &cfg.masks, network.input, cfg.quiet)?;
     let n = data.samples;
-    let mut n_train = dataset::train_count(n, cfg.validation_split);
-    if let Some(f) = &cfg.folds {
-        let path = crate::split::groups_path(&cfg.images, f.groups.as_deref());
-        let groups = crate::split::read_groups(&path, n)?;
+    let split = split_of(cfg, &data, source.as_ref())?;
+    if !split.keeps_order() {
+        // Training frames first, then the validation frames: the passes take the first
+        // n_train.
         let host = |e: TchError| explain(e, "splitting by group", Device::Cpu, Advice::None);
-        let nerve = crate::split::nerve_present(&data.masks).map_err(host)?;
-        let split = crate::split::Split::fold(&groups, &nerve, f.folds, f.fold, cfg.seed)?;
-        // Training frames first, then the fold's: the passes take the first n_train.
         let order =
             Tensor::from_slice(&split.layout().iter().map(|&i| i as i64).collect::<Vec<_>>());
         data.images = data.images.f_index_select(0, &order).map_err(host)?;
         data.masks = data.masks.f_index_select(0, &order).map_err(host)?;
-        n_train = split.train.len();
-        if !cfg.quiet {
-            println!(
-                "fold {} of {}: {} frames train, {} validate (groups from {})",
-                f.fold + 1,
-                f.folds,
-                split.train.len(),
-                split.validation.len(),
-                path.display()
-            );
-        }
     }
+    let n_train = split.train.len();
     if n_train == 0 || (cfg.validation_split > 0.0 && n_train == n) {
         bail!(
             "{n} samples cannot be split with --validation-split {}",
@@ -196,6 +184,7 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
         callbacks: options(cfg),
         folds: cfg.folds.as_ref().map(|f| (f.folds as u64, f.fold as u64)),
         lr: Some(cfg.adam.lr),
+        validation: Some(split.validation.iter().map(|&i| i as u64).collect()),
     };
     if cfg.callbacks != Callbacks::default() && n_train == n {
         bail!("--reduce-lr-on-plateau and --early-stopping watch val_loss: they need a --validation-split above 0");
@@ -348,6 +337,45 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
         best_path,
         stopped_after: schedule.stopped_after,
     })
+}
+
+/// The run's split: the one `last.h5` stored, when resuming it with the same rule and
+/// samples, else the one the command's rule makes of the training set. (A resume that
+/// differs is refused later, naming the difference.)
+fn split_of(cfg: &TrainConfig, data: &Prepared, source: Option<&KerasFile>) -> Result<Split> {
+    let rule = match &cfg.folds {
+        Some(f) => SplitRule::Fold {
+            folds: f.folds,
+            fold: f.fold,
+            seed: cfg.seed,
+        },
+        None => SplitRule::LastShare(cfg.validation_split),
+    };
+    let n = data.samples;
+    let stored = source
+        .filter(|_| cfg.resume)
+        .and_then(|f| f.meta.run.as_ref())
+        .filter(|r| r.samples == n as u64 && SplitRule::of_run(r) == rule)
+        .and_then(|r| r.validation.as_deref());
+    let split = match stored {
+        Some(v) => Split::stored(rule, n, v)
+            .with_context(|| format!("{}", cfg.out_dir.join(LAST).display()))?,
+        None => {
+            let groups = cfg.folds.as_ref().and_then(|f| f.groups.as_deref());
+            let path = crate::split::groups_path(&cfg.images, groups);
+            let of = || Ok((crate::split::read_groups(&path, n)?, data.nerve.clone()));
+            Split::make(rule, n, Box::new(of))?
+        }
+    };
+    if let (SplitRule::Fold { folds, fold, .. }, false) = (rule, cfg.quiet) {
+        println!(
+            "fold {} of {folds}: {} frames train, {} validate",
+            fold + 1,
+            split.train.len(),
+            split.validation.len(),
+        );
+    }
+    Ok(split)
 }
 
 /// The options beyond the tutorial's run, as flags ("" for none): callbacks,

@@ -85,6 +85,7 @@ pub fn setting_differences(saved: &RunRecord, cfg: &super::TrainConfig) -> Vec<S
         callbacks: super::options(cfg),
         folds: cfg.folds.as_ref().map(|f| (f.folds as u64, f.fold as u64)),
         lr: saved.lr,
+        validation: saved.validation.clone(),
     };
     differences(saved, &asked)
 }
@@ -136,6 +137,7 @@ mod tests {
             callbacks: String::new(),
             folds: None,
             lr: Some(1e-5),
+            validation: Some(vec![10, 11]),
         }
     }
 
@@ -152,6 +154,7 @@ mod tests {
             callbacks: "--early-stopping 3".into(),
             folds: Some((5, 1)),
             lr: Some(1e-4),
+            validation: None,
         };
         let d = differences(&run(), &other);
         assert_eq!(
