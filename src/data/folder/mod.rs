@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use self::listing::{Entry, GroupSource};
 use self::masks::Rule;
 use super::npy::NpyWriter;
-use super::{decode, PrepareReport, CHUNK};
+use super::{decode, Outputs, PrepareReport, CHUNK};
 use crate::frame::FrameSize;
 use crate::resize::Resizer;
 
@@ -226,7 +226,7 @@ fn write_train(
     let mut msks = NpyWriter::<u8>::create(&cfg.out.join(super::IMGS_MASK_TRAIN), &shape(n, size))?;
     let mut rules: BTreeMap<Rule, usize> = BTreeMap::new();
     let pb = crate::progress::bar(n as u64, "train", cfg.quiet);
-    super::pipelined(
+    super::pipeline::pipelined(
         pairs.chunks(CHUNK),
         |chunk| {
             let results = chunk
@@ -284,7 +284,7 @@ fn write_test(
     let n = entries.len();
     let mut w = NpyWriter::<u8>::create(&cfg.out.join(super::IMGS_TEST), &shape(n, size))?;
     let pb = crate::progress::bar(n as u64, "test", cfg.quiet);
-    super::pipelined(
+    super::pipeline::pipelined(
         entries.chunks(CHUNK),
         |chunk| in_order(chunk.par_iter().map(|e| frame_at(e, size)).collect()),
         |frames| {
@@ -358,29 +358,5 @@ fn same_folder(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,
-    }
-}
-
-/// Outputs written but not yet in place.
-#[derive(Default)]
-struct Outputs {
-    npy: Vec<NpyWriter<u8>>,
-    ids: Option<NpyWriter<i32>>,
-    lines: Vec<crate::atomic::AtomicFile>,
-}
-
-impl Outputs {
-    /// Renames every output into place.
-    fn commit(self, report: &mut PrepareReport) -> Result<()> {
-        for w in self.npy {
-            report.written.push(w.finish()?);
-        }
-        if let Some(w) = self.ids {
-            report.written.push(w.finish()?);
-        }
-        for f in self.lines {
-            report.written.push(f.commit()?);
-        }
-        Ok(())
     }
 }
