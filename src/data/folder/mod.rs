@@ -6,6 +6,7 @@
 //! decoded; frames are then decoded in parallel a chunk at a time and streamed out, and
 //! every output is renamed into place only when all of them succeeded.
 
+pub mod groups;
 pub mod listing;
 pub mod masks;
 
@@ -16,7 +17,8 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use rayon::prelude::*;
 
-use self::listing::{Entry, GroupSource};
+use self::groups::GroupSource;
+use self::listing::Entry;
 use self::masks::Rule;
 use super::npy::NpyWriter;
 use super::{decode, Outputs, PrepareReport, CHUNK};
@@ -153,7 +155,7 @@ fn plan(cfg: &FolderConfig, report: &mut PrepareReport) -> Result<Plan> {
     };
     let pairs = listing::pair(images, masks, one_folder)?;
     let frames: Vec<Entry> = pairs.iter().map(|p| p.0.clone()).collect();
-    let (groups, source) = listing::groups(&frames, cfg.groups.as_deref())?;
+    let (groups, source) = groups::groups(&frames, cfg.groups.as_deref())?;
     let (images, masks): (Vec<&Entry>, Vec<&Entry>) = pairs.iter().map(|(i, m)| (i, m)).unzip();
     let image_sizes = sizes_of(&images)?;
     let mask_sizes = sizes_of(&masks)?;
