@@ -272,30 +272,13 @@ mod tests {
             tch::manual_seed(7);
             let vs = nn::VarStore::new(Device::Cpu);
             let root = vs.root();
-            let a = root.var(
-                "a",
-                &[8, 3, 3, 3],
-                nn::Init::Randn {
-                    mean: 0.0,
-                    stdev: 1.0,
-                },
-            );
-            let b = root.var(
-                "b",
-                &[13],
-                nn::Init::Randn {
-                    mean: 0.0,
-                    stdev: 1.0,
-                },
-            );
-            let c = root.var(
-                "c",
-                &[5, 7],
-                nn::Init::Randn {
-                    mean: 0.0,
-                    stdev: 1.0,
-                },
-            );
+            let randn = nn::Init::Randn {
+                mean: 0.0,
+                stdev: 1.0,
+            };
+            let a = root.var("a", &[8, 3, 3, 3], randn);
+            let b = root.var("b", &[13], randn);
+            let c = root.var("c", &[5, 7], randn);
             tch::no_grad(|| {
                 let mut a = a.shallow_clone();
                 let cl = a.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);

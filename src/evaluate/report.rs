@@ -87,35 +87,7 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (scores, rule) = (&self.scores, &self.rule);
         writeln!(f, "images: {}", scores.images)?;
-        if let Some((k, i)) = self.fold {
-            writeln!(
-                f,
-                "validation: fold {} of {k} by group (the checkpoint's)",
-                i + 1
-            )?;
-        } else if let Some((trained, given)) = self.other_data {
-            let why = if trained == given {
-                format!("these arrays hold {given} samples, but not those it trained on")
-            } else {
-                format!("it trained on {trained} samples and these arrays hold {given}")
-            };
-            writeln!(
-                f,
-                "scored: every frame, since {why}: other data (--validation-split S scores \
-                 the last share instead)"
-            )?;
-        } else if let Some((split, from_checkpoint)) = self.split {
-            writeln!(
-                f,
-                "validation split: the last {}% of the samples{}",
-                split * 100.0,
-                if from_checkpoint {
-                    " (the checkpoint's)"
-                } else {
-                    ""
-                }
-            )?;
-        }
+        self.write_scored(f)?;
         if let Some(d) = self.dice_coef {
             writeln!(f, "dice_coef (Keras, batch Dice at 96 x 96):  {d:.4}")?;
         }
@@ -162,6 +134,43 @@ impl fmt::Display for Report {
                 "\nsweep: best kaggle_dice {:.4} with {}",
                 b.kaggle_dice,
                 b.flags()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Report {
+    /// Which frames were scored: the checkpoint's fold, every frame of other data, or a
+    /// validation split; nothing when every frame was scored as asked.
+    fn write_scored(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some((k, i)) = self.fold {
+            writeln!(
+                f,
+                "validation: fold {} of {k} by group (the checkpoint's)",
+                i + 1
+            )?;
+        } else if let Some((trained, given)) = self.other_data {
+            let why = if trained == given {
+                format!("these arrays hold {given} samples, but not those it trained on")
+            } else {
+                format!("it trained on {trained} samples and these arrays hold {given}")
+            };
+            writeln!(
+                f,
+                "scored: every frame, since {why}: other data (--validation-split S scores \
+                 the last share instead)"
+            )?;
+        } else if let Some((split, from_checkpoint)) = self.split {
+            writeln!(
+                f,
+                "validation split: the last {}% of the samples{}",
+                split * 100.0,
+                if from_checkpoint {
+                    " (the checkpoint's)"
+                } else {
+                    ""
+                }
             )?;
         }
         Ok(())

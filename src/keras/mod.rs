@@ -25,6 +25,7 @@ mod config;
 mod declared;
 mod describe;
 mod heap;
+mod listing;
 mod load;
 mod read;
 mod write;

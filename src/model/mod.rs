@@ -12,6 +12,7 @@
 //! Reference: the tutorial's `get_unet`,
 //! <https://github.com/jocicmarko/ultrasound-nerve-segmentation/blob/master/train.py>.
 
+mod layers;
 pub mod network;
 pub mod topology;
 mod unet;

@@ -95,30 +95,7 @@ pub fn synth(cfg: &SynthConfig) -> Result<SynthReport> {
             cfg.label_noise
         );
     }
-    let train_dir = cfg.out.join("train");
-    let test_dir = cfg.out.join("test");
-    let truth_dir = cfg.out.join("test_masks");
-    let mut dirs = vec![&train_dir, &test_dir];
-    if cfg.test_masks {
-        dirs.push(&truth_dir);
-    }
-    for d in &dirs {
-        prepare_dir(d, cfg.overwrite)?;
-    }
-
-    let subjects: Vec<Subject> = (1..=cfg.subjects)
-        .map(|s| Subject::new(cfg.seed, 0, s as u64))
-        .collect();
-    // Test frames come from subjects of their own, about as many frames each as in train.
-    let n_test_subjects = cfg.test.div_ceil(cfg.per_subject).max(1);
-    let test_subjects: Vec<Subject> = (1..=n_test_subjects)
-        .map(|s| Subject::new(cfg.seed, 1, s as u64))
-        .collect();
-
-    let plans: Vec<Vec<Option<u32>>> = (1..=cfg.subjects)
-        .map(|s| noise::plan(cfg.seed, s, cfg.per_subject, cfg.label_noise))
-        .collect();
-
+    let world = World::new(cfg)?;
     let mut jobs = Vec::with_capacity((cfg.subjects * cfg.per_subject + cfg.test) as usize);
     for subject in 1..=cfg.subjects {
         jobs.extend((1..=cfg.per_subject).map(|n| Job::Train { subject, n }));
@@ -127,78 +104,22 @@ pub fn synth(cfg: &SynthConfig) -> Result<SynthReport> {
 
     let pb = crate::progress::bar(jobs.len() as u64, "synth", cfg.quiet);
     let done = AtomicUsize::new(0);
-    let frame_seed = |subject: u32, n: u32| mix(mix(cfg.seed, 2), mix(subject as u64, n as u64));
     let written = jobs
         .par_iter()
         .map_init(
             || (vec![0u8; PIXELS], vec![0u8; PIXELS]),
             |(img, mask), job| -> Result<(usize, Vec<noise::Noisy>)> {
                 crate::interrupt::check()?;
-                let mut noisy = Vec::new();
-                let present = match *job {
-                    Job::Train { subject, n } => {
-                        let s = &subjects[subject as usize - 1];
-                        let present = match plans[subject as usize - 1][n as usize - 1] {
-                            None => s.frame(frame_seed(subject, n), img, mask),
-                            Some(source) => {
-                                let r = noise::repeat(cfg.seed, subject, n);
-                                let added =
-                                    s.render(frame_seed(subject, source), img, mask, Some(&r));
-                                noisy.push(noise::Noisy {
-                                    subject,
-                                    n,
-                                    source,
-                                    added,
-                                });
-                                added
-                            }
-                        };
-                        tiff::write_gray8(
-                            &train_dir.join(format!("{subject}_{n}.tif")),
-                            WIDTH,
-                            HEIGHT,
-                            img,
-                            cfg.compression,
-                        )?;
-                        tiff::write_gray8(
-                            &train_dir.join(format!("{subject}_{n}_mask.tif")),
-                            WIDTH,
-                            HEIGHT,
-                            mask,
-                            cfg.compression,
-                        )?;
-                        present
-                    }
+                let (present, noisy) = match *job {
+                    Job::Train { subject, n } => world.train(subject, n, img, mask)?,
                     Job::Test { id } => {
-                        // Scatter ids over the test subjects so id order says nothing.
-                        let k = mix(mix(cfg.seed, 3), id as u64) % n_test_subjects as u64;
-                        test_subjects[k as usize].frame(
-                            mix(mix(cfg.seed, 4), id as u64),
-                            img,
-                            mask,
-                        );
-                        tiff::write_gray8(
-                            &test_dir.join(format!("{id}.tif")),
-                            WIDTH,
-                            HEIGHT,
-                            img,
-                            cfg.compression,
-                        )?;
-                        if cfg.test_masks {
-                            tiff::write_gray8(
-                                &truth_dir.join(format!("{id}_mask.tif")),
-                                WIDTH,
-                                HEIGHT,
-                                mask,
-                                cfg.compression,
-                            )?;
-                        }
-                        false
+                        world.test(id, img, mask)?;
+                        (false, None)
                     }
                 };
                 pb.inc(1);
                 done.fetch_add(1, Ordering::Relaxed);
-                Ok((present as usize, noisy))
+                Ok((present as usize, noisy.into_iter().collect()))
             },
         )
         .try_reduce(
@@ -228,6 +149,107 @@ pub fn synth(cfg: &SynthConfig) -> Result<SynthReport> {
         test_images: cfg.test as usize,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// What every frame is drawn from and written to: the output folders, the subjects and
+/// which training frames repeat another with a wrong mask.
+struct World<'a> {
+    cfg: &'a SynthConfig,
+    train_dir: PathBuf,
+    test_dir: PathBuf,
+    truth_dir: PathBuf,
+    subjects: Vec<Subject>,
+    /// Test frames come from subjects of their own.
+    test_subjects: Vec<Subject>,
+    /// Per subject, per frame: the frame it repeats as label noise.
+    plans: Vec<Vec<Option<u32>>>,
+}
+
+impl<'a> World<'a> {
+    /// Makes the output folders ready ([`prepare_dir`]) and the subjects.
+    fn new(cfg: &'a SynthConfig) -> Result<World<'a>> {
+        let train_dir = cfg.out.join("train");
+        let test_dir = cfg.out.join("test");
+        let truth_dir = cfg.out.join("test_masks");
+        let mut dirs = vec![&train_dir, &test_dir];
+        if cfg.test_masks {
+            dirs.push(&truth_dir);
+        }
+        for d in &dirs {
+            prepare_dir(d, cfg.overwrite)?;
+        }
+        let subjects = (1..=cfg.subjects)
+            .map(|s| Subject::new(cfg.seed, 0, s as u64))
+            .collect();
+        // About as many frames each as in train.
+        let n_test_subjects = cfg.test.div_ceil(cfg.per_subject).max(1);
+        let test_subjects = (1..=n_test_subjects)
+            .map(|s| Subject::new(cfg.seed, 1, s as u64))
+            .collect();
+        let plans = (1..=cfg.subjects)
+            .map(|s| noise::plan(cfg.seed, s, cfg.per_subject, cfg.label_noise))
+            .collect();
+        Ok(World {
+            cfg,
+            train_dir,
+            test_dir,
+            truth_dir,
+            subjects,
+            test_subjects,
+            plans,
+        })
+    }
+
+    fn frame_seed(&self, subject: u32, n: u32) -> u64 {
+        mix(mix(self.cfg.seed, 2), mix(subject as u64, n as u64))
+    }
+
+    /// Draws and writes training pair `n` of `subject`: whether it shows a nerve, and the
+    /// label noise it is, if any.
+    fn train(
+        &self,
+        subject: u32,
+        n: u32,
+        img: &mut [u8],
+        mask: &mut [u8],
+    ) -> Result<(bool, Option<noise::Noisy>)> {
+        let s = &self.subjects[subject as usize - 1];
+        let (present, noisy) = match self.plans[subject as usize - 1][n as usize - 1] {
+            None => (s.frame(self.frame_seed(subject, n), img, mask), None),
+            Some(source) => {
+                let r = noise::repeat(self.cfg.seed, subject, n);
+                let added = s.render(self.frame_seed(subject, source), img, mask, Some(&r));
+                let noisy = noise::Noisy {
+                    subject,
+                    n,
+                    source,
+                    added,
+                };
+                (added, Some(noisy))
+            }
+        };
+        let dir = &self.train_dir;
+        self.write(&dir.join(format!("{subject}_{n}.tif")), img)?;
+        self.write(&dir.join(format!("{subject}_{n}_mask.tif")), mask)?;
+        Ok((present, noisy))
+    }
+
+    /// Draws and writes test image `id`, and its truth when asked for.
+    fn test(&self, id: u32, img: &mut [u8], mask: &mut [u8]) -> Result<()> {
+        let seed = self.cfg.seed;
+        // Scatter ids over the test subjects so id order says nothing.
+        let k = mix(mix(seed, 3), id as u64) % self.test_subjects.len() as u64;
+        self.test_subjects[k as usize].frame(mix(mix(seed, 4), id as u64), img, mask);
+        self.write(&self.test_dir.join(format!("{id}.tif")), img)?;
+        if self.cfg.test_masks {
+            self.write(&self.truth_dir.join(format!("{id}_mask.tif")), mask)?;
+        }
+        Ok(())
+    }
+
+    fn write(&self, path: &Path, pixels: &[u8]) -> Result<()> {
+        tiff::write_gray8(path, WIDTH, HEIGHT, pixels, self.cfg.compression)
+    }
 }
 
 /// Creates `dir`, refusing to mix new frames with Kaggle-named files already there unless

@@ -1,10 +1,9 @@
 //! A user's folders of frames: the image files in natural order ("2.png" before
 //! "10.png"), images paired with masks by file stem (`x.png` with `x.png` or
-//! `x_mask.png`), and a group (subject) for each frame. Every problem with the names is
-//! found before any pixel is read.
+//! `x_mask.png`). Every problem with the names is found before any pixel is read.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -146,6 +145,31 @@ pub fn pair(
     } else {
         (images, masks)
     };
+    let (found, orphans) = masks_by_image(&images, masks);
+    let mut lonely = Vec::new();
+    let mut doubled = Vec::new();
+    let mut pairs = Vec::with_capacity(images.len());
+    for (img, mut ms) in images.into_iter().zip(found) {
+        match ms.len() {
+            0 => lonely.push(img.name),
+            1 => pairs.push((img, ms.remove(0))),
+            _ => doubled.push(format!(
+                "{} ({})",
+                img.name,
+                ms.iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            )),
+        }
+    }
+    refuse_unpaired(&lonely, &orphans, &doubled)?;
+    Ok(pairs)
+}
+
+/// The masks of each of `images` (the mask of `x` is `x_mask` or `x`), and the names of
+/// the masks of no image.
+fn masks_by_image(images: &[Entry], masks: Vec<Entry>) -> (Vec<Vec<Entry>>, Vec<String>) {
     let index: HashMap<String, usize> = images
         .iter()
         .enumerate()
@@ -166,45 +190,27 @@ pub fn pair(
             None => orphans.push(m.name),
         }
     }
-    let mut lonely = Vec::new();
-    let mut doubled = Vec::new();
-    let mut pairs = Vec::with_capacity(images.len());
-    for (img, mut ms) in images.into_iter().zip(found) {
-        match ms.len() {
-            0 => lonely.push(img.name),
-            1 => pairs.push((img, ms.remove(0))),
-            _ => doubled.push(format!(
-                "{} ({})",
-                img.name,
-                ms.iter()
-                    .map(|m| m.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" and ")
-            )),
-        }
-    }
-    let mut problems = Vec::new();
-    if !lonely.is_empty() {
-        problems.push(format!(
-            "{} no mask: {}",
-            crate::words::count_verb(lonely.len(), "image", "images", "has", "have"),
-            some_of(&lonely)
-        ));
-    }
-    if !orphans.is_empty() {
-        problems.push(format!(
-            "{} no image: {}",
-            crate::words::count_verb(orphans.len(), "mask", "masks", "has", "have"),
-            some_of(&orphans)
-        ));
-    }
-    if !doubled.is_empty() {
-        problems.push(format!(
-            "{} two masks: {}",
-            crate::words::count_verb(doubled.len(), "image", "images", "has", "have"),
-            some_of(&doubled)
-        ));
-    }
+    (found, orphans)
+}
+
+/// One error naming the images without a mask (`lonely`), the masks without an image
+/// (`orphans`) and the images with two masks (`doubled`), when there are any.
+fn refuse_unpaired(lonely: &[String], orphans: &[String], doubled: &[String]) -> Result<()> {
+    let problems: Vec<String> = [
+        (lonely, "image", "images", "no mask"),
+        (orphans, "mask", "masks", "no image"),
+        (doubled, "image", "images", "two masks"),
+    ]
+    .into_iter()
+    .filter(|(names, ..)| !names.is_empty())
+    .map(|(names, one, many, what)| {
+        format!(
+            "{} {what}: {}",
+            crate::words::count_verb(names.len(), one, many, "has", "have"),
+            some_of(names)
+        )
+    })
+    .collect();
     if !problems.is_empty() {
         bail!(
             "{} (an image x.png pairs with the mask x.png or x_mask.png, in any of the \
@@ -212,85 +218,7 @@ pub fn pair(
             problems.join("; ")
         );
     }
-    Ok(pairs)
-}
-
-/// Where the groups came from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum GroupSource {
-    /// Every name is `{subject}_{n}`: the subject.
-    Kaggle,
-    /// A `name,group` file.
-    File(PathBuf),
-    /// Nothing says: every frame is its own group.
-    EachFrame,
-}
-
-/// The subject of a Kaggle-style stem `{subject}_{n}`.
-fn kaggle_subject(stem: &str) -> Option<&str> {
-    let (s, n) = stem.split_once('_')?;
-    let digits = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
-    (digits(s) && digits(n)).then_some(s)
-}
-
-/// A group for each of `entries`: from `file` (rows `name,group`, the name with or
-/// without its extension; a header row `name,group` is skipped) when given, else the
-/// Kaggle subject when every name follows the Kaggle pattern, else the frame itself.
-pub fn groups(entries: &[Entry], file: Option<&Path>) -> Result<(Vec<String>, GroupSource)> {
-    if let Some(path) = file {
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(false)
-            .from_path(path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let mut table: BTreeMap<String, String> = BTreeMap::new();
-        for (k, row) in rdr.records().enumerate() {
-            let row = row.with_context(|| format!("reading {}", path.display()))?;
-            let (Some(name), Some(group), 2) = (row.get(0), row.get(1), row.len()) else {
-                bail!("{}: line {}: expected name,group", path.display(), k + 1);
-            };
-            if k == 0 && name == "name" && group == "group" {
-                continue;
-            }
-            if table.insert(name.to_owned(), group.to_owned()).is_some() {
-                bail!("{}: line {}: {name} is listed twice", path.display(), k + 1);
-            }
-        }
-        let mut missing = Vec::new();
-        let found: Vec<String> = entries
-            .iter()
-            .map(|e| {
-                table
-                    .get(&e.name)
-                    .or_else(|| table.get(&e.stem))
-                    .cloned()
-                    .unwrap_or_else(|| {
-                        missing.push(e.name.clone());
-                        String::new()
-                    })
-            })
-            .collect();
-        if !missing.is_empty() {
-            bail!(
-                "{}: no group for {} frames: {}",
-                path.display(),
-                missing.len(),
-                some_of(&missing)
-            );
-        }
-        return Ok((found, GroupSource::File(path.to_owned())));
-    }
-    let subjects: Option<Vec<String>> = entries
-        .iter()
-        .map(|e| kaggle_subject(&e.stem).map(str::to_owned))
-        .collect();
-    Ok(match subjects {
-        Some(s) if !s.is_empty() => (s, GroupSource::Kaggle),
-        _ => (
-            entries.iter().map(|e| e.stem.clone()).collect(),
-            GroupSource::EachFrame,
-        ),
-    })
+    Ok(())
 }
 
 #[cfg(test)]
@@ -354,53 +282,5 @@ mod tests {
             e.contains("1 image has two masks: a.png (a.png and a_mask.tif)"),
             "{e}"
         );
-    }
-
-    #[test]
-    fn groups_come_from_kaggle_names_or_each_frame() {
-        let (g, s) = groups(&entries(&["1_1.png", "1_2.png", "12_1.png"]), None).unwrap();
-        assert_eq!(
-            (g, s),
-            (
-                vec!["1".into(), "1".into(), "12".into()],
-                GroupSource::Kaggle
-            )
-        );
-        let (g, s) = groups(&entries(&["1_1.png", "x.png"]), None).unwrap();
-        assert_eq!(
-            (g, s),
-            (vec!["1_1".into(), "x".into()], GroupSource::EachFrame)
-        );
-    }
-
-    #[test]
-    fn groups_come_from_a_csv_by_name_or_stem() {
-        let dir = tempfile::tempdir().unwrap();
-        let csv = dir.path().join("g.csv");
-        std::fs::write(&csv, "name,group\na.png,p1\nb,p2\n").unwrap();
-        let (g, s) = groups(&entries(&["a.png", "b.jpg"]), Some(&csv)).unwrap();
-        assert_eq!(
-            (g, s),
-            (
-                vec!["p1".into(), "p2".into()],
-                GroupSource::File(csv.clone())
-            )
-        );
-        let e = groups(&entries(&["a.png", "c.png"]), Some(&csv))
-            .unwrap_err()
-            .to_string();
-        assert!(e.ends_with("g.csv: no group for 1 frames: c.png"), "{e}");
-        std::fs::write(&csv, "a,1\na.png,2\n").unwrap();
-        assert_eq!(groups(&entries(&["a.png"]), Some(&csv)).unwrap().0, ["2"]);
-        std::fs::write(&csv, "a,1\na,2\n").unwrap();
-        let e = groups(&entries(&["a.png"]), Some(&csv))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("line 2: a is listed twice"), "{e}");
-        std::fs::write(&csv, "a,1,x\n").unwrap();
-        let e = groups(&entries(&["a.png"]), Some(&csv))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("line 1: expected name,group"), "{e}");
     }
 }

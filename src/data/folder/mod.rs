@@ -6,6 +6,7 @@
 //! decoded; frames are then decoded in parallel a chunk at a time and streamed out, and
 //! every output is renamed into place only when all of them succeeded.
 
+pub mod groups;
 pub mod listing;
 pub mod masks;
 
@@ -16,10 +17,11 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use rayon::prelude::*;
 
-use self::listing::{Entry, GroupSource};
+use self::groups::GroupSource;
+use self::listing::Entry;
 use self::masks::Rule;
 use super::npy::NpyWriter;
-use super::{decode, PrepareReport, CHUNK};
+use super::{decode, Outputs, PrepareReport, CHUNK};
 use crate::frame::FrameSize;
 use crate::resize::Resizer;
 
@@ -153,7 +155,7 @@ fn plan(cfg: &FolderConfig, report: &mut PrepareReport) -> Result<Plan> {
     };
     let pairs = listing::pair(images, masks, one_folder)?;
     let frames: Vec<Entry> = pairs.iter().map(|p| p.0.clone()).collect();
-    let (groups, source) = listing::groups(&frames, cfg.groups.as_deref())?;
+    let (groups, source) = groups::groups(&frames, cfg.groups.as_deref())?;
     let (images, masks): (Vec<&Entry>, Vec<&Entry>) = pairs.iter().map(|(i, m)| (i, m)).unzip();
     let image_sizes = sizes_of(&images)?;
     let mask_sizes = sizes_of(&masks)?;
@@ -226,7 +228,7 @@ fn write_train(
     let mut msks = NpyWriter::<u8>::create(&cfg.out.join(super::IMGS_MASK_TRAIN), &shape(n, size))?;
     let mut rules: BTreeMap<Rule, usize> = BTreeMap::new();
     let pb = crate::progress::bar(n as u64, "train", cfg.quiet);
-    super::pipelined(
+    super::pipeline::pipelined(
         pairs.chunks(CHUNK),
         |chunk| {
             let results = chunk
@@ -284,7 +286,7 @@ fn write_test(
     let n = entries.len();
     let mut w = NpyWriter::<u8>::create(&cfg.out.join(super::IMGS_TEST), &shape(n, size))?;
     let pb = crate::progress::bar(n as u64, "test", cfg.quiet);
-    super::pipelined(
+    super::pipeline::pipelined(
         entries.chunks(CHUNK),
         |chunk| in_order(chunk.par_iter().map(|e| frame_at(e, size)).collect()),
         |frames| {
@@ -358,29 +360,5 @@ fn same_folder(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,
-    }
-}
-
-/// Outputs written but not yet in place.
-#[derive(Default)]
-struct Outputs {
-    npy: Vec<NpyWriter<u8>>,
-    ids: Option<NpyWriter<i32>>,
-    lines: Vec<crate::atomic::AtomicFile>,
-}
-
-impl Outputs {
-    /// Renames every output into place.
-    fn commit(self, report: &mut PrepareReport) -> Result<()> {
-        for w in self.npy {
-            report.written.push(w.finish()?);
-        }
-        if let Some(w) = self.ids {
-            report.written.push(w.finish()?);
-        }
-        for f in self.lines {
-            report.written.push(f.commit()?);
-        }
-        Ok(())
     }
 }
