@@ -177,7 +177,9 @@ pub fn inference(images: &Path, b: &NetBench) -> Result<Vec<f64>> {
         for run in 0..b.warmup + b.runs {
             let start = ((run % batches) * b.batch_size) as i64;
             let t0 = Instant::now();
-            let y = net.forward(&x.f_narrow(0, start, b.batch_size as i64)?)?;
+            let y = net
+                .forward(&x.f_narrow(0, start, b.batch_size as i64)?)?
+                .mask;
             sync(b.device);
             drop(y);
             if run >= b.warmup {

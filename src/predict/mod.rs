@@ -148,7 +148,8 @@ pub fn predictions(
         let b = (batch as i64).min(n - s);
         let (y, h) = tch::no_grad(|| -> Result<(Tensor, Option<Tensor>), TchError> {
             let x = images.f_narrow(0, s, b)?.f_to_device(device)?;
-            let (mask, head) = net.forward_with_head(&x)?;
+            let out = net.forward(&x)?;
+            let (mask, head) = (out.mask, out.presence);
             let head = match head {
                 Some(logits) => Some(host(logits.f_sigmoid()?)?),
                 None => None,
