@@ -15,6 +15,7 @@ use crate::dataset;
 use crate::frame::FrameSize;
 use crate::loss::Loss;
 use crate::model::{self, Speed, UNet, UNetConfig};
+use crate::predict::Predictions;
 use crate::submission::{self, MaskRule};
 
 /// Reads the first `limit` (or all) frames of a uint8 (N, H, W) array, with their size.
@@ -195,13 +196,11 @@ pub fn inference(images: &Path, b: &NetBench) -> Result<Vec<f64>> {
 /// enlarge to 420 x 580, run-length code) with the default rule, timed after reading.
 /// Returns (masks, seconds).
 pub fn encode(masks: &Path) -> Result<(usize, f64)> {
-    let r = NpyReader::open(masks)?;
-    let map = FrameSize::of_maps(&r)?;
-    let probs = r.read_all::<f32>()?;
-    let order: Vec<usize> = (0..probs.len() / map.pixels()).collect();
+    let preds = Predictions::read(masks, false)?;
+    let order: Vec<usize> = (0..preds.len()).collect();
     let t0 = Instant::now();
     let rule = MaskRule::default();
-    let rows = submission::encode((&probs, map), &order, &rule, crate::frame::KAGGLE);
+    let rows = submission::encode(&preds, &order, &rule, crate::frame::KAGGLE);
     Ok((rows.len(), t0.elapsed().as_secs_f64()))
 }
 
