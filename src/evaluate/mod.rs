@@ -19,6 +19,7 @@ pub use self::kaggle::{rle_decode, score_submission};
 pub use self::oof::evaluate_oof;
 pub use self::report::Report;
 pub use self::sweep::{best_of, SweepPoint};
+use crate::batches::Batches;
 use crate::data::npy::NpyReader;
 use crate::dataset;
 use crate::frame::FrameSize;
@@ -368,16 +369,11 @@ impl Evaluation {
 /// Keras's val_dice_coef: the batch Dice of each batch of `batch`, plain mean over
 /// batches.
 fn batch_dice_coef(y: &Tensor, p: &Tensor, n: usize, batch: usize) -> Result<f64, TchError> {
-    let mut batch_dice = Vec::new();
-    let mut s = 0;
-    while s < n {
-        let b = batch.min(n - s);
-        let d = crate::loss::dice_coef(
-            &y.f_narrow(0, s as i64, b as i64)?,
-            &p.f_narrow(0, s as i64, b as i64)?,
-        )?;
-        batch_dice.push(d.f_double_value(&[])?);
-        s += b;
+    let batches = Batches::range([y, p], 0..n, batch, Device::Cpu);
+    let mut batch_dice = Vec::with_capacity(batches.len());
+    for pair in batches.iter() {
+        let [y, p] = pair?;
+        batch_dice.push(crate::loss::dice_coef(&y, &p)?.f_double_value(&[])?);
     }
     Ok(batch_dice.iter().sum::<f64>() / batch_dice.len().max(1) as f64)
 }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use tch::{Device, Kind, TchError, Tensor};
 
+use crate::batches::Batches;
 use crate::data::npy::{Dtype, NpyReader, NpyWriter};
 use crate::frame::FrameSize;
 use crate::interrupt;
@@ -55,12 +56,11 @@ impl Predictions {
                 .f_contiguous()?
                 .f_view([-1])
         };
-        let mut s = 0;
-        while s < n {
+        let batches = Batches::range([images], 0..n as usize, batch, device);
+        for b in 0..batches.len() {
             interrupt::check()?;
-            let b = (batch as i64).min(n - s);
             let (y, h) = tch::no_grad(|| -> Result<(Tensor, Option<Tensor>), TchError> {
-                let x = images.f_narrow(0, s, b)?.f_to_device(device)?;
+                let [x] = batches.get(b)?;
                 let out = net.forward(&x)?;
                 let head = match out.presence {
                     Some(logits) => Some(host(logits.f_sigmoid()?)?),
@@ -69,7 +69,8 @@ impl Predictions {
                 Ok((host(out.mask)?, head))
             })
             .map_err(|e| {
-                let what = format!("prediction of images {}..{}", s + 1, s + b);
+                let span = batches.span(b);
+                let what = format!("prediction of images {}..{}", span.start + 1, span.end);
                 explain(e, &what, device, Advice::BatchSize(batch))
             })?;
             let copied = "copying predictions from the device";
@@ -77,8 +78,7 @@ impl Predictions {
             if let (Some(all), Some(h)) = (heads.as_mut(), h) {
                 all.extend(Vec::<f32>::try_from(&h).context(copied)?);
             }
-            s += b;
-            pb.inc(b as u64);
+            pb.inc(batches.span(b).len() as u64);
         }
         pb.finish_and_clear();
         Ok(Predictions {
