@@ -10,12 +10,15 @@ use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
 use crate::adam::{AdamConfig, KerasAdam};
+use crate::batches::Batches;
 use crate::data::npy::{self, Dtype, NpyReader};
 use crate::dataset;
 use crate::frame::FrameSize;
 use crate::loss::Loss;
 use crate::model::{self, Speed, UNet, UNetConfig};
+use crate::predict::Predictions;
 use crate::submission::{self, MaskRule};
+use crate::train::pass::Pass;
 
 /// Reads the first `limit` (or all) frames of a uint8 (N, H, W) array, with their size.
 fn read_frames(path: &Path, limit: Option<usize>) -> Result<(Vec<u8>, FrameSize)> {
@@ -109,8 +112,9 @@ fn sync(device: Device) {
     }
 }
 
-/// Seconds of each timed training step (zero grad, forward, loss, backward, Keras Adam)
-/// of the network, batches taken in file order, cycling.
+/// Seconds of each timed training step ([`Pass::step`], as `train` takes it: zero grad,
+/// forward, loss, backward, Keras Adam) of the network, batches taken in file order,
+/// cycling.
 pub fn train_steps(images: &Path, masks: &Path, b: &NetBench) -> Result<Vec<f64>> {
     model::check_device(b.device)?;
     let rows = b.batch_size * (b.warmup + b.runs);
@@ -126,13 +130,21 @@ pub fn train_steps(images: &Path, masks: &Path, b: &NetBench) -> Result<Vec<f64>
     );
     let (vs, net) = net_on(b)?;
     let mut opt = KerasAdam::new(&vs, AdamConfig::default())?;
-    let batches = n / b.batch_size;
+    let pass = Pass {
+        net: &net,
+        images: &x,
+        masks: &y,
+        device: b.device,
+        batch: b.batch_size,
+        frame: crate::frame::KAGGLE,
+        presence: None,
+        loss: b.loss,
+    };
+    let full = n / b.batch_size * b.batch_size;
+    let batches = Batches::range([&x, &y], 0..full, b.batch_size, b.device);
     let mut times = Vec::with_capacity(b.runs);
     for step in 0..b.warmup + b.runs {
-        let start = ((step % batches) * b.batch_size) as i64;
-        let xb = x.f_narrow(0, start, b.batch_size as i64)?;
-        let yb = y.f_narrow(0, start, b.batch_size as i64)?;
-        let seconds = timed_step(&net, &mut opt, (&xb, &yb), b.loss)?;
+        let seconds = timed_step(&pass, &mut opt, batches.get(step % batches.len())?)?;
         if step >= b.warmup {
             times.push(seconds);
         }
@@ -140,21 +152,12 @@ pub fn train_steps(images: &Path, masks: &Path, b: &NetBench) -> Result<Vec<f64>
     Ok(times)
 }
 
-/// Seconds of one training step (zero grad, forward in training mode, `loss`, backward,
-/// Keras Adam) on the batch `x`, `y`, waiting for the device to finish.
-pub fn timed_step(
-    net: &UNet,
-    opt: &mut KerasAdam,
-    (x, y): (&Tensor, &Tensor),
-    loss: Loss,
-) -> Result<f64> {
+/// Seconds of one training step of `pass` on `batch` (images, masks), waiting for the
+/// device to finish.
+pub(crate) fn timed_step(pass: &Pass, opt: &mut KerasAdam, batch: [Tensor; 2]) -> Result<f64> {
     let t0 = Instant::now();
-    opt.zero_grad()?;
-    let out = net.forward_t(x, true)?;
-    let loss = loss.of(y, &out.mask, &out.logits)?;
-    loss.f_backward()?;
-    opt.step()?;
-    sync(x.device());
+    pass.step(opt, batch, None)?;
+    sync(pass.device);
     Ok(t0.elapsed().as_secs_f64())
 }
 
@@ -171,13 +174,14 @@ pub fn inference(images: &Path, b: &NetBench) -> Result<Vec<f64>> {
         b.batch_size
     );
     let (_vs, net) = net_on(b)?;
-    let batches = n / b.batch_size;
+    let full = n / b.batch_size * b.batch_size;
+    let batches = Batches::range([&x], 0..full, b.batch_size, b.device);
     let mut times = Vec::with_capacity(b.runs);
     tch::no_grad(|| -> Result<()> {
         for run in 0..b.warmup + b.runs {
-            let start = ((run % batches) * b.batch_size) as i64;
             let t0 = Instant::now();
-            let y = net.forward(&x.f_narrow(0, start, b.batch_size as i64)?)?;
+            let [xb] = batches.get(run % batches.len())?;
+            let y = net.forward(&xb)?;
             sync(b.device);
             drop(y);
             if run >= b.warmup {
@@ -193,13 +197,11 @@ pub fn inference(images: &Path, b: &NetBench) -> Result<Vec<f64>> {
 /// enlarge to 420 x 580, run-length code) with the default rule, timed after reading.
 /// Returns (masks, seconds).
 pub fn encode(masks: &Path) -> Result<(usize, f64)> {
-    let r = NpyReader::open(masks)?;
-    let map = FrameSize::of_maps(&r)?;
-    let probs = r.read_all::<f32>()?;
-    let order: Vec<usize> = (0..probs.len() / map.pixels()).collect();
+    let preds = Predictions::read(masks, false)?;
+    let order: Vec<usize> = (0..preds.len()).collect();
     let t0 = Instant::now();
     let rule = MaskRule::default();
-    let rows = submission::encode((&probs, map), &order, &rule, crate::frame::KAGGLE);
+    let rows = submission::encode(&preds, &order, &rule, crate::frame::KAGGLE);
     Ok((rows.len(), t0.elapsed().as_secs_f64()))
 }
 

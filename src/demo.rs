@@ -24,11 +24,13 @@ use anyhow::Result;
 use tch::{Device, Kind, Tensor};
 
 use crate::adam::{AdamConfig, KerasAdam};
+use crate::batches::Batches;
 use crate::data::PrepareConfig;
 use crate::evaluate::{self, EvalConfig};
 use crate::predict::{PredictConfig, StatsSource};
 use crate::submission::{MaskRule, SubmitConfig};
 use crate::synth::SynthConfig;
+use crate::train::pass::Pass;
 use crate::train::{self, TrainConfig};
 
 /// What the demo does; `None` picks the default for the device.
@@ -124,7 +126,8 @@ impl Plan {
         step * (self.epochs as f64 * epoch + others)
     }
 
-    /// Seconds of one training step at the plan's batch size (after an untimed one).
+    /// Seconds of one training step (the one `train` takes) at the plan's batch size,
+    /// after an untimed one.
     fn step_seconds(&self, device: Device) -> Result<f64> {
         let vs = tch::nn::VarStore::new(device);
         let mut net = crate::model::unet(&vs.root(), &crate::model::UNetConfig::width(self.width))?;
@@ -132,9 +135,19 @@ impl Plan {
         let mut opt = KerasAdam::new(&vs, AdamConfig::default())?;
         let x = Tensor::f_randn([self.batch, 1, 96, 96], (Kind::Float, device))?;
         let y = x.f_gt(1.0)?.f_to_kind(Kind::Float)?;
-        let dice = crate::loss::Loss::Dice;
-        crate::bench::timed_step(&net, &mut opt, (&x, &y), dice)?;
-        let seconds = crate::bench::timed_step(&net, &mut opt, (&x, &y), dice)?;
+        let pass = Pass {
+            net: &net,
+            images: &x,
+            masks: &y,
+            device,
+            batch: self.batch as usize,
+            frame: crate::frame::KAGGLE,
+            presence: None,
+            loss: crate::loss::Loss::Dice,
+        };
+        let batches = Batches::range([&x, &y], 0..self.batch as usize, pass.batch, device);
+        crate::bench::timed_step(&pass, &mut opt, batches.get(0)?)?;
+        let seconds = crate::bench::timed_step(&pass, &mut opt, batches.get(0)?)?;
         Ok(seconds)
     }
 }

@@ -82,7 +82,7 @@ pub fn export(cfg: &ExportConfig) -> Result<ExportReport> {
         tch::no_grad(|| {
             CModule::create_by_tracing("UNet", "forward", &[example], &mut |x: &[Tensor]| {
                 match loaded.net.forward(&x[0]) {
-                    Ok(y) => vec![y],
+                    Ok(y) => vec![y.mask],
                     Err(e) => {
                         failure = Some(e);
                         vec![x[0].shallow_clone()]
@@ -163,7 +163,7 @@ pub fn check(path: &Path, net: &crate::model::UNet) -> Result<f64> {
     let x = Tensor::randn([3, 1, h, w], (Kind::Float, Device::Cpu));
     let diff = tch::no_grad(|| -> Result<f64, TchError> {
         let a = m.forward_ts(&[&x])?;
-        let b = net.forward(&x)?;
+        let b = net.forward(&x)?.mask;
         a.f_sub(&b)?.f_abs()?.f_max()?.f_double_value(&[])
     })
     .map_err(tch_err(&format!("running {}", path.display())))?;

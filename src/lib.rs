@@ -5,6 +5,7 @@
 pub mod adam;
 pub mod atomic;
 pub mod augment;
+pub mod batches;
 /// The in-process timings of `nerveseg bench` (for `make bench`); not part of the API.
 #[doc(hidden)]
 pub mod bench;

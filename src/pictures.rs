@@ -10,6 +10,7 @@ use image::{ImageFormat, RgbImage};
 use crate::data::npy::NpyReader;
 use crate::data::tiff;
 use crate::frame::FrameSize;
+use crate::predict::Predictions;
 use crate::submission::{enlarger, MaskRule};
 
 pub(crate) fn save_png(path: &Path, img: &image::DynamicImage) -> Result<()> {
@@ -27,11 +28,12 @@ fn stop_point(k: usize, n: usize, what: &str, dir: &Path) -> Result<()> {
     })
 }
 
-/// `dir/{id}_pred.png`: uint8(prob * 255) of each map of `map` (96 x 96 for the
-/// tutorial's network), as the original wrote them.
-pub fn write_pred_pngs(dir: &Path, ids: &[i32], probs: &[f32], map: FrameSize) -> Result<()> {
+/// `dir/{id}_pred.png`: uint8(prob * 255) of each map (96 x 96 for the tutorial's
+/// network), as the original wrote them.
+pub fn write_pred_pngs(dir: &Path, ids: &[i32], preds: &Predictions) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for (k, (id, p)) in ids.iter().zip(probs.chunks(map.pixels())).enumerate() {
+    let map = preds.size;
+    for (k, (id, p)) in ids.iter().zip(preds.maps.chunks(map.pixels())).enumerate() {
         stop_point(k, ids.len(), "prediction PNGs", dir)?;
         let bytes: Vec<u8> = p.iter().map(|&v| (v * 255.0) as u8).collect();
         let img = image::GrayImage::from_raw(map.width as u32, map.height as u32, bytes)
@@ -150,8 +152,7 @@ pub fn write_overlays(
     dir: &Path,
     frames: &Path,
     ids: &[i32],
-    probs: &[f32],
-    map: FrameSize,
+    preds: &Predictions,
     truth_dir: Option<&Path>,
     rule: &MaskRule,
 ) -> Result<()> {
@@ -165,10 +166,10 @@ pub fn write_overlays(
             frames.display()
         );
     }
-    let resizer = enlarger(map, size);
+    let resizer = enlarger(preds.size, size);
     let mut frame = vec![0u8; size.pixels()];
     let mut truth = vec![0u8; size.pixels()];
-    for (k, (id, p)) in ids.iter().zip(probs.chunks(map.pixels())).enumerate() {
+    for (k, id) in ids.iter().enumerate() {
         stop_point(k, ids.len(), "overlays", dir)?;
         reader.read_rows(&mut frame)?;
         let mut shown = None;
@@ -179,7 +180,9 @@ pub fn write_overlays(
                 shown = Some(truth.as_slice());
             }
         }
-        let pred = rule.full_mask(p, &resizer);
+        let pred = rule
+            .full_mask(preds.map(k), preds.presence_of(k), &resizer)
+            .unwrap_or_else(|| vec![0u8; resizer.output_len()]);
         let img = overlay(&frame, size, &pred, shown);
         save_rgb(&dir.join(format!("{id}_overlay.png")), img)?;
     }

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 
 use crate::data::npy::{Dtype, NpyReader};
 use crate::frame::FrameSize;
+use crate::predict::Predictions;
 use crate::resize::Resizer;
 
 /// What `submit` reads and writes; defaults are the tutorial's.
@@ -56,15 +57,10 @@ impl Default for MaskRule {
 
 impl MaskRule {
     /// The full-size 0/1 mask (the resizer's output size, row-major) of one probability
-    /// map, or `None`
-    /// when it is empty (nothing above the threshold, or fewer than `min_size` pixels).
-    pub fn full_mask_if_any(&self, probs: &[f32], resizer: &Resizer) -> Option<Vec<u8>> {
-        self.full_mask_with_head(probs, None, resizer)
-    }
-
-    /// As [`MaskRule::full_mask_if_any`], with the presence head's probability of the
-    /// frame for a gate that uses it.
-    pub fn full_mask_with_head(
+    /// map, or `None` when it is empty (nothing above the threshold, fewer than
+    /// `min_size` pixels, or judged empty by the presence gate, which may use `head`, the
+    /// presence head's probability of the frame).
+    pub fn full_mask(
         &self,
         probs: &[f32],
         head: Option<f32>,
@@ -85,13 +81,6 @@ impl MaskRule {
         resizer.upsample_binary(&small, cut, &mut full);
         let count = full.iter().filter(|&&v| v != 0).count();
         (count > 0 && count >= self.min_size).then_some(full)
-    }
-
-    /// The full-size 0/1 mask (the resizer's output size, row-major) of one probability
-    /// map.
-    pub fn full_mask(&self, probs: &[f32], resizer: &Resizer) -> Vec<u8> {
-        self.full_mask_if_any(probs, resizer)
-            .unwrap_or_else(|| vec![0u8; resizer.output_len()])
     }
 }
 
@@ -147,11 +136,15 @@ pub fn rle_encode(mask: &[u8], height: usize, width: usize) -> String {
     out
 }
 
-/// Reads the prediction arrays: float32 (N, h, w, 1) maps and int32 (N,) ids; with the
-/// maps' size.
-pub fn read_predictions(masks: &Path, ids: &Path) -> Result<(Vec<f32>, FrameSize, Vec<i32>)> {
+/// Reads the predictions (float32 (N, h, w, 1) maps and, when `presence` asks for them,
+/// the presence head's probabilities beside them) and their int32 (N,) ids.
+pub fn read_predictions(
+    masks: &Path,
+    ids: &Path,
+    presence: bool,
+) -> Result<(Predictions, Vec<i32>)> {
     let m = NpyReader::open(masks)?;
-    let map = FrameSize::of_maps(&m)?;
+    FrameSize::of_maps(&m)?;
     let r = NpyReader::open(ids)?;
     r.expect(Dtype::I32, &[None])?;
     if m.shape[0] != r.shape[0] {
@@ -169,57 +162,46 @@ pub fn read_predictions(masks: &Path, ids: &Path) -> Result<(Vec<f32>, FrameSize
     if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
         bail!("{}: id {} appears more than once", ids.display(), w[0]);
     }
-    Ok((m.read_all::<f32>()?, map, ids_v))
+    Ok((Predictions::read(masks, presence)?, ids_v))
 }
 
-/// The run-length codes of the probability maps `probs` (of `map` each, one after
-/// another) taken in `order`, each enlarged to `size` under `rule`; in parallel.
+/// The run-length codes of the predictions taken in `order`, each enlarged to `size`
+/// under `rule`; in parallel.
 pub fn encode(
-    (probs, map): (&[f32], FrameSize),
+    preds: &Predictions,
     order: &[usize],
     rule: &MaskRule,
     size: FrameSize,
 ) -> Vec<String> {
-    encode_with_heads((probs, map), None, order, rule, size)
-}
-
-/// As [`encode`], with the presence heads' probability of each map for a gate on them.
-pub fn encode_with_heads(
-    (probs, map): (&[f32], FrameSize),
-    heads: Option<&[f32]>,
-    order: &[usize],
-    rule: &MaskRule,
-    size: FrameSize,
-) -> Vec<String> {
-    let resizer = enlarger(map, size);
-    let px = map.pixels();
+    let resizer = enlarger(preds.size, size);
     order
         .par_iter()
-        .map(|&i| {
-            let probs = &probs[i * px..(i + 1) * px];
-            match rule.full_mask_with_head(probs, heads.map(|h| h[i]), &resizer) {
+        .map(
+            |&i| match rule.full_mask(preds.map(i), preds.presence_of(i), &resizer) {
                 Some(full) => rle_encode(&full, size.height, size.width),
                 None => String::new(),
-            }
-        })
+            },
+        )
         .collect()
 }
 
-/// The presence heads' probabilities `predict` wrote beside the maps `masks`.
-fn read_heads(masks: &Path, n: usize, gate: crate::presence::Gate) -> Result<Vec<f32>> {
-    let path = crate::presence::scores_path(masks);
-    if !path.exists() {
-        anyhow::bail!(
+/// Refuses a gate on the presence head's probabilities when `predict` wrote none beside
+/// the maps `masks`.
+fn check_heads(
+    masks: &Path,
+    preds: &Predictions,
+    gate: Option<crate::presence::Gate>,
+) -> Result<()> {
+    match gate {
+        Some(g) if g.source.needs_head() && preds.presence.is_none() => bail!(
             "--presence {} needs {}, which predict writes beside {} when the checkpoint has \
              a presence head (train --presence-head); or use --presence mask",
-            gate.source.name(),
-            path.display(),
+            g.source.name(),
+            crate::presence::scores_path(masks).display(),
             masks.display()
-        );
+        ),
+        _ => Ok(()),
     }
-    let r = crate::data::npy::NpyReader::open(&path)?;
-    r.expect(crate::data::npy::Dtype::F32, &[Some(n as u64), Some(1)])?;
-    r.read_all::<f32>()
 }
 
 /// What `submit` wrote.
@@ -251,11 +233,9 @@ pub fn submit(cfg: &SubmitConfig) -> Result<SubmitReport> {
 
 fn write_submission(cfg: &SubmitConfig) -> Result<SubmitReport> {
     let t0 = std::time::Instant::now();
-    let (probs, map, ids) = read_predictions(&cfg.masks, &cfg.ids)?;
-    let heads = match cfg.rule.presence {
-        Some(g) if g.source.needs_head() => Some(read_heads(&cfg.masks, ids.len(), g)?),
-        _ => None,
-    };
+    let needs_head = cfg.rule.presence.is_some_and(|g| g.source.needs_head());
+    let (preds, ids) = read_predictions(&cfg.masks, &cfg.ids, needs_head)?;
+    check_heads(&cfg.masks, &preds, cfg.rule.presence)?;
     log::info!(
         "read {} masks in {:.3} s",
         ids.len(),
@@ -265,7 +245,7 @@ fn write_submission(cfg: &SubmitConfig) -> Result<SubmitReport> {
     order.sort_by_key(|&i| ids[i]);
     let t0 = std::time::Instant::now();
     crate::interrupt::check()?;
-    let rows = encode_with_heads((&probs, map), heads.as_deref(), &order, &cfg.rule, cfg.size);
+    let rows = encode(&preds, &order, &cfg.rule, cfg.size);
     crate::interrupt::check()?;
     log::info!(
         "encoded {} masks in {:.3} s",
@@ -317,13 +297,14 @@ mod tests {
         let mut probs = vec![0f32; 96 * 96];
         probs[40 * 96 + 40] = 0.9; // one 96 x 96 pixel: about 4 x 6 full-size pixels
         let rule = MaskRule::default();
-        let full = rule.full_mask(&probs, &r);
+        let full = rule.full_mask(&probs, None, &r).unwrap_or_default();
         let n = full.iter().filter(|&&v| v == 1).count();
         let kept = MaskRule {
             min_size: 1,
             ..rule
         }
-        .full_mask(&probs, &r);
+        .full_mask(&probs, None, &r)
+        .unwrap_or_default();
         let k = kept.iter().filter(|&&v| v == 1).count();
         assert!(k > 0 && k < 40, "{k}");
         assert_eq!(n, if k < 10 { 0 } else { k });
@@ -332,7 +313,8 @@ mod tests {
             keep_above_zero: true,
             ..rule
         }
-        .full_mask(&probs, &r);
+        .full_mask(&probs, None, &r)
+        .unwrap_or_default();
         assert!(wide.iter().filter(|&&v| v == 1).count() > k);
     }
 
@@ -341,7 +323,8 @@ mod tests {
         let r = enlarger(TUTORIAL_INPUT, crate::frame::KAGGLE);
         let probs = vec![0.5f32; 96 * 96];
         assert!(MaskRule::default()
-            .full_mask(&probs, &r)
+            .full_mask(&probs, None, &r)
+            .unwrap_or_default()
             .iter()
             .all(|&v| v == 0));
     }

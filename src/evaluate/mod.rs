@@ -19,12 +19,13 @@ pub use self::kaggle::{rle_decode, score_submission};
 pub use self::oof::evaluate_oof;
 pub use self::report::Report;
 pub use self::sweep::{best_of, SweepPoint};
+use crate::batches::Batches;
 use crate::data::npy::NpyReader;
 use crate::dataset;
 use crate::frame::FrameSize;
 use crate::libtorch::{explain, Advice};
 use crate::predict::ensemble::{Ensemble, EnsembleConfig};
-use crate::predict::StatsSource;
+use crate::predict::{Predictions, StatsSource};
 use crate::submission::{enlarger, MaskRule};
 
 /// The validation split when neither the command nor the checkpoint gives one: Keras's
@@ -266,13 +267,11 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
             cfg.masks.display()
         );
     }
-    let (probs, heads) = models.frames_with_heads(
+    let preds = models.frames(
         |to| Ok(dataset::resize_frames(&frames, size, to)),
         cfg.quiet,
     )?;
-    let map = models.map_size();
-    let maps = (probs.as_slice(), map);
-    let (scores, dice_coef, sweep) = score(cfg, maps, heads.as_deref(), &truth, size, n)?;
+    let (scores, dice_coef, sweep) = score(cfg, &preds, &truth, size, n)?;
     Ok(Evaluation {
         scores,
         validation_split: split,
@@ -281,9 +280,9 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
             && other_data.is_none(),
         fold,
         frames: scored,
-        probabilities: probs,
-        map,
-        heads,
+        probabilities: preds.maps,
+        map: preds.size,
+        heads: preds.presence,
         dice_coef,
         sweep,
         oof: false,
@@ -291,35 +290,33 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
     })
 }
 
-/// The scores of probability maps `probs` (of `map` each; and the heads' probabilities)
-/// against the full-size masks `truth` (`n` frames of `size`): per image at full size
-/// under the rule (and the sweep), and Keras's batch dice_coef at the maps' size.
+/// The scores of the predictions `preds` against the full-size masks `truth` (`n`
+/// frames of `size`): per image at full size under the rule (and the sweep), and Keras's
+/// batch dice_coef at the maps' size.
 fn score(
     cfg: &EvalConfig,
-    (probs, map): (&[f32], FrameSize),
-    heads: Option<&[f32]>,
+    preds: &Predictions,
     truth: &[u8],
     size: FrameSize,
     n: usize,
 ) -> Result<(Scores, f64, Vec<SweepPoint>)> {
     let host = |what: &str, e: TchError| explain(e, what, Device::Cpu, Advice::None);
+    let map = preds.size;
     let y = dataset::unit_masks(&dataset::resize_frames(truth, size, map), map)
         .map_err(|e| host("scaling the masks", e))?;
-    let p = dataset::to_nchw(probs, map).map_err(|e| host("reading the predictions", e))?;
+    let p = dataset::to_nchw(&preds.maps, map).map_err(|e| host("reading the predictions", e))?;
     let dice_coef =
         batch_dice_coef(&y, &p, n, cfg.batch_size).map_err(|e| host("computing dice_coef", e))?;
-    crate::presence::check_head(cfg.rule.presence, heads.is_some(), &cfg.weights)?;
+    crate::presence::check_head(cfg.rule.presence, preds.presence.is_some(), &cfg.weights)?;
 
     let up = enlarger(map, size);
     let pixels = size.pixels();
-    let px = map.pixels();
     let per_frame = |rule: &MaskRule| -> Vec<(usize, usize, f64)> {
         (0..n)
             .into_par_iter()
             .map(|i| {
-                let m = &probs[i * px..(i + 1) * px];
                 let pred = rule
-                    .full_mask_with_head(m, heads.map(|h| h[i]), &up)
+                    .full_mask(preds.map(i), preds.presence_of(i), &up)
                     .unwrap_or_else(|| vec![0u8; pixels]);
                 let t = &truth[i * pixels..(i + 1) * pixels];
                 let count = |m: &[u8]| m.iter().filter(|&&v| v != 0).count();
@@ -329,7 +326,7 @@ fn score(
     };
     let scores = Scores::from_images(&per_frame(&cfg.rule));
     let sweep = if cfg.sweep {
-        sweep::search(&cfg.rule, (probs, map), heads, per_frame)
+        sweep::search(&cfg.rule, preds, per_frame)
     } else {
         Vec::new()
     };
@@ -354,16 +351,11 @@ impl Evaluation {
 /// Keras's val_dice_coef: the batch Dice of each batch of `batch`, plain mean over
 /// batches.
 fn batch_dice_coef(y: &Tensor, p: &Tensor, n: usize, batch: usize) -> Result<f64, TchError> {
-    let mut batch_dice = Vec::new();
-    let mut s = 0;
-    while s < n {
-        let b = batch.min(n - s);
-        let d = crate::loss::dice_coef(
-            &y.f_narrow(0, s as i64, b as i64)?,
-            &p.f_narrow(0, s as i64, b as i64)?,
-        )?;
-        batch_dice.push(d.f_double_value(&[])?);
-        s += b;
+    let batches = Batches::range([y, p], 0..n, batch, Device::Cpu);
+    let mut batch_dice = Vec::with_capacity(batches.len());
+    for pair in batches.iter() {
+        let [y, p] = pair?;
+        batch_dice.push(crate::loss::dice_coef(&y, &p)?.f_double_value(&[])?);
     }
     Ok(batch_dice.iter().sum::<f64>() / batch_dice.len().max(1) as f64)
 }

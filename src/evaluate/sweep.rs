@@ -3,7 +3,7 @@
 //! frames have, a presence threshold (or no presence gate). A gate and a minimum size
 //! only ever empty a mask, so one enlargement per threshold serves the whole grid.
 
-use crate::frame::FrameSize;
+use crate::predict::Predictions;
 use crate::presence::{self, Gate, Source};
 use crate::submission::MaskRule;
 
@@ -46,17 +46,15 @@ pub const MIN_SIZES: [usize; 9] = [0, 10, 500, 1000, 2000, 3000, 4000, 5000, 600
 pub const PRESENCE_THRESHOLDS: [f64; 7] = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 
 /// Tries every rule of the grid. `per_frame(rule)` gives each frame's (predicted pixels,
-/// true pixels, Dice) under a rule without gate or minimum size; `heads` are the
-/// presence head's probabilities, when the checkpoint has a head.
+/// true pixels, Dice) under a rule without gate or minimum size; the presence sources
+/// tried are those `preds` have (the head's when the checkpoint has a head).
 pub fn search(
     rule: &MaskRule,
-    (probs, map): (&[f32], FrameSize),
-    heads: Option<&[f32]>,
+    preds: &Predictions,
     per_frame: impl Fn(&MaskRule) -> Vec<(usize, usize, f64)>,
 ) -> Vec<SweepPoint> {
-    let px = map.pixels();
-    let n = probs.len() / px;
-    let sources: &[Source] = if heads.is_some() {
+    let n = preds.len();
+    let sources: &[Source] = if preds.presence.is_some() {
         &[Source::Mask, Source::Head, Source::Mean]
     } else {
         &[Source::Mask]
@@ -66,8 +64,7 @@ pub fn search(
         .map(|&s| {
             let p = (0..n)
                 .map(|i| {
-                    let m = &probs[i * px..(i + 1) * px];
-                    presence::probability(s, m, heads.map(|h| h[i])).unwrap_or(1.0)
+                    presence::probability(s, preds.map(i), preds.presence_of(i)).unwrap_or(1.0)
                 })
                 .collect();
             (s, p)
@@ -149,7 +146,12 @@ mod tests {
                 })
                 .collect()
         };
-        let sweep = search(&MaskRule::default(), (&probs, map), None, per_frame);
+        let preds = Predictions {
+            maps: probs.clone(),
+            size: map,
+            presence: None,
+        };
+        let sweep = search(&MaskRule::default(), &preds, per_frame);
         assert_eq!(sweep.len(), 6 * 9 * 8);
         let best = best_of(&sweep).unwrap();
         assert_eq!(best.kaggle_dice, 1.0);

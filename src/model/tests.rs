@@ -39,7 +39,7 @@ fn forward_keeps_the_frame_size_and_gives_probabilities() {
     let vs = nn::VarStore::new(Device::Cpu);
     let net = unet(&vs.root(), &UNetConfig::width(2)).unwrap();
     let x = Tensor::randn([2, 1, 96, 96], (tch::Kind::Float, Device::Cpu));
-    let y = net.forward(&x).unwrap();
+    let y = net.forward(&x).unwrap().mask;
     assert_eq!(y.size(), [2, 1, 96, 96]);
     let (lo, hi) = (y.min().double_value(&[]), y.max().double_value(&[]));
     assert!(lo > 0.0 && hi < 1.0, "{lo} {hi}");
@@ -107,7 +107,12 @@ fn channels_last_changes_the_layout_not_the_values() {
     assert_eq!(w.stride(), [36, 1, 12, 4], "NHWC strides");
     assert!(w.equal(&plain_vs.variables()["conv2d_2.weight"]));
     let x = Tensor::randn([3, 1, 96, 96], (Kind::Float, Device::Cpu));
-    let (a, b) = tch::no_grad(|| (plain.forward(&x).unwrap(), fast.forward(&x).unwrap()));
+    let (a, b) = tch::no_grad(|| {
+        (
+            plain.forward(&x).unwrap().mask,
+            fast.forward(&x).unwrap().mask,
+        )
+    });
     assert_eq!(b.size(), [3, 1, 96, 96]);
     assert!(b.is_contiguous());
     let diff = (&a - &b).abs().max().double_value(&[]);
@@ -124,7 +129,12 @@ fn bf16_is_close_and_returns_float32() {
         bf16: true,
     });
     let x = Tensor::randn([2, 1, 96, 96], (Kind::Float, Device::Cpu));
-    let (a, b) = tch::no_grad(|| (plain.forward(&x).unwrap(), half.forward(&x).unwrap()));
+    let (a, b) = tch::no_grad(|| {
+        (
+            plain.forward(&x).unwrap().mask,
+            half.forward(&x).unwrap().mask,
+        )
+    });
     assert_eq!(b.kind(), Kind::Float);
     // bfloat16 keeps 8 bits of mantissa: close on average, but not float32-exact.
     let diff = (&a - &b).abs().mean(Kind::Float).double_value(&[]);
@@ -142,7 +152,7 @@ fn bf16_gradients_reach_the_float32_weights() {
         bf16: true,
     });
     let x = Tensor::randn([2, 1, 96, 96], (Kind::Float, Device::Cpu));
-    half.forward(&x).unwrap().sum(Kind::Float).backward();
+    half.forward(&x).unwrap().mask.sum(Kind::Float).backward();
     for (name, v) in vs.variables() {
         assert_eq!(v.kind(), Kind::Float, "{name}");
         let g = v.grad();

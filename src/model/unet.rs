@@ -181,16 +181,11 @@ impl UNet {
         self.head.is_some()
     }
 
-    /// `xs`: [N, 1, h, w] standardised images; returns probabilities [N, 1, h, w].
-    /// A libtorch failure (a wrong input shape, out of memory) comes back as its error.
-    pub fn forward(&self, xs: &Tensor) -> Result<Tensor, TchError> {
-        Ok(self.forward_t(xs, false)?.mask)
-    }
-
-    /// The mask probabilities and, with a presence head, its logits, in prediction mode.
-    pub fn forward_with_head(&self, xs: &Tensor) -> Result<(Tensor, Option<Tensor>), TchError> {
-        let out = self.forward_t(xs, false)?;
-        Ok((out.mask, out.presence))
+    /// `xs`: [N, 1, h, w] standardised images; the mask probabilities [N, 1, h, w] and,
+    /// with a presence head, its logits, in prediction mode. A libtorch failure (a wrong
+    /// input shape, out of memory) comes back as its error.
+    pub fn forward(&self, xs: &Tensor) -> Result<Output, TchError> {
+        self.forward_t(xs, false)
     }
 
     /// The forward pass; `train` selects training behaviour (batch statistics that also

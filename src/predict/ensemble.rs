@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use tch::{Device, Tensor};
 
-use super::{load, predictions, Loaded, StatsSource};
+use super::{load, Loaded, Predictions, StatsSource};
 use crate::dataset::{self, Stats};
 use crate::frame::FrameSize;
 use crate::keras::KerasFile;
@@ -84,14 +84,14 @@ impl Ensemble {
         self.members[0].loaded.cfg.input
     }
 
-    /// The probabilities of frames, each member's input coming from `frames(size)`: the
-    /// uint8 frames resized to `size` (one after another), asked once per size. With
-    /// the presence heads' mean probability of each frame when every member has a head.
-    pub fn frames_with_heads(
+    /// The predictions of frames, each member's input coming from `frames(size)`: the
+    /// uint8 frames resized to `size` (one after another), asked once per size. With the
+    /// presence heads' mean probability of each frame when every member has a head.
+    pub fn frames(
         &self,
         frames: impl Fn(FrameSize) -> Result<Vec<u8>>,
         quiet: bool,
-    ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+    ) -> Result<Predictions> {
         let mut small: HashMap<FrameSize, Vec<u8>> = HashMap::new();
         for m in &self.members {
             let size = m.loaded.cfg.input;
@@ -114,50 +114,47 @@ impl Ensemble {
         self.members.iter().all(|m| m.loaded.net.has_head())
     }
 
-    /// The probabilities of model-ready [N, 1, h, w] inputs, fed as they are (every
-    /// member must take inputs of that size), with the heads' mean probabilities.
-    pub fn ready_with_heads(
-        &self,
-        x: &Tensor,
-        quiet: bool,
-    ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+    /// The predictions of model-ready [N, 1, h, w] inputs, fed as they are (every member
+    /// must take inputs of that size), with the heads' mean probabilities.
+    pub fn ready(&self, x: &Tensor, quiet: bool) -> Result<Predictions> {
         self.average(quiet, |_| Ok(x.shallow_clone()))
     }
 
+    /// The mean of every member's predictions (and of their flipped frames'), at the
+    /// first member's map size; the heads' only when every member has one.
     fn average(
         &self,
         quiet: bool,
         input: impl Fn(&Member) -> Result<Tensor>,
-    ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+    ) -> Result<Predictions> {
         let with_heads = self.has_heads();
-        let mut sum: Option<(Vec<f32>, Vec<f32>)> = None;
-        let mut count = 0usize;
         let out_size = self.map_size();
-        for m in &self.members {
-            let x = input(m)?;
-            let size = m.loaded.cfg.input;
-            let to_out = |p: Vec<f32>| match size == out_size {
-                true => p,
-                false => resize_maps(&p, size, out_size),
-            };
-            let mut add = |(p, h): (Vec<f32>, Option<Vec<f32>>)| {
-                let p = to_out(p);
-                count += 1;
-                let h = if with_heads {
-                    h.unwrap_or_default()
-                } else {
-                    Vec::new()
-                };
-                match &mut sum {
-                    None => sum = Some((p, h)),
-                    Some((s, sh)) => {
-                        s.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
-                        sh.iter_mut().zip(&h).for_each(|(a, b)| *a += b);
+        let mut sum: Option<Predictions> = None;
+        let mut count = 0usize;
+        let mut add = |mut p: Predictions| {
+            if p.size != out_size {
+                p.maps = resize_maps(&p.maps, p.size, out_size);
+                p.size = out_size;
+            }
+            if !with_heads {
+                p.presence = None;
+            }
+            count += 1;
+            match &mut sum {
+                None => sum = Some(p),
+                Some(s) => {
+                    s.maps.iter_mut().zip(&p.maps).for_each(|(a, b)| *a += b);
+                    if let (Some(sh), Some(h)) = (&mut s.presence, &p.presence) {
+                        sh.iter_mut().zip(h).for_each(|(a, b)| *a += b);
                     }
                 }
-            };
-            add(predictions(
-                &m.loaded.net,
+            }
+        };
+        for m in &self.members {
+            let x = input(m)?;
+            let net = &m.loaded.net;
+            add(Predictions::of(
+                net,
                 &x,
                 self.batch_size,
                 self.device,
@@ -167,18 +164,20 @@ impl Ensemble {
                 let flipped = x
                     .f_flip([3])
                     .map_err(|e| explain(e, "flipping the frames", Device::Cpu, Advice::None))?;
-                let (p, h) =
-                    predictions(&m.loaded.net, &flipped, self.batch_size, self.device, quiet)?;
-                add((unflip(&p, size), h));
+                let mut p = Predictions::of(net, &flipped, self.batch_size, self.device, quiet)?;
+                p.maps = unflip(&p.maps, p.size);
+                add(p);
             }
         }
-        let (mut out, mut heads) = sum.unwrap_or_default();
+        let mut out = sum.ok_or_else(|| anyhow::anyhow!("no checkpoints to predict with"))?;
         if count > 1 {
             let n = count as f32;
-            out.iter_mut().for_each(|v| *v /= n);
-            heads.iter_mut().for_each(|v| *v /= n);
+            out.maps.iter_mut().for_each(|v| *v /= n);
+            if let Some(h) = &mut out.presence {
+                h.iter_mut().for_each(|v| *v /= n);
+            }
         }
-        Ok((out, with_heads.then_some(heads)))
+        Ok(out)
     }
 }
 

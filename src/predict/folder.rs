@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use tch::Device;
 
 use super::ensemble::{Ensemble, EnsembleConfig};
-use super::StatsSource;
+use super::{Predictions, StatsSource};
 use crate::data::decode::{self, Gray};
 use crate::data::folder::listing::{self, Entry};
 use crate::frame::FrameSize;
@@ -113,19 +113,7 @@ pub fn predict_folder(cfg: &FolderPredictConfig) -> Result<FolderPredictReport> 
 }
 
 fn predict_into(cfg: &FolderPredictConfig) -> Result<FolderPredictReport> {
-    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    };
-    for dir in std::iter::once(&cfg.out_dir).chain(cfg.overlays.as_ref()) {
-        if same(dir, &cfg.images) {
-            anyhow::bail!(
-                "{} is the --images folder: the masks would be read as frames next time; \
-                 choose another --out-dir or --overlays",
-                dir.display()
-            );
-        }
-    }
+    refuse_images_folder(cfg)?;
     let (entries, others) = match cfg.images.is_file() {
         true => (vec![listing::entry(&cfg.images)], Vec::new()),
         false => listing::list(&cfg.images)?,
@@ -156,66 +144,7 @@ fn predict_into(cfg: &FolderPredictConfig) -> Result<FolderPredictReport> {
     // once every frame is done.
     let csv_path = cfg.out_dir.join(PREDICTIONS_CSV);
     let mut csv = crate::atomic::AtomicFile::create(&csv_path)?;
-    let pb = crate::progress::bar(entries.len() as u64, "predict", cfg.quiet);
-    let mut rows: Vec<Row> = Vec::with_capacity(entries.len());
-    let kept = |done: usize| {
-        move |_: Option<&str>| {
-            format!(
-                "{done} masks were written to {}; {PREDICTIONS_CSV} was not",
-                cfg.out_dir.display()
-            )
-        }
-    };
-    for batch in entries.chunks(cfg.batch_size.max(1)) {
-        interrupt::keeping(interrupt::check(), kept(rows.len()))?;
-        let decoded: Vec<(&Entry, Result<Gray>)> =
-            batch.par_iter().map(|e| (e, read_frame(e))).collect();
-        let mut good = Vec::new();
-        for (e, r) in decoded {
-            match r {
-                Ok(g) => good.push((e, g)),
-                Err(err) if cfg.skip_bad => {
-                    if !cfg.quiet {
-                        eprintln!("nerveseg: warning: skipped {err:#}");
-                    }
-                    rows.push(Row {
-                        name: e.name.clone(),
-                        result: Err(format!("{err:#}")),
-                    });
-                }
-                Err(err) => return Err(err.context("pass --skip-bad to predict the other files")),
-            }
-        }
-        if good.is_empty() {
-            pb.inc(batch.len() as u64);
-            continue;
-        }
-        let small = |to: FrameSize| -> Result<Vec<u8>> {
-            Ok(good
-                .par_iter()
-                .flat_map_iter(|(_, g)| {
-                    let mut out = vec![0u8; to.pixels()];
-                    Resizer::new(g.size.height, g.size.width, to.height, to.width)
-                        .resize_u8(&g.pixels, &mut out);
-                    out
-                })
-                .collect())
-        };
-        let (probs, heads) =
-            interrupt::keeping(models.frames_with_heads(small, true), kept(rows.len()))?;
-        let map = models.map_size();
-        let written: Vec<Row> = good
-            .par_iter()
-            .zip(probs.par_chunks(map.pixels()))
-            .enumerate()
-            .map(|(k, ((e, g), p))| {
-                write_outputs(cfg, e, g, (p, map), heads.as_ref().map(|h| h[k]))
-            })
-            .collect::<Result<_>>()?;
-        rows.extend(written);
-        pb.inc(batch.len() as u64);
-    }
-    pb.finish_and_clear();
+    let mut rows = predict_entries(cfg, &models, &entries)?;
     // Skipped files were listed as they came; the CSV follows the folder's order.
     let order: std::collections::HashMap<&str, usize> = entries
         .iter()
@@ -224,8 +153,119 @@ fn predict_into(cfg: &FolderPredictConfig) -> Result<FolderPredictReport> {
         .collect();
     rows.sort_by_key(|r| order.get(r.name.as_str()).copied());
     write_csv(&mut csv, &rows).map_err(|e| anyhow!("writing {}: {e}", csv_path.display()))?;
-    interrupt::keeping(interrupt::check(), kept(rows.len()))?;
+    interrupt::keeping(interrupt::check(), kept(cfg, rows.len()))?;
     csv.commit()?;
+    report(cfg, &rows, others, &csv_path)
+}
+
+/// Refuses an output folder that is the --images folder.
+fn refuse_images_folder(cfg: &FolderPredictConfig) -> Result<()> {
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    };
+    for dir in std::iter::once(&cfg.out_dir).chain(cfg.overlays.as_ref()) {
+        if same(dir, &cfg.images) {
+            anyhow::bail!(
+                "{} is the --images folder: the masks would be read as frames next time; \
+                 choose another --out-dir or --overlays",
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What an interrupt kept once `done` masks were written.
+fn kept(cfg: &FolderPredictConfig, done: usize) -> impl FnOnce(Option<&str>) -> String + '_ {
+    move |_: Option<&str>| {
+        format!(
+            "{done} masks were written to {}; {PREDICTIONS_CSV} was not",
+            cfg.out_dir.display()
+        )
+    }
+}
+
+/// Every entry's row, its mask (and overlay) written, a batch at a time.
+fn predict_entries(
+    cfg: &FolderPredictConfig,
+    models: &Ensemble,
+    entries: &[Entry],
+) -> Result<Vec<Row>> {
+    let pb = crate::progress::bar(entries.len() as u64, "predict", cfg.quiet);
+    let mut rows: Vec<Row> = Vec::with_capacity(entries.len());
+    for batch in entries.chunks(cfg.batch_size.max(1)) {
+        interrupt::keeping(interrupt::check(), kept(cfg, rows.len()))?;
+        let good = decode(cfg, batch, &mut rows)?;
+        if !good.is_empty() {
+            let written = predict_frames(cfg, models, &good);
+            rows.extend(interrupt::keeping(written, kept(cfg, rows.len()))?);
+        }
+        pb.inc(batch.len() as u64);
+    }
+    pb.finish_and_clear();
+    Ok(rows)
+}
+
+/// The frames of a batch of entries, decoded in parallel; with --skip-bad, one that
+/// cannot be read gets its row (with the error) in `rows` instead.
+fn decode<'a>(
+    cfg: &FolderPredictConfig,
+    batch: &'a [Entry],
+    rows: &mut Vec<Row>,
+) -> Result<Vec<(&'a Entry, Gray)>> {
+    let decoded: Vec<(&Entry, Result<Gray>)> =
+        batch.par_iter().map(|e| (e, read_frame(e))).collect();
+    let mut good = Vec::new();
+    for (e, r) in decoded {
+        match r {
+            Ok(g) => good.push((e, g)),
+            Err(err) if cfg.skip_bad => {
+                if !cfg.quiet {
+                    eprintln!("nerveseg: warning: skipped {err:#}");
+                }
+                rows.push(Row {
+                    name: e.name.clone(),
+                    result: Err(format!("{err:#}")),
+                });
+            }
+            Err(err) => return Err(err.context("pass --skip-bad to predict the other files")),
+        }
+    }
+    Ok(good)
+}
+
+/// Predicts decoded frames together and writes each one's outputs; their rows.
+fn predict_frames(
+    cfg: &FolderPredictConfig,
+    models: &Ensemble,
+    good: &[(&Entry, Gray)],
+) -> Result<Vec<Row>> {
+    let small = |to: FrameSize| -> Result<Vec<u8>> {
+        Ok(good
+            .par_iter()
+            .flat_map_iter(|(_, g)| {
+                let mut out = vec![0u8; to.pixels()];
+                Resizer::new(g.size.height, g.size.width, to.height, to.width)
+                    .resize_u8(&g.pixels, &mut out);
+                out
+            })
+            .collect())
+    };
+    let preds = models.frames(small, true)?;
+    good.par_iter()
+        .enumerate()
+        .map(|(k, (e, g))| write_outputs(cfg, e, g, &preds, k))
+        .collect()
+}
+
+/// The report of the rows; an error when no file could be read.
+fn report(
+    cfg: &FolderPredictConfig,
+    rows: &[Row],
+    others: Vec<String>,
+    csv_path: &Path,
+) -> Result<FolderPredictReport> {
     let ok = rows.iter().filter_map(|r| r.result.as_ref().ok());
     if ok.clone().count() == 0 {
         anyhow::bail!(
@@ -248,17 +288,19 @@ fn read_frame(e: &Entry) -> Result<Gray> {
     decode::read_gray(&e.path)
 }
 
-/// The full-size mask (and overlay) of one frame, and its row.
+/// The full-size mask (and overlay) of one frame, prediction `k` of `preds`, and its
+/// row.
 fn write_outputs(
     cfg: &FolderPredictConfig,
     e: &Entry,
     g: &Gray,
-    (probs, map): (&[f32], FrameSize),
-    head: Option<f32>,
+    preds: &Predictions,
+    k: usize,
 ) -> Result<Row> {
+    let probs = preds.map(k);
     let full = cfg
         .rule
-        .full_mask_with_head(probs, head, &enlarger(map, g.size))
+        .full_mask(probs, preds.presence_of(k), &enlarger(preds.size, g.size))
         .unwrap_or_else(|| vec![0u8; g.size.pixels()]);
     let area = full.iter().filter(|&&v| v != 0).count();
     let peak = probs.iter().copied().fold(0f32, f32::max);

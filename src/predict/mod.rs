@@ -11,164 +11,24 @@
 
 pub mod ensemble;
 pub mod folder;
+mod load;
+mod predictions;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use tch::nn::VarStore;
-use tch::{Device, Kind, TchError, Tensor};
+use tch::Device;
 
-use crate::data::npy::{Dtype, NpyReader, NpyWriter};
-use crate::dataset::{self, Stats};
+pub use self::ensemble::Ensemble;
+pub use self::load::{load, Loaded, StatsSource};
+pub use self::predictions::{Predictions, PredictionsFile};
+use crate::data::npy::{Dtype, NpyReader};
+use crate::dataset;
 use crate::frame::FrameSize;
 use crate::interrupt;
-use crate::keras::{self, KerasFile, LoadReport};
 use crate::libtorch::{explain, Advice};
-use crate::model::{self, UNet, UNetConfig};
-
-/// A U-Net with weights from a Keras file, ready to run.
-pub struct Loaded {
-    pub vs: VarStore,
-    pub net: UNet,
-    pub cfg: UNetConfig,
-    pub file: KerasFile,
-    pub report: LoadReport,
-}
-
-/// Reads a Keras weight file, checks every shape, and builds the U-Net of its width on
-/// `device`, to run as `speed` says.
-pub fn load(
-    path: &Path,
-    device: Device,
-    allow_partial: bool,
-    speed: model::Speed,
-) -> Result<Loaded> {
-    model::check_device(device)?;
-    let file = keras::read(path)?;
-    let mut loaded = keras::load(&file, device, allow_partial)?;
-    loaded.net.set_speed(&loaded.vs, speed).map_err(|e| {
-        explain(
-            e,
-            "laying out the weights",
-            device,
-            Advice::BaseWidth(loaded.cfg.base_width),
-        )
-    })?;
-    let r = &loaded.report;
-    if !r.missing.is_empty() || !r.unused.is_empty() {
-        log::warn!(
-            "{}: loaded {} layers; not in the file: [{}]; unused from the file: [{}]",
-            path.display(),
-            r.applied.len(),
-            r.missing.join(", "),
-            r.unused.join(", ")
-        );
-    }
-    Ok(Loaded {
-        vs: loaded.vs,
-        net: loaded.net,
-        cfg: loaded.cfg,
-        file,
-        report: loaded.report,
-    })
-}
-
-/// Where the standardisation statistics come from.
-#[derive(Clone, Debug, PartialEq)]
-pub enum StatsSource {
-    /// The checkpoint's stored mean/std.
-    Stored,
-    /// Given on the command line.
-    Given(Stats),
-    /// Recomputed from a training array, as the original did.
-    From(PathBuf),
-}
-
-impl StatsSource {
-    /// The statistics to use with `file`'s weights (a network of input `input`);
-    /// refused when they cannot standardise (a std that is not positive and finite).
-    pub fn resolve(&self, file: &KerasFile, input: FrameSize, quiet: bool) -> Result<Stats> {
-        match self {
-            StatsSource::Given(s) => s.checked("--mean and --std"),
-            StatsSource::From(p) => {
-                let mut r = NpyReader::open(p)?;
-                let frames = dataset::preprocess_frames(&mut r, "stats", input, quiet)?;
-                dataset::stats(&frames).checked(&format!("statistics of {}", p.display()))
-            }
-            StatsSource::Stored => match (file.meta.mean, file.meta.std) {
-                (Some(mean), Some(std)) => Stats { mean, std }
-                    .checked(&format!("the statistics stored in {}", file.path.display())),
-                _ => bail!(
-                    "{} stores no training mean/std (an original Keras file?): pass --mean and \
-                     --std, or --stats-from imgs_train.npy",
-                    file.path.display()
-                ),
-            },
-        }
-    }
-}
-
-/// Probabilities for `images` ([N, 1, h, w] on any device), in batches, without
-/// gradients; returns N * h * w values. Stops at an interrupt between batches; a
-/// libtorch failure (out of memory) is an error naming the batch.
-pub fn probabilities(
-    net: &UNet,
-    images: &Tensor,
-    batch: usize,
-    device: Device,
-    quiet: bool,
-) -> Result<Vec<f32>> {
-    Ok(predictions(net, images, batch, device, quiet)?.0)
-}
-
-/// The probability maps of `images`, as [`probabilities`], and with a presence head the
-/// head's probability of each image.
-pub fn predictions(
-    net: &UNet,
-    images: &Tensor,
-    batch: usize,
-    device: Device,
-    quiet: bool,
-) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
-    let n = images.size().first().copied().unwrap_or(0);
-    let pb = crate::progress::bar(n as u64, "predict", quiet);
-    let pixels: i64 = images.size().iter().skip(2).product();
-    let mut out = Vec::with_capacity((n * pixels) as usize);
-    let mut heads = net.has_head().then(|| Vec::with_capacity(n as usize));
-    let host = |t: Tensor| -> Result<Tensor, TchError> {
-        t.f_to_device(Device::Cpu)?
-            .f_to_kind(Kind::Float)?
-            .f_contiguous()?
-            .f_view([-1])
-    };
-    let mut s = 0;
-    while s < n {
-        interrupt::check()?;
-        let b = (batch as i64).min(n - s);
-        let (y, h) = tch::no_grad(|| -> Result<(Tensor, Option<Tensor>), TchError> {
-            let x = images.f_narrow(0, s, b)?.f_to_device(device)?;
-            let (mask, head) = net.forward_with_head(&x)?;
-            let head = match head {
-                Some(logits) => Some(host(logits.f_sigmoid()?)?),
-                None => None,
-            };
-            Ok((host(mask)?, head))
-        })
-        .map_err(|e| {
-            let what = format!("prediction of images {}..{}", s + 1, s + b);
-            explain(e, &what, device, Advice::BatchSize(batch))
-        })?;
-        out.extend(Vec::<f32>::try_from(&y).context("copying predictions from the device")?);
-        if let (Some(all), Some(h)) = (heads.as_mut(), h) {
-            all.extend(Vec::<f32>::try_from(&h).context("copying predictions from the device")?);
-        }
-        s += b;
-        pb.inc(b as u64);
-    }
-    pb.finish_and_clear();
-    Ok((out, heads))
-}
+use crate::model;
 
 /// What `predict` reads and writes.
 #[derive(Clone, Debug)]
@@ -249,24 +109,10 @@ impl fmt::Display for PredictReport {
     }
 }
 
-/// Runs prediction: the probabilities first, then the pictures.
+/// Runs prediction: the predictions first, then the pictures.
 pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
-    let reader = NpyReader::open(&cfg.images)?;
-    let frames = match (reader.dtype, reader.shape.as_slice()) {
-        (Dtype::F32, [_, _, _, 1]) => false,
-        (Dtype::U8, [_, _, _]) => {
-            FrameSize::of_frames(&reader)?;
-            true
-        }
-        _ => bail!(
-            "{}: expected uint8 frames (N, H, W) or a model-ready float32 array \
-             (N, h, w, 1) at the network's input size, found {} of shape {:?}",
-            cfg.images.display(),
-            reader.dtype.name(),
-            reader.shape
-        ),
-    };
-    let models = ensemble::Ensemble::load(
+    let (reader, frames) = open_images(&cfg.images)?;
+    let models = Ensemble::load(
         &ensemble::EnsembleConfig {
             weights: cfg.weights.clone(),
             tta: cfg.tta,
@@ -279,83 +125,88 @@ pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
         cfg.quiet,
     )?;
     crate::presence::check_head(cfg.rule.presence, models.has_heads(), &cfg.weights)?;
-    let map = models.map_size();
     if !frames {
         ready_size(&cfg.images, &reader.shape, &models)?;
     }
     // The output is opened first, so an unwritable place fails before the work; its
     // rows come once every batch is predicted.
     let n = reader.shape[0];
-    let (h, w) = (map.height as u64, map.width as u64);
-    let mut writer = NpyWriter::<f32>::create(&cfg.out, &[n, h, w, 1])?;
+    let file = PredictionsFile::create(&cfg.out, n, models.map_size())?;
     let nothing = |_: Option<&str>| format!("{} was not written", cfg.out.display());
-    let (probs, ids) = if frames {
-        // The ids only name pictures; read them first so a bad file fails before the work.
-        let pictures = cfg.png_dir.is_some() || cfg.overlays.is_some();
-        let ids = if pictures {
-            read_ids(&cfg.ids, n)?
-        } else {
-            Vec::new()
-        };
-        // Each input size the networks take reads the frames once more (the file is
-        // streamed, not held whole).
-        let small = |size: FrameSize| {
-            let mut r = NpyReader::open(&cfg.images)?;
-            interrupt::keeping(
-                dataset::preprocess_frames(&mut r, "resize", size, cfg.quiet),
-                nothing,
-            )
-        };
-        let probs = interrupt::keeping(models.frames_with_heads(small, cfg.quiet), nothing)?;
-        (probs, ids)
-    } else {
-        let x = reader.read_all::<f32>()?;
-        let t = dataset::to_nchw(&x, map).map_err(|e| {
-            explain(
-                e,
-                "reading the model-ready images",
-                Device::Cpu,
-                Advice::None,
-            )
-        })?;
-        let probs = interrupt::keeping(models.ready_with_heads(&t, cfg.quiet), nothing)?;
-        (probs, Vec::new())
+    // The ids only name pictures; read them first so a bad file fails before the work.
+    let pictures = cfg.png_dir.is_some() || cfg.overlays.is_some();
+    let ids = match frames && pictures {
+        true => read_ids(&cfg.ids, n)?,
+        false => Vec::new(),
     };
-    let ((mut probs, heads), presence_out) = (probs, crate::presence::scores_path(&cfg.out));
+    let mut preds = match frames {
+        true => interrupt::keeping(predict_frames(cfg, &models), nothing)?,
+        false => interrupt::keeping(predict_ready(reader, &models, cfg.quiet), nothing)?,
+    };
     // A frame the gate judges empty gets the empty mask in every output.
-    let gated = cfg.rule.presence.map(|gate| {
-        let emptied =
-            crate::presence::empty_gated(gate, &mut probs, map.pixels(), heads.as_deref());
-        (gate, emptied)
-    });
-    let mut presence_writer = match &heads {
-        Some(h) => Some(NpyWriter::<f32>::create(
-            &presence_out,
-            &[h.len() as u64, 1],
-        )?),
-        None => None,
+    let gated = cfg
+        .rule
+        .presence
+        .map(|gate| (gate, preds.empty_gated(gate)));
+    let presence = interrupt::keeping(file.write(&preds), nothing)?;
+    write_pictures(cfg, &ids, &preds)?;
+    Ok(PredictReport {
+        images: n as usize,
+        weights: cfg.weights.clone(),
+        tta: cfg.tta,
+        out: cfg.out.clone(),
+        presence,
+        gated,
+    })
+}
+
+/// Opens the images to predict; says whether they are uint8 frames (else model-ready
+/// float32 maps).
+fn open_images(path: &Path) -> Result<(NpyReader, bool)> {
+    let reader = NpyReader::open(path)?;
+    let frames = match (reader.dtype, reader.shape.as_slice()) {
+        (Dtype::F32, [_, _, _, 1]) => false,
+        (Dtype::U8, [_, _, _]) => {
+            FrameSize::of_frames(&reader)?;
+            true
+        }
+        _ => bail!(
+            "{}: expected uint8 frames (N, H, W) or a model-ready float32 array \
+             (N, h, w, 1) at the network's input size, found {} of shape {:?}",
+            path.display(),
+            reader.dtype.name(),
+            reader.shape
+        ),
     };
-    for row in probs.chunks(map.pixels()) {
-        writer.push_row(row)?;
-    }
-    interrupt::keeping(interrupt::check(), nothing)?;
-    writer.finish()?;
-    match (presence_writer.as_mut(), &heads) {
-        (Some(w), Some(h)) => {
-            for p in h {
-                w.push_row(std::slice::from_ref(p))?;
-            }
-        }
-        _ if presence_out.exists() => {
-            // An earlier prediction's scores must not pass for this one's.
-            std::fs::remove_file(&presence_out)
-                .with_context(|| format!("removing the stale {}", presence_out.display()))?;
-        }
-        _ => {}
-    }
-    if let Some(w) = presence_writer {
-        w.finish()?;
-    }
+    Ok((reader, frames))
+}
+
+/// The predictions of uint8 frames: each input size the networks take reads the frames
+/// once more (the file is streamed, not held whole).
+fn predict_frames(cfg: &PredictConfig, models: &Ensemble) -> Result<Predictions> {
+    let small = |size: FrameSize| {
+        let mut r = NpyReader::open(&cfg.images)?;
+        dataset::preprocess_frames(&mut r, "resize", size, cfg.quiet)
+    };
+    models.frames(small, cfg.quiet)
+}
+
+/// The predictions of model-ready float32 (N, h, w, 1) images, fed as they are.
+fn predict_ready(reader: NpyReader, models: &Ensemble, quiet: bool) -> Result<Predictions> {
+    let x = reader.read_all::<f32>()?;
+    let t = dataset::to_nchw(&x, models.map_size()).map_err(|e| {
+        explain(
+            e,
+            "reading the model-ready images",
+            Device::Cpu,
+            Advice::None,
+        )
+    })?;
+    models.ready(&t, quiet)
+}
+
+/// The pictures asked for: `{id}_pred.png` and the overlays.
+fn write_pictures(cfg: &PredictConfig, ids: &[i32], preds: &Predictions) -> Result<()> {
     let written = |inner: Option<&str>| {
         format!(
             "{} was written; {}",
@@ -364,10 +215,7 @@ pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
         )
     };
     if let Some(dir) = &cfg.png_dir {
-        interrupt::keeping(
-            crate::pictures::write_pred_pngs(dir, &ids, &probs, map),
-            written,
-        )?;
+        interrupt::keeping(crate::pictures::write_pred_pngs(dir, ids, preds), written)?;
     }
     if let Some(dir) = &cfg.overlays {
         let limit = cfg.limit.unwrap_or(ids.len()).min(ids.len());
@@ -376,27 +224,19 @@ pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
                 dir,
                 &cfg.images,
                 &ids[..limit],
-                &probs,
-                map,
+                preds,
                 cfg.truth_dir.as_deref(),
                 &cfg.rule,
             ),
             written,
         )?;
     }
-    Ok(PredictReport {
-        images: n as usize,
-        weights: cfg.weights.clone(),
-        tta: cfg.tta,
-        out: cfg.out.clone(),
-        presence: heads.is_some().then_some(presence_out),
-        gated,
-    })
+    Ok(())
 }
 
 /// Checks that model-ready arrays (N, h, w, 1) have the input size of every network of
 /// the ensemble.
-fn ready_size(path: &Path, shape: &[u64], models: &ensemble::Ensemble) -> Result<()> {
+fn ready_size(path: &Path, shape: &[u64], models: &Ensemble) -> Result<()> {
     for m in &models.members {
         let input = m.loaded.cfg.input;
         let (h, w) = (input.height as u64, input.width as u64);
@@ -417,26 +257,4 @@ fn read_ids(path: &Path, n: u64) -> Result<Vec<i32>> {
     let r = NpyReader::open(path).context("the test ids name the PNGs; pass --ids")?;
     r.expect(Dtype::I32, &[Some(n)])?;
     r.read_all::<i32>()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A batch of the wrong shape reaching the network (the seam a file cannot reach:
-    /// `predict` checks shapes first) comes back as a one-line libtorch error.
-    #[test]
-    fn a_libtorch_failure_in_a_batch_is_an_error() {
-        let vs = VarStore::new(Device::Cpu);
-        let net = model::unet(&vs.root(), &UNetConfig::width(2)).unwrap();
-        let x = Tensor::zeros([3, 2, 96, 96], (Kind::Float, Device::Cpu));
-        let e = probabilities(&net, &x, 2, Device::Cpu, true).unwrap_err();
-        let msg = format!("{e:#}");
-        assert!(
-            msg.starts_with("libtorch failed during prediction of images 1..2: "),
-            "{msg}"
-        );
-        assert!(msg.contains("to have 1 channels"), "{msg}");
-        assert_eq!(msg.lines().count(), 1, "{msg}");
-    }
 }

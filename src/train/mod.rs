@@ -12,7 +12,7 @@
 pub mod callbacks;
 pub mod folder;
 mod history;
-mod pass;
+pub(crate) mod pass;
 mod resume;
 mod start;
 

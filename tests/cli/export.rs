@@ -53,7 +53,7 @@ fn the_torchscript_module_gives_the_networks_probabilities() {
     let (a, b) = tch::no_grad(|| {
         (
             module.forward_ts(&[&x]).unwrap(),
-            net.net.forward(&x).unwrap(),
+            net.net.forward(&x).unwrap().mask,
         )
     });
     assert_eq!(a.size(), [5, 1, 96, 96]);

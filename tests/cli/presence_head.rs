@@ -45,7 +45,8 @@ fn the_presence_head_predicts_and_steps_as_tf_keras() {
         net.set_speed(&vs, speed).unwrap();
         let x = tensor("train_x_w4.npy").view([6, 1, 96, 96]);
         let y = tensor("train_y_w4.npy").view([6, 1, 96, 96]);
-        let (mask, logits) = net.forward_with_head(&x).unwrap();
+        let out = net.forward(&x).unwrap();
+        let (mask, logits) = (out.mask, out.presence);
         let logits = logits.unwrap();
         let want_mask = tensor("presence_mask_w4.npy").view([6, 1, 96, 96]);
         assert!(max_diff(&mask, &want_mask) <= 1e-6, "{speed:?} mask");
@@ -56,7 +57,8 @@ fn the_presence_head_predicts_and_steps_as_tf_keras() {
         let (_, losses) = read_f32_64("presence_loss_w4.npy");
         let mut opt = KerasAdam::new(&vs, AdamConfig::default()).unwrap();
         opt.zero_grad().unwrap();
-        let (mask, logits) = net.forward_with_head(&x).unwrap();
+        let out = net.forward(&x).unwrap();
+        let (mask, logits) = (out.mask, out.presence);
         let dice = dice_loss(&y, &mask).unwrap();
         let bce = presence_bce(&logits.unwrap(), &target).unwrap();
         let total = &dice + &bce * 0.5;
