@@ -27,7 +27,7 @@ use crate::adam::{AdamConfig, KerasAdam};
 use crate::batches::Batches;
 use crate::data::PrepareConfig;
 use crate::evaluate::{self, EvalConfig};
-use crate::predict::{PredictConfig, StatsSource};
+use crate::predict::{EnsembleConfig, PredictConfig};
 use crate::submission::{MaskRule, SubmitConfig};
 use crate::synth::SynthConfig;
 use crate::train::pass::Pass;
@@ -68,7 +68,7 @@ impl std::fmt::Display for DemoReport {
             weights.join(train::BEST).display(),
             weights.join(train::HISTORY).display(),
             out.join("training.png").display(),
-            out.join("imgs_mask_test.npy").display(),
+            out.join(crate::data::IMGS_MASK_TEST).display(),
             out.join("preds").display(),
             out.join("overlays").display(),
             out.join("submission.csv").display(),
@@ -166,19 +166,170 @@ pub fn demo(cfg: &DemoConfig) -> Result<DemoReport> {
     })
 }
 
+/// The demo's steps: each says what it does (unless quiet) and names itself for an
+/// interrupt's message.
+struct Steps<'a> {
+    cfg: &'a DemoConfig,
+    step: &'a std::cell::Cell<&'static str>,
+    /// The synthetic Kaggle folders (`OUT/raw`).
+    raw: PathBuf,
+}
+
+impl Steps<'_> {
+    fn begin(&self, step: &'static str, what: String) {
+        self.step.set(step);
+        self.say(what);
+    }
+
+    fn say(&self, what: String) {
+        if !self.cfg.quiet {
+            crate::say!("{what}");
+        }
+    }
+
+    /// [1/7] and [2/7]: the synthetic frames, prepared as the original's arrays.
+    fn data(&self, plan: &Plan) -> Result<()> {
+        let (cfg, raw, out) = (self.cfg, &self.raw, &self.cfg.out);
+        let synth = SynthConfig {
+            out: raw.clone(),
+            subjects: plan.subjects,
+            per_subject: PER_SUBJECT as u32,
+            test: plan.test,
+            seed: 0,
+            test_masks: true,
+            overwrite: true,
+            compression: Default::default(),
+            label_noise: crate::synth::noise::DEFAULT_RATE,
+            quiet: cfg.quiet,
+        };
+        self.say(format!(
+            "[1/7] synth: {} subjects x 120 training frames, {} test frames -> {}",
+            synth.subjects,
+            synth.test,
+            raw.display()
+        ));
+        crate::synth::synth(&synth)?;
+        self.begin(
+            "[2/7] prepare",
+            format!("[2/7] prepare -> {}", out.display()),
+        );
+        crate::data::prepare(&PrepareConfig {
+            raw: raw.clone(),
+            out: out.clone(),
+            train: true,
+            test: true,
+            quiet: cfg.quiet,
+        })?;
+        Ok(())
+    }
+
+    /// [3/7]: training as the plan says, into `OUT/weights`.
+    fn train(&self, plan: &Plan) -> Result<(TrainConfig, train::TrainReport)> {
+        let (cfg, out) = (self.cfg, &self.cfg.out);
+        let tcfg = TrainConfig {
+            images: out.join(crate::data::IMGS_TRAIN),
+            masks: out.join(crate::data::IMGS_MASK_TRAIN),
+            out_dir: out.join("weights"),
+            epochs: plan.epochs,
+            batch_size: plan.batch as usize,
+            adam: AdamConfig {
+                lr: plan.lr,
+                ..Default::default()
+            },
+            device: cfg.device,
+            // The demo's folder is its own: a second demo replaces the first.
+            overwrite: true,
+            network: crate::model::NetworkChoice {
+                base_width: Some(plan.width),
+                ..Default::default()
+            },
+            quiet: cfg.quiet,
+            ..Default::default()
+        };
+        self.begin(
+            "[3/7] train",
+            format!(
+                "[3/7] train: {} epochs, batch {}, base width {}, lr {:e}, on {:?} -> {}",
+                tcfg.epochs,
+                tcfg.batch_size,
+                plan.width,
+                tcfg.adam.lr,
+                cfg.device,
+                tcfg.out_dir.display()
+            ),
+        );
+        let report = train::train(&tcfg)?;
+        Ok((tcfg, report))
+    }
+
+    /// [4/7] to [6/7]: the best checkpoint scored on the validation split, predicting
+    /// the test frames, and their submission scored against the synthetic truth.
+    fn score(&self, tcfg: &TrainConfig) -> Result<(evaluate::Scores, evaluate::Scores)> {
+        let (cfg, raw, out) = (self.cfg, &self.raw, &self.cfg.out);
+        self.begin(
+            "[4/7] evaluate",
+            "[4/7] evaluate on the validation split".to_owned(),
+        );
+        let rule = MaskRule::default();
+        let ensemble = EnsembleConfig {
+            weights: vec![tcfg.out_dir.join(train::BEST)],
+            device: cfg.device,
+            ..Default::default()
+        };
+        let eval = evaluate::evaluate(&EvalConfig {
+            ensemble: ensemble.clone(),
+            images: tcfg.images.clone(),
+            masks: tcfg.masks.clone(),
+            rule,
+            trained_on: true,
+            quiet: cfg.quiet,
+            ..Default::default()
+        })?;
+        self.say(eval.report(rule).to_string());
+        self.begin("[5/7] predict", "[5/7] predict the test frames".to_owned());
+        let masks = out.join(crate::data::IMGS_MASK_TEST);
+        let ids = out.join(crate::data::IMGS_ID_TEST);
+        crate::predict::predict(&PredictConfig {
+            ensemble,
+            images: out.join(crate::data::IMGS_TEST),
+            ids: ids.clone(),
+            out: masks.clone(),
+            png_dir: Some(out.join("preds")),
+            overlays: Some(out.join("overlays")),
+            truth_dir: Some(raw.join("test_masks")),
+            limit: Some(24),
+            rule,
+            quiet: cfg.quiet,
+            ..Default::default()
+        })?;
+        self.begin(
+            "[6/7] submit",
+            "[6/7] submit and score the submission against the synthetic ground truth".to_owned(),
+        );
+        let csv = out.join("submission.csv");
+        crate::submission::submit(&SubmitConfig {
+            masks,
+            ids,
+            out: csv.clone(),
+            rule,
+            size: crate::frame::KAGGLE,
+        })?;
+        let sub = evaluate::score_submission(&csv, &raw.join("test_masks"), false)?;
+        Ok((eval.scores, sub))
+    }
+}
+
 fn run_steps(cfg: &DemoConfig, step: &std::cell::Cell<&'static str>) -> Result<DemoReport> {
     let t0 = Instant::now();
-    let say = |s: String| {
-        if !cfg.quiet {
-            println!("{s}");
-        }
+    let steps = Steps {
+        cfg,
+        step,
+        raw: cfg.out.join("raw"),
     };
-    let out = &cfg.out;
-    let raw = out.join("raw");
     let plan = Plan::for_device(cfg);
     if !cfg.quiet {
         match plan.expected_seconds(cfg.device) {
-            Ok(s) => say(format!(
+            Ok(s) => steps.say(format!(
                 "expected run time: about {:.0} min ({:.0} s) on this machine",
                 (s / 60.0).max(1.0),
                 s
@@ -186,152 +337,22 @@ fn run_steps(cfg: &DemoConfig, step: &std::cell::Cell<&'static str>) -> Result<D
             Err(e) => log::warn!("could not time a training step: {e:#}"),
         }
     }
-    let synth = SynthConfig {
-        out: raw.clone(),
-        subjects: plan.subjects,
-        per_subject: PER_SUBJECT as u32,
-        test: plan.test,
-        seed: 0,
-        test_masks: true,
-        overwrite: true,
-        compression: Default::default(),
-        label_noise: crate::synth::noise::DEFAULT_RATE,
-        quiet: cfg.quiet,
-    };
-    say(format!(
-        "[1/7] synth: {} subjects x 120 training frames, {} test frames -> {}",
-        synth.subjects,
-        synth.test,
-        raw.display()
-    ));
-    crate::synth::synth(&synth)?;
-
-    step.set("[2/7] prepare");
-    say(format!("[2/7] prepare -> {}", out.display()));
-    crate::data::prepare(&PrepareConfig {
-        raw: raw.clone(),
-        out: out.clone(),
-        train: true,
-        test: true,
-        quiet: cfg.quiet,
-    })?;
-
-    let weights_dir = out.join("weights");
-    let tcfg = TrainConfig {
-        images: out.join(crate::data::IMGS_TRAIN),
-        masks: out.join(crate::data::IMGS_MASK_TRAIN),
-        out_dir: weights_dir.clone(),
-        epochs: plan.epochs,
-        batch_size: plan.batch as usize,
-        adam: AdamConfig {
-            lr: plan.lr,
-            ..Default::default()
-        },
-        validation_split: 0.2,
-        seed: 0,
-        shuffle: true,
-        device: cfg.device,
-        init_weights: None,
-        resume: false,
-        // The demo's folder is its own: a second demo replaces the first.
-        overwrite: true,
-        network: crate::model::NetworkChoice {
-            base_width: Some(plan.width),
-            ..Default::default()
-        },
-        loss: Default::default(),
-        speed: crate::model::Speed::default(),
-        callbacks: Default::default(),
-        folds: None,
-        augment: None,
-        presence: None,
-        quiet: cfg.quiet,
-    };
-    step.set("[3/7] train");
-    say(format!(
-        "[3/7] train: {} epochs, batch {}, base width {}, lr {:e}, on {:?} -> {}",
-        tcfg.epochs,
-        tcfg.batch_size,
-        plan.width,
-        tcfg.adam.lr,
-        cfg.device,
-        weights_dir.display()
-    ));
-    let history = train::train(&tcfg)?;
-    let best = weights_dir.join(train::BEST);
-
-    step.set("[4/7] evaluate");
-    say("[4/7] evaluate on the validation split".to_owned());
-    let rule = MaskRule::default();
-    let eval = evaluate::evaluate(&EvalConfig {
-        weights: vec![best.clone()],
-        tta: false,
-        images: tcfg.images.clone(),
-        masks: tcfg.masks.clone(),
-        validation_split: None,
-        groups: None,
-        rule,
-        stats: StatsSource::Stored,
-        batch_size: 32,
-        device: cfg.device,
-        speed: crate::model::Speed::default(),
-        sweep: false,
-        trained_on: true,
-        quiet: cfg.quiet,
-    })?;
-    say(eval.report(rule).to_string());
-
-    step.set("[5/7] predict");
-    say("[5/7] predict the test frames".to_owned());
-    let masks = out.join("imgs_mask_test.npy");
-    let ids = out.join(crate::data::IMGS_ID_TEST);
-    crate::predict::predict(&PredictConfig {
-        weights: vec![best.clone()],
-        tta: false,
-        images: out.join(crate::data::IMGS_TEST),
-        ids: ids.clone(),
-        out: masks.clone(),
-        png_dir: Some(out.join("preds")),
-        overlays: Some(out.join("overlays")),
-        truth_dir: Some(raw.join("test_masks")),
-        limit: Some(24),
-        stats: StatsSource::Stored,
-        rule,
-        batch_size: 32,
-        device: cfg.device,
-        speed: crate::model::Speed::default(),
-        allow_partial: false,
-        quiet: cfg.quiet,
-    })?;
-
-    step.set("[6/7] submit");
-    say("[6/7] submit and score the submission against the synthetic ground truth".to_owned());
-    let csv = out.join("submission.csv");
-    crate::submission::submit(&SubmitConfig {
-        masks,
-        ids,
-        out: csv.clone(),
-        rule,
-        size: crate::frame::KAGGLE,
-    })?;
-    let sub = evaluate::score_submission(&csv, &raw.join("test_masks"), false)?;
-
-    step.set("[7/7] plot");
-    say("[7/7] plot the training curves".to_owned());
-    let png = out.join("training.png");
-    crate::plot::plot_history(&weights_dir.join(train::HISTORY), &png)?;
-
+    steps.data(&plan)?;
+    let (tcfg, history) = steps.train(&plan)?;
+    let (validation, submission) = steps.score(&tcfg)?;
+    steps.begin("[7/7] plot", "[7/7] plot the training curves".to_owned());
+    let png = cfg.out.join("training.png");
+    crate::plot::plot_history(&tcfg.out_dir.join(train::HISTORY), &png)?;
     let best_val = history
         .best_epoch
         .and_then(|e| history.history.iter().find(|l| l.epoch == e))
         .and_then(|l| l.val_dice_coef);
-    let seconds = t0.elapsed().as_secs_f64();
     Ok(DemoReport {
-        out: out.clone(),
+        out: cfg.out.clone(),
         best_val_dice_coef: best_val,
-        validation: eval.scores,
-        submission: sub,
-        seconds,
+        validation,
+        submission,
+        seconds: t0.elapsed().as_secs_f64(),
     })
 }
 

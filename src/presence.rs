@@ -20,7 +20,7 @@ pub fn top_k(pixels: usize) -> usize {
 }
 
 /// Where the presence probability comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
     /// The mean of the map's most confident 1% of pixels.
     Mask,
@@ -115,7 +115,7 @@ pub fn empty_gated(gate: Gate, maps: &mut [f32], pixels: usize, heads: Option<&[
 /// `{stem}_presence.npy`. float32 (N, 1), in the maps' order.
 pub fn scores_path(masks: &Path) -> PathBuf {
     let name = masks.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let file = if name == "imgs_mask_test.npy" {
+    let file = if name == crate::data::IMGS_MASK_TEST {
         "imgs_presence_test.npy".to_owned()
     } else {
         format!("{}_presence.npy", name.trim_end_matches(".npy"))

@@ -6,13 +6,13 @@ use anyhow::Result;
 use clap::Args;
 use nerveseg::evaluate::{self, EvalConfig, Report};
 
-use super::shared::{models, MaskRuleArgs, RunArgs, StatsArgs};
+use super::shared::{default_weights, models, MaskRuleArgs, RunArgs, StatsArgs};
 
 #[derive(Debug, Args)]
 pub struct EvaluateArgs {
     /// Checkpoint to score on the validation split (of the first, with several). Give it
     /// more than once for an ensemble: the probabilities are averaged.
-    #[arg(long, value_name = "FILE", default_value = "weights/weights.h5", action = clap::ArgAction::Append)]
+    #[arg(long, value_name = "FILE", default_values_os_t = [default_weights()], action = clap::ArgAction::Append)]
     pub weights: Vec<PathBuf>,
     /// Also predict each frame flipped left to right (flipped back), and average: test-time
     /// augmentation. With several --weights, every checkpoint does.
@@ -30,11 +30,11 @@ pub struct EvaluateArgs {
     /// Prepared training frames; the last --validation-split share is scored. Or a
     /// FOLDER of frames (PNG, JPEG, TIFF, BMP) with --masks a folder of their masks,
     /// paired and read as `prepare` does, every frame scored.
-    #[arg(long, value_name = "FILE|DIR", default_value = "imgs_train.npy")]
+    #[arg(long, value_name = "FILE|DIR", default_value_os_t = EvalConfig::default().images)]
     pub images: PathBuf,
     /// Prepared training masks; a folder of masks for a folder of --images; with
     /// --submission, a folder of {id}_mask.tif.
-    #[arg(long, value_name = "PATH", default_value = "imgs_mask_train.npy")]
+    #[arg(long, value_name = "PATH", default_value_os_t = EvalConfig::default().masks)]
     pub masks: PathBuf,
     /// With folders: the label of the nerve in palette or label masks, as prepare's.
     #[arg(long, value_name = "K")]
@@ -75,18 +75,15 @@ pub struct EvaluateArgs {
 
 impl EvaluateArgs {
     pub fn into_config(self, quiet: bool) -> Result<EvalConfig> {
+        let weights = models(self.weights, self.ensemble.as_deref())?;
         Ok(EvalConfig {
-            weights: models(self.weights, self.ensemble.as_deref())?,
-            tta: self.tta,
+            ensemble: self.run.ensemble(weights, self.tta, false),
             images: self.images,
             masks: self.masks,
             validation_split: self.validation_split,
             groups: self.groups,
             rule: self.rule.rule(),
             stats: self.stats.source(),
-            batch_size: self.run.batch_size as usize,
-            device: self.run.device,
-            speed: self.run.speed(),
             sweep: self.sweep,
             trained_on: false,
             quiet,

@@ -7,13 +7,13 @@ use clap::Args;
 use nerveseg::predict::folder::FolderPredictConfig;
 use nerveseg::predict::PredictConfig;
 
-use super::shared::{models, ImageLimitArgs, MaskRuleArgs, RunArgs, StatsArgs};
+use super::shared::{default_weights, models, ImageLimitArgs, MaskRuleArgs, RunArgs, StatsArgs};
 
 #[derive(Debug, Args)]
 pub struct PredictArgs {
     /// Keras weight file: a nerveseg checkpoint or a Keras file of the tutorial's U-Net.
     /// Give it more than once for an ensemble: the probabilities are averaged.
-    #[arg(long, value_name = "FILE", default_value = "weights/weights.h5", action = clap::ArgAction::Append)]
+    #[arg(long, value_name = "FILE", default_values_os_t = [default_weights()], action = clap::ArgAction::Append)]
     pub weights: Vec<PathBuf>,
     /// Also predict each frame flipped left to right (flipped back), and average: test-time
     /// augmentation. With several --weights, every checkpoint does.
@@ -28,7 +28,7 @@ pub struct PredictArgs {
     /// fed as it is; or a FOLDER of PNG, JPEG, TIFF or BMP frames of any sizes, or one
     /// such image file, which get {stem}_mask.png at their own size and a
     /// predictions.csv in --out-dir.
-    #[arg(long, value_name = "FILE|DIR", default_value = "imgs_test.npy")]
+    #[arg(long, value_name = "FILE|DIR", default_value_os_t = PredictConfig::default().images)]
     pub images: PathBuf,
     /// With a folder or an image file of --images: where {stem}_mask.png (0/255, the
     /// frame's size) and predictions.csv (name, nerve_present, area_pixels,
@@ -40,13 +40,13 @@ pub struct PredictArgs {
     #[arg(long)]
     pub skip_bad: bool,
     /// Test ids (int32), naming the PNGs and overlays.
-    #[arg(long, value_name = "FILE", default_value = "imgs_id_test.npy")]
+    #[arg(long, value_name = "FILE", default_value_os_t = PredictConfig::default().ids)]
     pub ids: PathBuf,
     /// Where to write the float32 (N, 96, 96, 1) probabilities.
-    #[arg(long, value_name = "FILE", default_value = "imgs_mask_test.npy")]
+    #[arg(long, value_name = "FILE", default_value_os_t = PredictConfig::default().out)]
     pub out: PathBuf,
     /// Folder for {id}_pred.png (uint8 prob * 255, 96 x 96), as the original.
-    #[arg(long, value_name = "DIR", default_value = "preds")]
+    #[arg(long, value_name = "DIR", default_value_os_t = PredictConfig::default().png_dir.unwrap_or_default())]
     pub png_dir: PathBuf,
     /// Write no PNGs.
     #[arg(long)]
@@ -102,18 +102,14 @@ impl PredictArgs {
             if self.truth.is_some() {
                 bail!("--truth reads Kaggle {{id}}_mask.tif files; it does not apply to a folder of --images");
             }
+            let weights = models(self.weights, self.ensemble.as_deref())?;
             return Ok(PredictFrom::Folder(FolderPredictConfig {
-                weights: models(self.weights, self.ensemble.as_deref())?,
-                tta: self.tta,
+                ensemble: self.run.ensemble(weights, self.tta, self.allow_partial),
                 images: self.images,
                 out_dir,
                 overlays: self.overlays,
                 stats: self.stats.source(),
                 rule: self.rule.rule(),
-                batch_size: self.run.batch_size as usize,
-                device: self.run.device,
-                speed: self.run.speed(),
-                allow_partial: self.allow_partial,
                 skip_bad: self.skip_bad,
                 quiet,
             }));
@@ -133,9 +129,9 @@ impl PredictArgs {
                 self.images.display()
             );
         }
+        let weights = models(self.weights, self.ensemble.as_deref())?;
         Ok(PredictFrom::Arrays(PredictConfig {
-            weights: models(self.weights, self.ensemble.as_deref())?,
-            tta: self.tta,
+            ensemble: self.run.ensemble(weights, self.tta, self.allow_partial),
             images: self.images,
             ids: self.ids,
             out: self.out,
@@ -145,10 +141,6 @@ impl PredictArgs {
             limit: self.limit,
             stats: self.stats.source(),
             rule: self.rule.rule(),
-            batch_size: self.run.batch_size as usize,
-            device: self.run.device,
-            speed: self.run.speed(),
-            allow_partial: self.allow_partial,
             quiet,
         }))
     }

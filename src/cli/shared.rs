@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use nerveseg::dataset::Stats;
-use nerveseg::predict::StatsSource;
+use nerveseg::predict::{EnsembleConfig, StatsSource};
 use nerveseg::submission::MaskRule;
 use tch::Device;
 
@@ -33,7 +33,7 @@ impl SpeedArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Images per forward pass (in evaluate also the batch of Keras's dice_coef).
-    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = EnsembleConfig::default().batch_size as u32, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: u32,
     /// Where to run: auto (CUDA when available), cpu, cuda or cuda:N.
     #[arg(long, value_name = "DEVICE", default_value = "auto", value_parser = parse_device)]
@@ -50,16 +50,40 @@ impl RunArgs {
     pub fn speed(&self) -> nerveseg::model::Speed {
         self.speed.speed(self.bf16)
     }
+
+    /// The checkpoints `weights` run as these flags say.
+    pub fn ensemble(
+        &self,
+        weights: Vec<PathBuf>,
+        tta: bool,
+        allow_partial: bool,
+    ) -> EnsembleConfig {
+        EnsembleConfig {
+            weights,
+            tta,
+            device: self.device,
+            speed: self.speed(),
+            batch_size: self.batch_size as usize,
+            allow_partial,
+        }
+    }
+}
+
+/// The checkpoint predict and evaluate read by default: train's best.
+pub fn default_weights() -> PathBuf {
+    nerveseg::train::TrainConfig::default()
+        .out_dir
+        .join(nerveseg::train::BEST)
 }
 
 /// How probability maps become full-size masks (submit, evaluate, overlays).
 #[derive(Debug, Args)]
 pub struct MaskRuleArgs {
     /// A 96 x 96 probability above this is in the mask.
-    #[arg(long, value_name = "P", default_value_t = 0.5)]
+    #[arg(long, value_name = "P", default_value_t = MaskRule::default().threshold)]
     pub threshold: f64,
     /// Masks with fewer full-size pixels are written empty.
-    #[arg(long, value_name = "PIXELS", default_value_t = 10)]
+    #[arg(long, value_name = "PIXELS", default_value_t = MaskRule::default().min_size)]
     pub min_size: usize,
     /// After enlarging, keep every pixel above 0 (the original submission.py's dilation)
     /// instead of thresholding at 0.5 again.
@@ -70,7 +94,7 @@ pub struct MaskRuleArgs {
     /// confident 1% of pixels; head: the checkpoint's presence head (--presence-head);
     /// mean: the mean of the two. Off by default, as the original.
     #[arg(long, value_name = "SOURCE", value_enum)]
-    pub presence: Option<nerveseg::presence::Source>,
+    pub presence: Option<PresenceArg>,
     /// With --presence: frames below this probability are judged empty.
     #[arg(long, value_name = "P", default_value_t = 0.5, requires = "presence")]
     pub presence_threshold: f64,
@@ -83,9 +107,31 @@ impl MaskRuleArgs {
             min_size: self.min_size,
             keep_above_zero: self.keep_above_zero,
             presence: self.presence.map(|source| nerveseg::presence::Gate {
-                source,
+                source: source.into(),
                 threshold: self.presence_threshold,
             }),
+        }
+    }
+}
+
+/// `--presence`'s values: [`nerveseg::presence::Source`]'s, as the command line spells
+/// them (the library does not know clap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PresenceArg {
+    /// The mean of the map's most confident 1% of pixels.
+    Mask,
+    /// The checkpoint's presence head.
+    Head,
+    /// The mean of head and mask.
+    Mean,
+}
+
+impl From<PresenceArg> for nerveseg::presence::Source {
+    fn from(p: PresenceArg) -> Self {
+        match p {
+            PresenceArg::Mask => Self::Mask,
+            PresenceArg::Head => Self::Head,
+            PresenceArg::Mean => Self::Mean,
         }
     }
 }

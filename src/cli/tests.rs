@@ -221,11 +221,11 @@ fn predict_defaults_are_the_original_files() {
         panic!("not predict")
     };
     let c = arrays(a);
-    assert_eq!(c.weights, [PathBuf::from("weights/weights.h5")]);
-    assert!(!c.tta);
+    assert_eq!(c.ensemble.weights, [PathBuf::from("weights/weights.h5")]);
+    assert!(!c.ensemble.tta);
     assert_eq!(c.images, PathBuf::from("imgs_test.npy"));
     assert_eq!(c.out, PathBuf::from("imgs_mask_test.npy"));
-    assert_eq!(c.batch_size, 32);
+    assert_eq!(c.ensemble.batch_size, 32);
     let Command::Predict(a) = parse(&[
         "predict",
         "--device",
@@ -241,7 +241,7 @@ fn predict_defaults_are_the_original_files() {
     };
     let c = arrays(a);
     assert_eq!(
-        (c.device, c.batch_size, c.weights),
+        (c.ensemble.device, c.ensemble.batch_size, c.ensemble.weights),
         (Device::Cpu, 4, vec![PathBuf::from("w.h5")])
     );
     let Command::Predict(a) =
@@ -250,8 +250,11 @@ fn predict_defaults_are_the_original_files() {
         panic!("not predict")
     };
     let c = arrays(a);
-    assert_eq!(c.weights, [PathBuf::from("a.h5"), PathBuf::from("b.h5")]);
-    assert!(c.tta);
+    assert_eq!(
+        c.ensemble.weights,
+        [PathBuf::from("a.h5"), PathBuf::from("b.h5")]
+    );
+    assert!(c.ensemble.tta);
     assert!(Cli::try_parse_from(["nerveseg", "predict", "--device", "tpu"]).is_err());
     assert!(Cli::try_parse_from(["nerveseg", "predict", "--batch-size", "0"]).is_err());
 }
@@ -338,4 +341,34 @@ fn a_negative_std_reaches_the_check_instead_of_clap() {
             std: -1.0
         })
     );
+}
+
+/// The flags' defaults are the library's `Default`s (one home for the tutorial's
+/// values), the checkpoint to read aside; `--device auto` is the CPU here.
+#[test]
+fn flag_defaults_are_the_configs_defaults() {
+    let cpu = "--device=cpu";
+    let Command::Train(a) = parse(&["train", cpu]).command else {
+        panic!("not train")
+    };
+    let asked = format!("{:?}", a.into_config(false).unwrap());
+    let library = nerveseg::train::TrainConfig::default();
+    assert_eq!(asked, format!("{library:?}"));
+    let Command::Predict(a) = parse(&["predict", cpu]).command else {
+        panic!("not predict")
+    };
+    let super::predict::PredictFrom::Arrays(mut c) = a.into_config(false).unwrap() else {
+        panic!("not arrays")
+    };
+    assert_eq!(c.ensemble.weights, [PathBuf::from("weights/weights.h5")]);
+    c.ensemble.weights.clear();
+    let library = nerveseg::predict::PredictConfig::default();
+    assert_eq!(format!("{c:?}"), format!("{library:?}"));
+    let Command::Evaluate(a) = parse(&["evaluate", cpu]).command else {
+        panic!("not evaluate")
+    };
+    let mut c = a.into_config(false).unwrap();
+    c.ensemble.weights.clear();
+    let library = nerveseg::evaluate::EvalConfig::default();
+    assert_eq!(format!("{c:?}"), format!("{library:?}"));
 }

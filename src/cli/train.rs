@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use nerveseg::adam::AdamConfig;
 use nerveseg::augment::AugmentConfig;
 use nerveseg::train::callbacks::{Callbacks, PlateauConfig, StopConfig};
 use nerveseg::train::{Folds, TrainConfig};
@@ -17,21 +18,21 @@ use super::shared::SpeedArgs;
 pub struct TrainArgs {
     /// Training images: uint8 (N, H, W) frames of one size (Kaggle: 420 x 580) from
     /// `prepare` (resized and standardised here), or model-ready float32 (N, 96, 96, 1).
-    #[arg(long, value_name = "FILE", default_value = "imgs_train.npy")]
+    #[arg(long, value_name = "FILE", default_value_os_t = TrainConfig::default().images)]
     pub images: PathBuf,
     /// Training masks: uint8 (N, H, W) with 0/255, the images' size, or float32
     /// (N, 96, 96, 1) in [0, 1].
-    #[arg(long, value_name = "FILE", default_value = "imgs_mask_train.npy")]
+    #[arg(long, value_name = "FILE", default_value_os_t = TrainConfig::default().masks)]
     pub masks: PathBuf,
     /// Folder for weights.h5 (best by val_loss), last.h5 (for --resume) and history.csv.
-    #[arg(long, value_name = "DIR", default_value = "weights")]
+    #[arg(long, value_name = "DIR", default_value_os_t = TrainConfig::default().out_dir)]
     pub out_dir: PathBuf,
     /// Passes over the training data [default: 20, the tutorial's; 60 with --recipe
     /// modern].
     #[arg(long, value_name = "N")]
     pub epochs: Option<usize>,
     /// Images per gradient step.
-    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = TrainConfig::default().batch_size as u32, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: u32,
     /// Adam learning rate [default: 1e-5, the tutorial's; 1e-3 with --recipe modern].
     /// The tutorial's rate barely moves a few hundred frames: see the README's ablation.
@@ -39,13 +40,13 @@ pub struct TrainArgs {
     pub lr: Option<f64>,
     /// Adam epsilon, in Keras's form (outside the bias correction); tf-keras's default.
     /// Keras 2.0 (2017) used 1e-8.
-    #[arg(long, value_name = "EPS", default_value_t = 1e-7)]
+    #[arg(long, value_name = "EPS", default_value_t = AdamConfig::default().epsilon)]
     pub adam_epsilon: f64,
     /// Share of the samples, taken from the END in file order, used for validation.
-    #[arg(long, value_name = "FRACTION", default_value_t = 0.2)]
+    #[arg(long, value_name = "FRACTION", default_value_t = TrainConfig::default().validation_split)]
     pub validation_split: f64,
     /// Seed for the initial weights and the per-epoch shuffles.
-    #[arg(long, value_name = "SEED", default_value_t = 0)]
+    #[arg(long, value_name = "SEED", default_value_t = TrainConfig::default().seed)]
     pub seed: u64,
     /// Keep the training samples in file order (Keras fit(shuffle=False)).
     #[arg(long)]
@@ -130,7 +131,7 @@ pub struct AugmentArgs {
     #[arg(
         long,
         value_name = "DEG",
-        default_value_t = 5.0,
+        default_value_t = AugmentConfig::default().rotate,
         requires = "augmenting"
     )]
     pub aug_rotate: f64,
@@ -138,18 +139,18 @@ pub struct AugmentArgs {
     #[arg(
         long,
         value_name = "PX",
-        default_value_t = 10.0,
+        default_value_t = AugmentConfig::default().shift,
         requires = "augmenting"
     )]
     pub aug_shift: f64,
     /// Zoom range: 1 +- this.
-    #[arg(long, value_name = "F", default_value_t = 0.1, requires = "augmenting")]
+    #[arg(long, value_name = "F", default_value_t = AugmentConfig::default().zoom, requires = "augmenting")]
     pub aug_zoom: f64,
     /// Brightness range, +- standard deviations of the standardised image.
-    #[arg(long, value_name = "B", default_value_t = 0.1, requires = "augmenting")]
+    #[arg(long, value_name = "B", default_value_t = AugmentConfig::default().brightness, requires = "augmenting")]
     pub aug_brightness: f64,
     /// Contrast range: a factor 1 +- this.
-    #[arg(long, value_name = "C", default_value_t = 0.1, requires = "augmenting")]
+    #[arg(long, value_name = "C", default_value_t = AugmentConfig::default().contrast, requires = "augmenting")]
     pub aug_contrast: f64,
 }
 
@@ -201,13 +202,13 @@ pub struct CallbackArgs {
     #[arg(long, value_name = "N", requires = "plateau")]
     pub lr_patience: Option<usize>,
     /// A val_loss lower than the best by more than this is an improvement.
-    #[arg(long, value_name = "D", default_value_t = 1e-4, requires = "plateau")]
+    #[arg(long, value_name = "D", default_value_t = PlateauConfig::default().min_delta, requires = "plateau")]
     pub lr_min_delta: f64,
     /// Epochs to wait after a drop before counting again.
-    #[arg(long, value_name = "N", default_value_t = 0, requires = "plateau")]
+    #[arg(long, value_name = "N", default_value_t = PlateauConfig::default().cooldown, requires = "plateau")]
     pub lr_cooldown: usize,
     /// The rate never drops below this.
-    #[arg(long, value_name = "LR", default_value_t = 0.0, requires = "plateau")]
+    #[arg(long, value_name = "LR", default_value_t = PlateauConfig::default().min_lr, requires = "plateau")]
     pub min_lr: f64,
     /// Stop after this many epochs without a val_loss improvement (Keras EarlyStopping
     /// with this patience).
@@ -228,7 +229,8 @@ impl CallbackArgs {
     /// and patience where the flags leave them out.
     pub fn callbacks(&self, recipe: Option<Recipe>) -> Result<Callbacks, String> {
         let preset = preset(recipe).plateau;
-        let (factor, patience) = preset.unwrap_or((0.1, 10));
+        let keras = PlateauConfig::default();
+        let (factor, patience) = preset.unwrap_or((keras.factor, keras.patience));
         let factor = self.lr_factor.unwrap_or(factor);
         let patience = self.lr_patience.unwrap_or(patience);
         let on = self.reduce_lr_on_plateau || preset.is_some();
@@ -265,13 +267,10 @@ impl TrainArgs {
             epochs: self
                 .epochs
                 .or(preset.epochs)
-                .unwrap_or(nerveseg::train::TUTORIAL_EPOCHS),
+                .unwrap_or(TrainConfig::default().epochs),
             batch_size: self.batch_size as usize,
-            adam: nerveseg::adam::AdamConfig {
-                lr: self
-                    .lr
-                    .or(preset.lr)
-                    .unwrap_or(nerveseg::adam::AdamConfig::default().lr),
+            adam: AdamConfig {
+                lr: self.lr.or(preset.lr).unwrap_or(AdamConfig::default().lr),
                 epsilon: self.adam_epsilon,
                 ..Default::default()
             },

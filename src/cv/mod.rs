@@ -16,6 +16,7 @@ use anyhow::{anyhow, Result};
 use tch::Device;
 
 use crate::evaluate::{self, EvalConfig};
+use crate::predict::EnsembleConfig;
 use crate::submission::MaskRule;
 use crate::train::{self, Folds, TrainConfig};
 
@@ -223,20 +224,20 @@ pub fn cv(cfg: &CvConfig) -> Result<CvReport> {
         crate::interrupt::check()?;
         let weights = fold_dir(out, fold).join(train::BEST);
         let ev = evaluate::evaluate(&EvalConfig {
-            weights: vec![weights.clone()],
-            tta: false,
+            ensemble: EnsembleConfig {
+                weights: vec![weights.clone()],
+                device: cfg.train.device,
+                speed: cfg.train.speed,
+                batch_size: cfg.train.batch_size,
+                ..Default::default()
+            },
             images: cfg.train.images.clone(),
             masks: cfg.train.masks.clone(),
-            validation_split: None,
             groups: cfg.groups.clone(),
             rule: cfg.rule,
-            stats: crate::predict::StatsSource::Stored,
-            batch_size: cfg.train.batch_size,
-            device: cfg.train.device,
-            speed: cfg.train.speed,
-            sweep: false,
             trained_on: true,
             quiet: cfg.train.quiet,
+            ..Default::default()
         })?;
         let n = crate::data::npy::NpyReader::open(&cfg.train.images)?.shape[0] as usize;
         let px = ev.map.pixels();

@@ -28,6 +28,8 @@ use self::tiff::{HEIGHT, PIXELS, WIDTH};
 /// Output file names, as in the original `data.py`.
 pub const IMGS_TRAIN: &str = "imgs_train.npy";
 pub const IMGS_MASK_TRAIN: &str = "imgs_mask_train.npy";
+/// The original `predict.py`'s probabilities of the test frames.
+pub const IMGS_MASK_TEST: &str = "imgs_mask_test.npy";
 pub const IMGS_TEST: &str = "imgs_test.npy";
 pub const IMGS_ID_TEST: &str = "imgs_id_test.npy";
 /// Beside them, one line per frame in the arrays' order: its file name, and (training

@@ -102,10 +102,8 @@ impl Scores {
 /// What `evaluate` on the validation split reads.
 #[derive(Clone, Debug)]
 pub struct EvalConfig {
-    /// One checkpoint, or several whose probabilities are averaged.
-    pub weights: Vec<PathBuf>,
-    /// Also predict the horizontally flipped frames and average.
-    pub tta: bool,
+    /// The checkpoints and how they run.
+    pub ensemble: EnsembleConfig,
     pub images: PathBuf,
     pub masks: PathBuf,
     /// The share held out for validation; `None` takes the checkpoint's (else 0.2).
@@ -114,14 +112,30 @@ pub struct EvalConfig {
     pub groups: Option<PathBuf>,
     pub rule: MaskRule,
     pub stats: StatsSource,
-    pub batch_size: usize,
-    pub device: Device,
-    pub speed: crate::model::Speed,
     pub sweep: bool,
     /// The arrays are the ones the checkpoints trained on (`cv` knows): their
     /// fingerprint is not checked again.
     pub trained_on: bool,
     pub quiet: bool,
+}
+
+/// The tutorial's: `weights` on the last 0.2 of `imgs_train.npy`, the statistics the
+/// checkpoint stored, the original's mask rule.
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig {
+            ensemble: EnsembleConfig::default(),
+            images: PathBuf::from(crate::data::IMGS_TRAIN),
+            masks: PathBuf::from(crate::data::IMGS_MASK_TRAIN),
+            validation_split: None,
+            groups: None,
+            rule: MaskRule::default(),
+            stats: StatsSource::Stored,
+            sweep: false,
+            trained_on: false,
+            quiet: false,
+        }
+    }
 }
 
 /// The outcome of evaluating a checkpoint.
@@ -197,18 +211,7 @@ fn count(path: &Path) -> Result<u64> {
 
 /// Evaluates a checkpoint on the validation split of the prepared training arrays.
 pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
-    let models = Ensemble::load(
-        &EnsembleConfig {
-            weights: cfg.weights.clone(),
-            tta: cfg.tta,
-            device: cfg.device,
-            speed: cfg.speed,
-            batch_size: cfg.batch_size,
-            allow_partial: false,
-        },
-        Some(&cfg.stats),
-        cfg.quiet,
-    )?;
+    let models = Ensemble::load(&cfg.ensemble, Some(&cfg.stats), cfg.quiet)?;
     let run = models.first().meta.run.clone();
     // Arrays that are not the training data (another count, or the same count with
     // another fingerprint: a test set) are scored whole unless a share is asked for.
@@ -246,27 +249,12 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
             let input = models.map_size();
             let of = || groups_and_nerve(cfg, input);
             let made = crate::split::Split::of_run(r, n, Box::new(of))
-                .with_context(|| format!("the split of {}", cfg.weights[0].display()))?;
+                .with_context(|| format!("the split of {}", cfg.ensemble.weights[0].display()))?;
             (made.validation, r.folds)
         }
         _ => (crate::split::Split::last_share(n, split).validation, None),
     };
-    let ((frames, n, size), _) = select_frames(&cfg.images, |_| scored.clone())?;
-    let ((truth, n_masks, mask_size), _) = select_frames(&cfg.masks, |_| scored.clone())?;
-    if mask_size != size {
-        bail!(
-            "{} holds frames of {size} but {} holds masks of {mask_size}",
-            cfg.images.display(),
-            cfg.masks.display()
-        );
-    }
-    if n != n_masks || n == 0 {
-        bail!(
-            "{} and {} give {n} and {n_masks} validation images",
-            cfg.images.display(),
-            cfg.masks.display()
-        );
-    }
+    let (frames, truth, n, size) = frames_and_masks(cfg, &scored)?;
     let preds = models.frames(
         |to| Ok(dataset::resize_frames(&frames, size, to)),
         cfg.quiet,
@@ -290,6 +278,31 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
     })
 }
 
+/// The frames `scored` of the images and of the masks (the same size, at least one),
+/// their count and size.
+fn frames_and_masks(
+    cfg: &EvalConfig,
+    scored: &[usize],
+) -> Result<(Vec<u8>, Vec<u8>, usize, FrameSize)> {
+    let ((frames, n, size), _) = select_frames(&cfg.images, |_| scored.to_vec())?;
+    let ((truth, n_masks, mask_size), _) = select_frames(&cfg.masks, |_| scored.to_vec())?;
+    if mask_size != size {
+        bail!(
+            "{} holds frames of {size} but {} holds masks of {mask_size}",
+            cfg.images.display(),
+            cfg.masks.display()
+        );
+    }
+    if n != n_masks || n == 0 {
+        bail!(
+            "{} and {} give {n} and {n_masks} validation images",
+            cfg.images.display(),
+            cfg.masks.display()
+        );
+    }
+    Ok((frames, truth, n, size))
+}
+
 /// The scores of the predictions `preds` against the full-size masks `truth` (`n`
 /// frames of `size`): per image at full size under the rule (and the sweep), and Keras's
 /// batch dice_coef at the maps' size.
@@ -305,9 +318,13 @@ fn score(
     let y = dataset::unit_masks(&dataset::resize_frames(truth, size, map), map)
         .map_err(|e| host("scaling the masks", e))?;
     let p = dataset::to_nchw(&preds.maps, map).map_err(|e| host("reading the predictions", e))?;
-    let dice_coef =
-        batch_dice_coef(&y, &p, n, cfg.batch_size).map_err(|e| host("computing dice_coef", e))?;
-    crate::presence::check_head(cfg.rule.presence, preds.presence.is_some(), &cfg.weights)?;
+    let dice_coef = batch_dice_coef(&y, &p, n, cfg.ensemble.batch_size)
+        .map_err(|e| host("computing dice_coef", e))?;
+    crate::presence::check_head(
+        cfg.rule.presence,
+        preds.presence.is_some(),
+        &cfg.ensemble.weights,
+    )?;
 
     let up = enlarger(map, size);
     let pixels = size.pixels();

@@ -35,15 +35,34 @@ pub struct Ensemble {
     pub batch_size: usize,
 }
 
-/// What an ensemble is made of.
+/// What an ensemble is made of and how it runs: the part of every command that runs
+/// checkpoints (predict, evaluate, cv's scoring, the demo).
 #[derive(Clone, Debug)]
 pub struct EnsembleConfig {
+    /// One checkpoint, or several whose probabilities are averaged.
     pub weights: Vec<PathBuf>,
+    /// Also predict the horizontally flipped frames and average.
     pub tta: bool,
     pub device: Device,
     pub speed: Speed,
+    /// Frames per forward pass (in evaluate also the batch of Keras's dice_coef).
     pub batch_size: usize,
+    /// Load a weight file whose layers do not all match, using what matches by order.
     pub allow_partial: bool,
+}
+
+/// The original's: one checkpoint on the CPU, batches of 32, float32 channels-last.
+impl Default for EnsembleConfig {
+    fn default() -> Self {
+        EnsembleConfig {
+            weights: Vec::new(),
+            tta: false,
+            device: Device::Cpu,
+            speed: Speed::default(),
+            batch_size: crate::train::TUTORIAL_BATCH,
+            allow_partial: false,
+        }
+    }
 }
 
 impl Ensemble {

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Result};
 use rayon::prelude::*;
-use tch::Device;
 
 use super::ensemble::{Ensemble, EnsembleConfig};
 use super::{Predictions, StatsSource};
@@ -29,20 +28,14 @@ pub const PREDICTIONS_CSV: &str = "predictions.csv";
 /// What `predict` on a folder reads and writes.
 #[derive(Clone, Debug)]
 pub struct FolderPredictConfig {
-    /// One checkpoint, or several whose probabilities are averaged.
-    pub weights: Vec<PathBuf>,
-    /// Also predict the horizontally flipped frames and average.
-    pub tta: bool,
+    /// The checkpoints and how they run.
+    pub ensemble: EnsembleConfig,
     pub images: PathBuf,
     pub out_dir: PathBuf,
     /// Folder for `{stem}_overlay.png`.
     pub overlays: Option<PathBuf>,
     pub stats: StatsSource,
     pub rule: MaskRule,
-    pub batch_size: usize,
-    pub device: Device,
-    pub speed: crate::model::Speed,
-    pub allow_partial: bool,
     /// A file that is not a readable image is a warning and a row, not an error.
     pub skip_bad: bool,
     pub quiet: bool,
@@ -124,19 +117,8 @@ fn predict_into(cfg: &FolderPredictConfig) -> Result<FolderPredictReport> {
             cfg.images.display()
         );
     }
-    let models = Ensemble::load(
-        &EnsembleConfig {
-            weights: cfg.weights.clone(),
-            tta: cfg.tta,
-            device: cfg.device,
-            speed: cfg.speed,
-            batch_size: cfg.batch_size,
-            allow_partial: cfg.allow_partial,
-        },
-        Some(&cfg.stats),
-        cfg.quiet,
-    )?;
-    crate::presence::check_head(cfg.rule.presence, models.has_heads(), &cfg.weights)?;
+    let models = Ensemble::load(&cfg.ensemble, Some(&cfg.stats), cfg.quiet)?;
+    crate::presence::check_head(cfg.rule.presence, models.has_heads(), &cfg.ensemble.weights)?;
     for dir in std::iter::once(&cfg.out_dir).chain(cfg.overlays.as_ref()) {
         std::fs::create_dir_all(dir).map_err(|e| anyhow!("creating {}: {e}", dir.display()))?;
     }
@@ -194,7 +176,7 @@ fn predict_entries(
 ) -> Result<Vec<Row>> {
     let pb = crate::progress::bar(entries.len() as u64, "predict", cfg.quiet);
     let mut rows: Vec<Row> = Vec::with_capacity(entries.len());
-    for batch in entries.chunks(cfg.batch_size.max(1)) {
+    for batch in entries.chunks(cfg.ensemble.batch_size.max(1)) {
         interrupt::keeping(interrupt::check(), kept(cfg, rows.len()))?;
         let good = decode(cfg, batch, &mut rows)?;
         if !good.is_empty() {

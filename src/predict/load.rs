@@ -63,9 +63,10 @@ pub fn load(
 }
 
 /// Where the standardisation statistics come from.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub enum StatsSource {
     /// The checkpoint's stored mean/std.
+    #[default]
     Stored,
     /// Given on the command line.
     Given(Stats),
@@ -84,10 +85,9 @@ impl StatsSource {
                 let frames = dataset::preprocess_frames(&mut r, "stats", input, quiet)?;
                 dataset::stats(&frames).checked(&format!("statistics of {}", p.display()))
             }
-            StatsSource::Stored => match (file.meta.mean, file.meta.std) {
-                (Some(mean), Some(std)) => Stats { mean, std }
-                    .checked(&format!("the statistics stored in {}", file.path.display())),
-                _ => bail!(
+            StatsSource::Stored => match file.meta.stats {
+                Some(s) => s.checked(&format!("the statistics stored in {}", file.path.display())),
+                None => bail!(
                     "{} stores no training mean/std (an original Keras file?): pass --mean and \
                      --std, or --stats-from imgs_train.npy",
                     file.path.display()

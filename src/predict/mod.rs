@@ -21,6 +21,7 @@ use anyhow::{bail, Context, Result};
 use tch::Device;
 
 pub use self::ensemble::Ensemble;
+pub use self::ensemble::EnsembleConfig;
 pub use self::load::{load, Loaded, StatsSource};
 pub use self::predictions::{Predictions, PredictionsFile};
 use crate::data::npy::{Dtype, NpyReader};
@@ -28,15 +29,12 @@ use crate::dataset;
 use crate::frame::FrameSize;
 use crate::interrupt;
 use crate::libtorch::{explain, Advice};
-use crate::model;
 
 /// What `predict` reads and writes.
 #[derive(Clone, Debug)]
 pub struct PredictConfig {
-    /// One checkpoint, or several whose probabilities are averaged.
-    pub weights: Vec<PathBuf>,
-    /// Also predict the horizontally flipped frames and average.
-    pub tta: bool,
+    /// The checkpoints and how they run.
+    pub ensemble: EnsembleConfig,
     pub images: PathBuf,
     /// Test ids for the PNG names (int32 (N,)); used with uint8 frames.
     pub ids: PathBuf,
@@ -51,12 +49,27 @@ pub struct PredictConfig {
     pub limit: Option<usize>,
     pub stats: StatsSource,
     pub rule: crate::submission::MaskRule,
-    pub batch_size: usize,
-    pub device: Device,
-    pub speed: model::Speed,
-    /// Load what matches when the file's layers do not all match ours.
-    pub allow_partial: bool,
     pub quiet: bool,
+}
+
+/// The original's `predict.py`: `imgs_test.npy` and its ids in, `imgs_mask_test.npy`
+/// and `preds/{id}_pred.png` out, with the checkpoint's statistics.
+impl Default for PredictConfig {
+    fn default() -> Self {
+        PredictConfig {
+            ensemble: EnsembleConfig::default(),
+            images: PathBuf::from(crate::data::IMGS_TEST),
+            ids: PathBuf::from(crate::data::IMGS_ID_TEST),
+            out: PathBuf::from(crate::data::IMGS_MASK_TEST),
+            png_dir: Some(PathBuf::from("preds")),
+            overlays: None,
+            truth_dir: None,
+            limit: None,
+            stats: StatsSource::Stored,
+            rule: crate::submission::MaskRule::default(),
+            quiet: false,
+        }
+    }
 }
 
 /// What `predict` did.
@@ -112,19 +125,8 @@ impl fmt::Display for PredictReport {
 /// Runs prediction: the predictions first, then the pictures.
 pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
     let (reader, frames) = open_images(&cfg.images)?;
-    let models = Ensemble::load(
-        &ensemble::EnsembleConfig {
-            weights: cfg.weights.clone(),
-            tta: cfg.tta,
-            device: cfg.device,
-            speed: cfg.speed,
-            batch_size: cfg.batch_size,
-            allow_partial: cfg.allow_partial,
-        },
-        frames.then_some(&cfg.stats),
-        cfg.quiet,
-    )?;
-    crate::presence::check_head(cfg.rule.presence, models.has_heads(), &cfg.weights)?;
+    let models = Ensemble::load(&cfg.ensemble, frames.then_some(&cfg.stats), cfg.quiet)?;
+    crate::presence::check_head(cfg.rule.presence, models.has_heads(), &cfg.ensemble.weights)?;
     if !frames {
         ready_size(&cfg.images, &reader.shape, &models)?;
     }
@@ -152,8 +154,8 @@ pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
     write_pictures(cfg, &ids, &preds)?;
     Ok(PredictReport {
         images: n as usize,
-        weights: cfg.weights.clone(),
-        tta: cfg.tta,
+        weights: cfg.ensemble.weights.clone(),
+        tta: cfg.ensemble.tta,
         out: cfg.out.clone(),
         presence,
         gated,
