@@ -224,7 +224,7 @@ pub fn load_training(
     let msks = preprocess_frames(&mut rm, "masks", input, quiet)?;
     let s = stats(&imgs);
     if !quiet {
-        println!(
+        crate::say!(
             "resized {} images and masks to {input} in {:.1} s; mean {:.3}, std {:.3}",
             imgs.len() / input.pixels(),
             t0.elapsed().as_secs_f64(),

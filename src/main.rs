@@ -59,7 +59,7 @@ fn main() {
     if cli.flush_denormals() && !nerveseg::denormal::flush_to_zero() {
         eprintln!("nerveseg: --flush-denormals is for x86-64 CPUs; ignored here");
     }
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    Said::install(cli.quiet);
     one_line_panics();
     if let Err(e) = nerveseg::interrupt::install() {
         log::warn!("Ctrl-C will stop at once, without cleaning up: {e}");
@@ -88,5 +88,50 @@ fn main() {
             eprintln!("nerveseg: error: {err:#}");
             std::process::exit(1);
         }
+    }
+}
+
+/// The logger: env_logger (RUST_LOG, warnings by default) and, unless `--quiet`, the
+/// library's [`nerveseg::progress::SAY`] lines as they are, on standard output.
+struct Said {
+    logger: env_logger::Logger,
+    quiet: bool,
+}
+
+impl Said {
+    fn install(quiet: bool) {
+        let env = env_logger::Env::default().default_filter_or("warn");
+        let logger = env_logger::Builder::from_env(env).build();
+        let level = match quiet {
+            true => logger.filter(),
+            false => logger.filter().max(log::LevelFilter::Info),
+        };
+        if log::set_boxed_logger(Box::new(Said { logger, quiet })).is_ok() {
+            log::set_max_level(level);
+        }
+    }
+
+    fn said(&self, metadata: &log::Metadata) -> bool {
+        !self.quiet && metadata.target() == nerveseg::progress::SAY
+    }
+}
+
+impl log::Log for Said {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        self.said(metadata) || self.logger.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record) {
+        if self.said(record.metadata()) {
+            println!("{}", record.args());
+        } else {
+            self.logger.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        self.logger.flush();
     }
 }

@@ -19,3 +19,14 @@ pub fn bar(len: u64, label: &str, quiet: bool) -> ProgressBar {
     pb.set_prefix(label.to_owned());
     pb
 }
+
+/// The log target of the lines a command prints as it works (an epoch's figures, a
+/// fold starting, the split made): the binary prints them on standard output unless
+/// `--quiet`; a program using the library sees them in its own logger, or not at all.
+pub const SAY: &str = "nerveseg::say";
+
+/// A line of what a command is doing, for [`SAY`].
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => { log::info!(target: $crate::progress::SAY, $($arg)*) };
+}
