@@ -38,6 +38,13 @@ impl Loss {
         }
     }
 
+    /// The loss `--loss` names.
+    pub fn named(name: &str) -> Option<Loss> {
+        [Loss::Dice, Loss::ImageDice, Loss::BceDice]
+            .into_iter()
+            .find(|l| l.name() == name)
+    }
+
     /// The loss of a batch from the targets, the network's probabilities and their
     /// logits (all [N, 1, h, w]): a scalar tensor.
     pub fn of(self, truth: &Tensor, pred: &Tensor, logits: &Tensor) -> Result<Tensor, TchError> {

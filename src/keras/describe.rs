@@ -50,8 +50,8 @@ pub fn describe(file: &KerasFile) -> String {
         }
     }
     let opt = |v: Option<f64>| v.map_or_else(|| "not stored".to_owned(), |x| format!("{x}"));
-    let _ = writeln!(s, "mean: {}", opt(file.meta.mean));
-    let _ = writeln!(s, "std: {}", opt(file.meta.std));
+    let _ = writeln!(s, "mean: {}", opt(file.meta.stats.map(|s| s.mean)));
+    let _ = writeln!(s, "std: {}", opt(file.meta.stats.map(|s| s.std)));
     if let Some(size) = file.meta.frame_size {
         let _ = writeln!(s, "trained on frames of: {size}");
     }
@@ -80,8 +80,8 @@ fn describe_run(run: &super::RunRecord) -> String {
             (run.validation_split * 1000.0).round() / 10.0
         ),
     };
-    let options = match run.callbacks.as_str() {
-        "" => "none (the tutorial's run)",
+    let options = match run.options.to_string() {
+        o if o.is_empty() => "none (the tutorial's run)".to_owned(),
         o => o,
     };
     let lr = run

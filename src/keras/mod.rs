@@ -67,9 +67,9 @@ impl std::fmt::Display for Format {
 /// What nerveseg stores beside the weights (attributes Keras ignores).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Meta {
-    /// Mean and standard deviation of the training pixels, for standardising inputs.
-    pub mean: Option<f64>,
-    pub std: Option<f64>,
+    /// Mean and standard deviation of the training pixels, for standardising inputs
+    /// (stored as two attributes; a file with only one of them stores none).
+    pub stats: Option<crate::dataset::Stats>,
     /// The epoch (1-based) after which the weights were saved.
     pub epoch: Option<i64>,
     /// Training bookkeeping kept in the resumable state file: the best validation loss
@@ -108,9 +108,9 @@ pub struct RunRecord {
     /// Number of samples (training and validation) and a fingerprint of their content.
     pub samples: u64,
     pub fingerprint: String,
-    /// The options beyond the tutorial (callbacks, augmentation), as their flags say
-    /// them ("" for none, the tutorial's run).
-    pub callbacks: String,
+    /// The options beyond the tutorial (callbacks, augmentation, a presence head, the
+    /// loss); stored as the flags that ask for them.
+    pub options: crate::train::RunOptions,
     /// `--folds K --fold I` (I 0-based) when the split was by group, not the last share.
     pub folds: Option<(u64, u64)>,
     /// Adam's learning rate at the start (for information: a resume may change it;

@@ -9,6 +9,8 @@
 
 use std::path::Path;
 
+use crate::train::RunOptions;
+
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use hdf5::types::{FixedAscii, VarLenAscii, VarLenUnicode};
 
@@ -71,7 +73,11 @@ fn read_run(root: &hdf5::Group) -> Result<Option<RunRecord>> {
         samples,
         fingerprint: read_str_attr(root, ATTR_FINGERPRINT)?
             .ok_or_else(|| anyhow!("no {ATTR_FINGERPRINT} attribute"))?,
-        callbacks: read_str_attr(root, ATTR_CALLBACKS)?.unwrap_or_default(),
+        options: {
+            let flags = read_str_attr(root, ATTR_CALLBACKS)?.unwrap_or_default();
+            RunOptions::parse(&flags)
+                .map_err(|e| anyhow!("{ATTR_CALLBACKS} '{flags}' is not a run's options: {e}"))?
+        },
         lr: read_f64_attr(root, ATTR_LR),
         validation: read_validation_frames(root, samples)?,
         folds: match (
@@ -133,8 +139,9 @@ fn read_inner(path: &Path) -> Result<KerasFile> {
     let root: &hdf5::Group = &file;
     let keras_version = read_str_attr(root, "keras_version")?;
     let meta = Meta {
-        mean: read_f64_attr(root, ATTR_MEAN),
-        std: read_f64_attr(root, ATTR_STD),
+        stats: read_f64_attr(root, ATTR_MEAN)
+            .zip(read_f64_attr(root, ATTR_STD))
+            .map(|(mean, std)| crate::dataset::Stats { mean, std }),
         epoch: read_i64_attr(root, ATTR_EPOCH),
         best_val_loss: read_f64_attr(root, ATTR_BEST_LOSS),
         best_epoch: read_i64_attr(root, ATTR_BEST_EPOCH),

@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use crate::train::RunOptions;
+
 use anyhow::{anyhow, Context, Result};
 use hdf5::types::{FixedAscii, VarLenUnicode};
 use tch::nn::VarStore;
@@ -168,11 +170,13 @@ fn write_meta_attrs(loc: &hdf5::Location, cfg: &UNetConfig, meta: &Meta) -> Resu
     if !cfg.is_tutorial() {
         write_str_attr(loc, ATTR_NETWORK, &cfg.to_json())?;
     }
-    if let Some(m) = meta.mean {
-        loc.new_attr::<f64>().create(ATTR_MEAN)?.write_scalar(&m)?;
-    }
-    if let Some(s) = meta.std {
-        loc.new_attr::<f64>().create(ATTR_STD)?.write_scalar(&s)?;
+    if let Some(s) = meta.stats {
+        loc.new_attr::<f64>()
+            .create(ATTR_MEAN)?
+            .write_scalar(&s.mean)?;
+        loc.new_attr::<f64>()
+            .create(ATTR_STD)?
+            .write_scalar(&s.std)?;
     }
     if let Some(e) = meta.epoch {
         loc.new_attr::<i64>().create(ATTR_EPOCH)?.write_scalar(&e)?;
@@ -214,8 +218,8 @@ fn write_meta_attrs(loc: &hdf5::Location, cfg: &UNetConfig, meta: &Meta) -> Resu
             loc.new_attr::<f64>().create(ATTR_LR)?.write_scalar(&lr)?;
         }
         // Absent for the tutorial's run, so its checkpoints stay as they were.
-        if !run.callbacks.is_empty() {
-            write_str_attr(loc, ATTR_CALLBACKS, &run.callbacks)?;
+        if run.options != RunOptions::default() {
+            write_str_attr(loc, ATTR_CALLBACKS, &run.options.to_string())?;
         }
         if let Some((k, i)) = run.folds {
             for (name, v) in [(ATTR_FOLDS, k), (ATTR_FOLD, i)] {

@@ -10,37 +10,42 @@
 //! checkpoint records what defines the run (`resume.rs`), and a resume refuses another.
 
 pub mod callbacks;
+mod epochs;
 pub mod folder;
 mod history;
+mod options;
 pub(crate) mod pass;
+mod record;
 mod resume;
 mod start;
 
 use std::fmt;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use tch::{Device, TchError, Tensor};
 
-use self::callbacks::{Callbacks, Schedule};
-use self::history::Averages;
+use self::callbacks::Callbacks;
+use self::epochs::{Epochs, Progress};
 pub use self::history::{format_epoch, read_history, write_history, EpochLog};
+pub use self::options::RunOptions;
 use self::pass::Pass;
 pub use self::resume::setting_differences;
 use self::start::{build, weights_source, Start};
 use crate::adam::{AdamConfig, KerasAdam};
 use crate::dataset::{self, Prepared};
-use crate::keras::{self, KerasFile, Meta, RunRecord};
+use crate::keras::{self, Meta};
 use crate::libtorch::{explain, Advice};
 use crate::model;
-use crate::split::{Split, SplitRule};
+use crate::split::Split;
 
 pub const BEST: &str = "weights.h5";
 pub const LAST: &str = "last.h5";
 pub const HISTORY: &str = "history.csv";
 /// The tutorial's epochs.
 pub const TUTORIAL_EPOCHS: usize = 20;
+/// The tutorial's batch size, for training and for prediction.
+pub const TUTORIAL_BATCH: usize = 32;
 
 /// Everything `train` needs; defaults are the tutorial's.
 #[derive(Clone, Debug)]
@@ -79,6 +84,37 @@ pub struct TrainConfig {
     /// in the loss (`--presence-head`, `--presence-weight`).
     pub presence: Option<f64>,
     pub quiet: bool,
+}
+
+/// The tutorial's run (`train.py`): its files, 20 epochs of batches of 32, Adam at
+/// 1e-5, the last 0.2 validating, shuffled, seed 0, on the CPU. The command line's
+/// defaults are these.
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            images: PathBuf::from(crate::data::IMGS_TRAIN),
+            masks: PathBuf::from(crate::data::IMGS_MASK_TRAIN),
+            out_dir: PathBuf::from("weights"),
+            epochs: TUTORIAL_EPOCHS,
+            batch_size: TUTORIAL_BATCH,
+            adam: AdamConfig::default(),
+            validation_split: 0.2,
+            seed: 0,
+            shuffle: true,
+            device: Device::Cpu,
+            init_weights: None,
+            resume: false,
+            overwrite: false,
+            network: model::NetworkChoice::default(),
+            loss: crate::loss::Loss::default(),
+            speed: model::Speed::default(),
+            callbacks: Callbacks::default(),
+            folds: None,
+            augment: None,
+            presence: None,
+            quiet: false,
+        }
+    }
 }
 
 /// `--folds K --fold I`: fold `fold` (0-based) of `folds`, by the groups in `groups`
@@ -139,64 +175,108 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
     }
     // A folder holding another run is refused before anything slow (and again once
     // the folder is locked, in case a run finished there meanwhile).
-    let claimed = |cfg: &TrainConfig| match cfg.resume || cfg.overwrite {
-        true => Ok(()),
-        false => folder::check_unclaimed(&cfg.out_dir),
-    };
     claimed(cfg)?;
     // The weights to start from are read and checked before the data, which can take a
     // while to load; they decide the network.
     let source = weights_source(cfg)?;
-    let network = match &source {
-        Some(file) => start::checkpoint_network(cfg, file)?,
-        None => {
-            let n = cfg.network.fresh(cfg.presence.is_some());
-            n.check()?;
-            n
-        }
-    };
+    let network = network_of(cfg, source.as_ref())?;
     let mut data = dataset::load_training(&cfg.images, &cfg.masks, network.input, cfg.quiet)?;
-    let n = data.samples;
-    let split = split_of(cfg, &data, source.as_ref())?;
-    if !split.keeps_order() {
-        // Training frames first, then the validation frames: the passes take the first
-        // n_train.
-        let host = |e: TchError| explain(e, "splitting by group", Device::Cpu, Advice::None);
-        let order =
-            Tensor::from_slice(&split.layout().iter().map(|&i| i as i64).collect::<Vec<_>>());
-        data.images = data.images.f_index_select(0, &order).map_err(host)?;
-        data.masks = data.masks.f_index_select(0, &order).map_err(host)?;
-    }
-    let n_train = split.train.len();
-    if n_train == 0 || (cfg.validation_split > 0.0 && n_train == n) {
-        bail!(
-            "{n} samples cannot be split with --validation-split {}",
-            cfg.validation_split
-        );
-    }
-    let run = RunRecord {
-        validation_split: cfg.validation_split,
-        seed: cfg.seed,
-        shuffle: cfg.shuffle,
-        batch_size: cfg.batch_size as u64,
-        samples: n as u64,
-        fingerprint: data.fingerprint.clone(),
-        callbacks: options(cfg),
-        folds: cfg.folds.as_ref().map(|f| (f.folds as u64, f.fold as u64)),
-        lr: Some(cfg.adam.lr),
-        validation: Some(split.validation.iter().map(|&i| i as u64).collect()),
-    };
-    if cfg.callbacks != Callbacks::default() && n_train == n {
-        bail!("--reduce-lr-on-plateau and --early-stopping watch val_loss: they need a --validation-split above 0");
-    }
+    let split = record::split_of(cfg, &data, source.as_ref())?;
+    arrange(&mut data, &split)?;
+    let run = record::run_record(cfg, &data, &split)?;
     let mut start = build(cfg, source, &run, &network)?;
     std::fs::create_dir_all(&cfg.out_dir)
         .with_context(|| format!("creating {}", cfg.out_dir.display()))?;
     let _lock = folder::lock(&cfg.out_dir)?;
     claimed(cfg)?;
+    let mut opt = optimizer(cfg, &mut start)?;
+    let Prepared {
+        images,
+        masks,
+        stats,
+        frame_size,
+        samples,
+        ..
+    } = data;
+    // The whole set moves to the device once; batches are gathered there.
     let device = cfg.device;
+    let to_device = |t: Tensor, what: &str| {
+        t.f_to_device(device)
+            .map_err(|e| explain(e, what, device, Advice::None))
+    };
+    let images = to_device(images, "moving the images to the device")?;
+    let masks = to_device(masks, "moving the masks to the device")?;
+    let Start {
+        vs,
+        net,
+        cfg: network,
+        epoch: first,
+        history,
+        best,
+    } = start;
+    let epochs = Epochs {
+        cfg,
+        pass: Pass {
+            net: &net,
+            images: &images,
+            masks: &masks,
+            device,
+            batch: cfg.batch_size,
+            frame: frame_size.unwrap_or(crate::frame::KAGGLE),
+            presence: cfg.presence,
+            loss: cfg.loss,
+        },
+        vs: &vs,
+        network: &network,
+        meta: Meta {
+            stats,
+            run: Some(run),
+            frame_size,
+            ..Default::default()
+        },
+        n_train: split.train.len(),
+        n: samples,
+    };
+    epochs.run(&mut opt, first, Progress { history, best })
+}
+
+/// The network to train: the checkpoint's when starting from one (it must agree with
+/// what `cfg` asks), else the one `cfg` asks for.
+fn network_of(cfg: &TrainConfig, source: Option<&keras::KerasFile>) -> Result<model::UNetConfig> {
+    if let Some(file) = source {
+        return start::checkpoint_network(cfg, file);
+    }
+    let n = cfg.network.fresh(cfg.presence.is_some());
+    n.check()?;
+    Ok(n)
+}
+
+/// Refuses a folder holding another run unless the run resumes or overwrites it.
+fn claimed(cfg: &TrainConfig) -> Result<()> {
+    match cfg.resume || cfg.overwrite {
+        true => Ok(()),
+        false => folder::check_unclaimed(&cfg.out_dir),
+    }
+}
+
+/// Puts the training frames first, then the validation frames, as the passes take
+/// them (the first `n_train`), unless they are in that order already.
+fn arrange(data: &mut Prepared, split: &Split) -> Result<()> {
+    if split.keeps_order() {
+        return Ok(());
+    }
+    let host = |e: TchError| explain(e, "splitting by group", Device::Cpu, Advice::None);
+    let order = Tensor::from_slice(&split.layout().iter().map(|&i| i as i64).collect::<Vec<_>>());
+    data.images = data.images.f_index_select(0, &order).map_err(host)?;
+    data.masks = data.masks.f_index_select(0, &order).map_err(host)?;
+    Ok(())
+}
+
+/// Adam on the run's weights, laid out for the run's speed; with the state `last.h5`
+/// saved when resuming.
+fn optimizer(cfg: &TrainConfig, start: &mut Start) -> Result<KerasAdam> {
     let model = Advice::BaseWidth(start.cfg.base_width);
-    let on_device = |what: &str, e: TchError| explain(e, what, device, model);
+    let on_device = |what: &str, e: TchError| explain(e, what, cfg.device, model);
     start
         .net
         .set_speed(&start.vs, cfg.speed)
@@ -209,207 +289,5 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainReport> {
             .with_context(|| format!("{} holds no optimizer state", last.display()))?;
         opt.load_state(&state)?;
     }
-    let Prepared {
-        images,
-        masks,
-        stats,
-        frame_size,
-        ..
-    } = data;
-    // The whole set moves to the device once; batches are gathered there.
-    let to_device = |t: Tensor| t.f_to_device(device);
-    let data = |what: &str, e: TchError| explain(e, what, device, Advice::None);
-    let images = to_device(images).map_err(|e| data("moving the images to the device", e))?;
-    let masks = to_device(masks).map_err(|e| data("moving the masks to the device", e))?;
-    let meta_base = Meta {
-        mean: stats.map(|s| s.mean),
-        std: stats.map(|s| s.std),
-        run: Some(run),
-        frame_size,
-        ..Default::default()
-    };
-    let Start {
-        vs,
-        net,
-        cfg: ucfg,
-        epoch: first_epoch,
-        mut history,
-        mut best,
-    } = start;
-    let best_path = cfg.out_dir.join(BEST);
-    let last_path = cfg.out_dir.join(LAST);
-
-    // The callbacks' state: replayed over the epochs already run when resuming.
-    let mut schedule = Schedule::new(&cfg.callbacks, cfg.adam.lr);
-    for log in &history {
-        schedule.end_epoch(log.epoch, log.val_loss);
-    }
-    let pass = Pass {
-        net: &net,
-        images: &images,
-        masks: &masks,
-        device,
-        batch: cfg.batch_size,
-        frame: frame_size.unwrap_or(crate::frame::KAGGLE),
-        presence: cfg.presence,
-        loss: cfg.loss,
-    };
-    for epoch in first_epoch..cfg.epochs {
-        if schedule.stopped_after.is_some() {
-            break;
-        }
-        if schedule.schedules_lr() {
-            opt.set_lr(schedule.lr);
-        }
-        let t0 = Instant::now();
-        let avg = pass
-            .train_epoch(&mut opt, n_train, cfg, epoch)
-            .map_err(|e| crate::interrupt::keep(e, |_| interrupted(cfg, &history, best)))?;
-        let val = if n_train < n {
-            Some(
-                pass.validate(n_train, n, epoch)
-                    .map_err(|e| crate::interrupt::keep(e, |_| interrupted(cfg, &history, best)))?,
-            )
-        } else {
-            None
-        };
-        let log = EpochLog {
-            epoch,
-            loss: avg.loss(),
-            dice_coef: avg.dice(),
-            val_loss: val.as_ref().map(Averages::loss),
-            val_dice_coef: val.as_ref().map(Averages::dice),
-            lr: schedule.schedules_lr().then_some(schedule.lr),
-            seconds: t0.elapsed().as_secs_f64(),
-        };
-        if let Some(v) = log.val_loss.filter(|v| !v.is_finite()) {
-            bail!(
-                "the validation loss became {v} at epoch {}; stopped. The best checkpoint {} is \
-                 as it was",
-                epoch + 1,
-                best_path.display()
-            );
-        }
-        // ModelCheckpoint(save_best_only): only when val_loss improves; every epoch
-        // without validation.
-        let improved = match (log.val_loss, best) {
-            (Some(v), Some((_, b))) => v < b,
-            _ => true,
-        };
-        if improved {
-            best = Some((epoch, log.val_loss.unwrap_or(log.loss)));
-            let meta = Meta {
-                epoch: Some(epoch as i64 + 1),
-                ..meta_base.clone()
-            };
-            keras::write(&best_path, &vs, &ucfg, &meta, keras::Format::Keras2Model)?;
-        }
-        history.push(log);
-        // The history first: a crash before last.h5 then leaves a row too many, which a
-        // resume drops, never a row too few.
-        write_history(&cfg.out_dir.join(HISTORY), &history)?;
-        let meta = Meta {
-            epoch: Some(epoch as i64 + 1),
-            best_val_loss: best.map(|b| b.1),
-            best_epoch: best.map(|b| b.0 as i64 + 1),
-            ..meta_base.clone()
-        };
-        keras::write_checkpoint(&last_path, &vs, &ucfg, &meta, &opt.state())?;
-        if !cfg.quiet {
-            println!("{}", format_epoch(&log, cfg.epochs, improved));
-        }
-        let lr = schedule.lr;
-        let stop = schedule.end_epoch(epoch, log.val_loss);
-        if schedule.lr != lr && !cfg.quiet {
-            println!(
-                "reduce lr on plateau: learning rate {lr:e} -> {:e}",
-                schedule.lr
-            );
-        }
-        if stop && !cfg.quiet {
-            println!("early stopping: no val_loss improvement for the last epochs");
-        }
-    }
-    Ok(TrainReport {
-        history,
-        best_epoch: best.map(|b| b.0),
-        best_val_loss: best.map(|b| b.1),
-        best_path,
-        stopped_after: schedule.stopped_after,
-    })
-}
-
-/// The run's split: the one `last.h5` stored, when resuming it with the same rule and
-/// samples, else the one the command's rule makes of the training set. (A resume that
-/// differs is refused later, naming the difference.)
-fn split_of(cfg: &TrainConfig, data: &Prepared, source: Option<&KerasFile>) -> Result<Split> {
-    let rule = match &cfg.folds {
-        Some(f) => SplitRule::Fold {
-            folds: f.folds,
-            fold: f.fold,
-            seed: cfg.seed,
-        },
-        None => SplitRule::LastShare(cfg.validation_split),
-    };
-    let n = data.samples;
-    let stored = source
-        .filter(|_| cfg.resume)
-        .and_then(|f| f.meta.run.as_ref())
-        .filter(|r| r.samples == n as u64 && SplitRule::of_run(r) == rule)
-        .and_then(|r| r.validation.as_deref());
-    let split = match stored {
-        Some(v) => Split::stored(rule, n, v)
-            .with_context(|| format!("{}", cfg.out_dir.join(LAST).display()))?,
-        None => {
-            let groups = cfg.folds.as_ref().and_then(|f| f.groups.as_deref());
-            let path = crate::split::groups_path(&cfg.images, groups);
-            let of = || Ok((crate::split::read_groups(&path, n)?, data.nerve.clone()));
-            Split::make(rule, n, Box::new(of))?
-        }
-    };
-    if let (SplitRule::Fold { folds, fold, .. }, false) = (rule, cfg.quiet) {
-        println!(
-            "fold {} of {folds}: {} frames train, {} validate",
-            fold + 1,
-            split.train.len(),
-            split.validation.len(),
-        );
-    }
-    Ok(split)
-}
-
-/// The options beyond the tutorial's run, as flags ("" for none): callbacks,
-/// augmentation, the presence head and the loss.
-fn options(cfg: &TrainConfig) -> String {
-    let aug = cfg.augment.map(|a| a.describe()).unwrap_or_default();
-    let head = cfg
-        .presence
-        .map(|w| format!("--presence-head --presence-weight {w}"))
-        .unwrap_or_default();
-    let loss = match cfg.loss {
-        crate::loss::Loss::Dice => String::new(),
-        l => format!("--loss {}", l.name()),
-    };
-    [cfg.callbacks.describe(), aug, head, loss]
-        .into_iter()
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// What an interrupted run kept, and how to continue it.
-fn interrupted(cfg: &TrainConfig, history: &[EpochLog], best: Option<(usize, f64)>) -> String {
-    match best {
-        Some((e, _)) if !history.is_empty() => format!(
-            "the best checkpoint {} (epoch {}) is intact. Run the same command with --resume \
-             to continue from epoch {}",
-            cfg.out_dir.join(BEST).display(),
-            e + 1,
-            history.len() + 1
-        ),
-        _ => format!(
-            "no epoch finished; {} holds nothing new",
-            cfg.out_dir.display()
-        ),
-    }
+    Ok(opt)
 }

@@ -6,6 +6,7 @@
 
 use anyhow::{bail, Result};
 
+use super::RunOptions;
 use crate::keras::{KerasFile, RunRecord};
 
 /// The differences between the run a checkpoint records and the one asked for, as a
@@ -55,18 +56,15 @@ fn differences(saved: &RunRecord, asked: &RunRecord) -> Vec<String> {
             say(saved.folds)
         ));
     }
-    if saved.callbacks != asked.callbacks {
-        let say = |c: &str| {
-            if c.is_empty() {
-                "none of augmentation, callbacks or a presence head".to_owned()
-            } else {
-                c.to_owned()
-            }
+    if saved.options != asked.options {
+        let say = |o: &RunOptions| match o.to_string() {
+            s if s.is_empty() => "none of augmentation, callbacks or a presence head".to_owned(),
+            s => s,
         };
         out.push(format!(
             "{} (the run used {})",
-            say(&asked.callbacks),
-            say(&saved.callbacks)
+            say(&asked.options),
+            say(&saved.options)
         ));
     }
     out
@@ -82,7 +80,7 @@ pub fn setting_differences(saved: &RunRecord, cfg: &super::TrainConfig) -> Vec<S
         batch_size: cfg.batch_size as u64,
         samples: saved.samples,
         fingerprint: saved.fingerprint.clone(),
-        callbacks: super::options(cfg),
+        options: RunOptions::of(cfg),
         folds: cfg.folds.as_ref().map(|f| (f.folds as u64, f.fold as u64)),
         lr: saved.lr,
         validation: saved.validation.clone(),
@@ -134,7 +132,7 @@ mod tests {
             batch_size: 4,
             samples: 12,
             fingerprint: "ab".into(),
-            callbacks: String::new(),
+            options: RunOptions::default(),
             folds: None,
             lr: Some(1e-5),
             validation: Some(vec![10, 11]),
@@ -151,7 +149,7 @@ mod tests {
             batch_size: 8,
             samples: 12,
             fingerprint: "cd".into(),
-            callbacks: "--early-stopping 3".into(),
+            options: RunOptions::parse("--early-stopping 3").unwrap(),
             folds: Some((5, 1)),
             lr: Some(1e-4),
             validation: None,
@@ -166,7 +164,7 @@ mod tests {
                 "--batch-size 8 (the run used 4)",
                 "other training samples (12 with fingerprint cd; the run had 12 with ab)",
                 "--folds 5 --fold 2 (the run used the last-share split)",
-                "--early-stopping 3 (the run used none of augmentation, callbacks or a presence head)",
+                "--early-stopping 3 --stop-min-delta 0 (the run used none of augmentation, callbacks or a presence head)",
             ]
         );
     }

@@ -27,7 +27,7 @@ fn augmented_training_is_fixed_by_its_seed_and_differs_from_plain() {
     assert_ne!(history(&env, "a"), history(&env, "plain"));
     assert_ne!(history(&env, "a"), history(&env, "c"));
     let w = nerveseg::keras::read(&env.path("a/weights.h5")).unwrap();
-    let options = w.meta.run.unwrap().callbacks;
+    let options = w.meta.run.unwrap().options.to_string();
     assert!(
         options.starts_with("--augment --aug-rotate 5 --aug-shift 10"),
         "{options}"

@@ -79,8 +79,10 @@ fn export_of_a_model_imports_back_exactly_with_metadata() {
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
     let _net = unet(&vs.root(), &cfg).unwrap();
     let meta = Meta {
-        mean: Some(99.25),
-        std: Some(51.5),
+        stats: Some(nerveseg::dataset::Stats {
+            mean: 99.25,
+            std: 51.5,
+        }),
         epoch: Some(7),
         ..Default::default()
     };

@@ -86,8 +86,8 @@ fn a_trained_checkpoint_exports_its_statistics_and_frame_size() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(env.path("model.json")).unwrap()).unwrap();
     let file = nerveseg::keras::read(&env.path("weights/weights.h5")).unwrap();
-    assert_eq!(json["mean"].as_f64(), file.meta.mean);
-    assert_eq!(json["std"].as_f64(), file.meta.std);
+    assert_eq!(json["mean"].as_f64(), file.meta.stats.map(|s| s.mean));
+    assert_eq!(json["std"].as_f64(), file.meta.stats.map(|s| s.std));
     assert_eq!(json["frame_size"], serde_json::json!([420, 580]));
     assert_eq!(json["epoch"], 1);
     // Nothing half-written beside them.

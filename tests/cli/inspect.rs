@@ -41,8 +41,10 @@ fn inspect_shows_stored_statistics() {
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
     let _net = nerveseg::model::unet(&vs.root(), &cfg).unwrap();
     let meta = nerveseg::keras::Meta {
-        mean: Some(100.5),
-        std: Some(50.25),
+        stats: Some(nerveseg::dataset::Stats {
+            mean: 100.5,
+            std: 50.25,
+        }),
         epoch: Some(3),
         ..Default::default()
     };

@@ -226,8 +226,8 @@ fn frames_are_preprocessed_with_the_stored_statistics() {
     // The same statistics given by hand give the same probabilities.
     let best = nerveseg::keras::read(&env.path("weights/weights.h5")).unwrap();
     let (m, s) = (
-        best.meta.mean.unwrap().to_string(),
-        best.meta.std.unwrap().to_string(),
+        best.meta.stats.unwrap().mean.to_string(),
+        best.meta.stats.unwrap().std.to_string(),
     );
     env.run(&[
         "predict",

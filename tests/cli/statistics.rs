@@ -18,8 +18,7 @@ fn statistics_that_cannot_standardise_are_refused() {
     let _net = unet(&vs.root(), &cfg).unwrap();
     for (name, std) in [("neg.h5", -1.0), ("zero.h5", 0.0), ("nan.h5", f64::NAN)] {
         let meta = Meta {
-            mean: Some(100.0),
-            std: Some(std),
+            stats: Some(nerveseg::dataset::Stats { mean: 100.0, std }),
             ..Default::default()
         };
         keras::write(&env.path(name), &vs, &cfg, &meta, Format::Keras2Model).unwrap();
@@ -31,8 +30,10 @@ fn statistics_that_cannot_standardise_are_refused() {
         );
     }
     let good = Meta {
-        mean: Some(100.0),
-        std: Some(50.0),
+        stats: Some(nerveseg::dataset::Stats {
+            mean: 100.0,
+            std: 50.0,
+        }),
         ..Default::default()
     };
     keras::write(&env.path("w.h5"), &vs, &cfg, &good, Format::Keras2Model).unwrap();

@@ -144,7 +144,7 @@ fn train_writes_checkpoint_state_and_history() {
         }
     }
     let best = keras::read(&env.path("weights/weights.h5")).unwrap();
-    assert!(best.meta.mean.unwrap() > 0.0 && best.meta.std.unwrap() > 0.0);
+    assert!(best.meta.stats.unwrap().mean > 0.0 && best.meta.stats.unwrap().std > 0.0);
     assert_eq!(best.base_width().unwrap(), 2);
     let last = keras::read(&env.path("weights/last.h5")).unwrap();
     assert_eq!(last.meta.epoch, Some(2));
