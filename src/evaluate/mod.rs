@@ -4,17 +4,19 @@
 //! checkpoint on the validation split, or a submission file against ground-truth masks
 //! (`kaggle.rs`).
 
+mod frames;
 mod kaggle;
 mod oof;
 mod report;
 pub mod sweep;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use tch::{Device, TchError, Tensor};
 
+use self::frames::{count, frames_and_masks};
 pub use self::kaggle::{rle_decode, score_submission};
 pub use self::oof::evaluate_oof;
 pub use self::report::Report;
@@ -165,34 +167,6 @@ pub struct Evaluation {
     pub other_data: Option<(u64, u64)>,
 }
 
-/// Frames with their count and size.
-type Frames = (Vec<u8>, usize, FrameSize);
-
-/// Reads the frames `wanted(n)` (ascending indices, given the array's length) of a
-/// uint8 (N, H, W) array, streaming past the others.
-fn select_frames(
-    path: &Path,
-    wanted: impl FnOnce(usize) -> Vec<usize>,
-) -> Result<(Frames, Vec<usize>)> {
-    let mut r = NpyReader::open(path)?;
-    let size = FrameSize::of_frames(&r)?;
-    let keep = wanted(r.shape[0] as usize);
-    let px = size.pixels();
-    let mut out = vec![0u8; keep.len() * px];
-    let mut scratch = vec![0u8; px];
-    let mut next = 0;
-    for (k, &j) in keep.iter().enumerate() {
-        while next < j {
-            crate::interrupt::check()?;
-            r.read_rows(&mut scratch)?;
-            next += 1;
-        }
-        r.read_rows(&mut out[k * px..(k + 1) * px])?;
-        next += 1;
-    }
-    Ok(((out, keep.len(), size), keep))
-}
-
 /// The group of every frame (from the groups file beside the images) and whether it
 /// holds a nerve as a network of `input` sees it: what a checkpoint of an older
 /// nerveseg, which did not store its split, makes its fold from again.
@@ -202,11 +176,6 @@ fn groups_and_nerve(cfg: &EvalConfig, input: FrameSize) -> Result<(Vec<String>, 
     let nerve = crate::split::nerve_present(&small, input.pixels());
     let groups_file = crate::split::groups_path(&cfg.images, cfg.groups.as_deref());
     Ok((crate::split::read_groups(&groups_file, nerve.len())?, nerve))
-}
-
-/// The number of frames of a uint8 (N, H, W) array.
-fn count(path: &Path) -> Result<u64> {
-    Ok(NpyReader::open(path)?.shape.first().copied().unwrap_or(0))
 }
 
 /// Evaluates a checkpoint on the validation split of the prepared training arrays.
@@ -276,31 +245,6 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
         oof: false,
         other_data,
     })
-}
-
-/// The frames `scored` of the images and of the masks (the same size, at least one),
-/// their count and size.
-fn frames_and_masks(
-    cfg: &EvalConfig,
-    scored: &[usize],
-) -> Result<(Vec<u8>, Vec<u8>, usize, FrameSize)> {
-    let ((frames, n, size), _) = select_frames(&cfg.images, |_| scored.to_vec())?;
-    let ((truth, n_masks, mask_size), _) = select_frames(&cfg.masks, |_| scored.to_vec())?;
-    if mask_size != size {
-        bail!(
-            "{} holds frames of {size} but {} holds masks of {mask_size}",
-            cfg.images.display(),
-            cfg.masks.display()
-        );
-    }
-    if n != n_masks || n == 0 {
-        bail!(
-            "{} and {} give {n} and {n_masks} validation images",
-            cfg.images.display(),
-            cfg.masks.display()
-        );
-    }
-    Ok((frames, truth, n, size))
 }
 
 /// The scores of the predictions `preds` against the full-size masks `truth` (`n`

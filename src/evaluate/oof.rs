@@ -6,7 +6,8 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
-use super::{score, select_frames, EvalConfig, Evaluation};
+use super::frames::select_frames;
+use super::{score, EvalConfig, Evaluation};
 use crate::predict::Predictions;
 
 /// Scores `oof` (float32 (N, h, w, 1)) against `cfg.masks` (uint8 (N, H, W)).
