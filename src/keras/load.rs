@@ -248,8 +248,14 @@ pub fn load(file: &KerasFile, device: Device, allow_partial: bool) -> Result<Loa
 }
 
 /// Loads `file` into `vs`, an existing network, which must have the file's width, head
-/// and normalisation (what its variables show).
-pub fn apply(file: &KerasFile, vs: &mut VarStore, allow_partial: bool) -> Result<LoadReport> {
+/// and normalisation (what its variables show). Only tests build a network first; a
+/// program loads with [`load`], where the file decides the network.
+#[cfg(test)]
+pub(crate) fn apply(
+    file: &KerasFile,
+    vs: &mut VarStore,
+    allow_partial: bool,
+) -> Result<LoadReport> {
     let checked = file.check(allow_partial)?;
     let path = file.path.display();
     let theirs = checked.cfg;
@@ -286,4 +292,28 @@ pub fn apply(file: &KerasFile, vs: &mut VarStore, allow_partial: bool) -> Result
     }
     checked.copy_into(file, vs)?;
     Ok(checked.report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A head-less file refuses a model with a head, naming both.
+    #[test]
+    fn a_file_without_a_head_refuses_a_model_with_one() {
+        let fixtures =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keras");
+        let plain = super::super::read(&fixtures.join("train_init_w4.h5")).unwrap();
+        let mut vs = VarStore::new(Device::Cpu);
+        let with_head = UNetConfig {
+            presence_head: true,
+            ..UNetConfig::width(4)
+        };
+        let _net = model::unet(&vs.root(), &with_head).unwrap();
+        let err = apply(&plain, &mut vs, false).unwrap_err().to_string();
+        assert!(
+            err.contains("has no a presence head") || err.contains("presence head"),
+            "{err}"
+        );
+    }
 }

@@ -39,7 +39,7 @@ use crate::model::LayerKind;
 
 pub use self::config::{keras3_name, model_config};
 pub use self::describe::describe;
-pub use self::load::{apply, load, Checked, LoadReport, Loaded};
+pub use self::load::{load, Checked, LoadReport, Loaded};
 pub use self::read::{read, read_adam_state};
 pub use self::write::{write, write_checkpoint};
 

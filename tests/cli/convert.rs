@@ -92,9 +92,9 @@ fn export_of_a_model_imports_back_exactly_with_metadata() {
     let file = keras::read(&path).unwrap();
     assert_eq!(file.meta, meta);
     assert_eq!(file.base_width().unwrap(), 2);
-    let mut vs2 = tch::nn::VarStore::new(tch::Device::Cpu);
-    let _net2 = unet(&vs2.root(), &cfg).unwrap();
-    let report = keras::apply(&file, &mut vs2, false).unwrap();
+    let loaded = keras::load(&file, tch::Device::Cpu, false).unwrap();
+    assert_eq!(loaded.cfg, cfg);
+    let (vs2, report) = (loaded.vs, loaded.report);
     assert_eq!(report.applied.len(), 23);
     assert!(report.missing.is_empty() && report.unused.is_empty());
     let (a, b) = (vs.variables(), vs2.variables());

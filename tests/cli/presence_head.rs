@@ -8,7 +8,7 @@
 use nerveseg::adam::{AdamConfig, KerasAdam};
 use nerveseg::keras::{self, Format, Meta};
 use nerveseg::loss::{dice_loss, presence_bce, presence_target};
-use nerveseg::model::{unet, Speed, UNetConfig};
+use nerveseg::model::Speed;
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
@@ -123,26 +123,14 @@ fn head_checkpoints_round_trip_in_every_layout() {
     let config = keras::model_config(&step1.cfg);
     let v: serde_json::Value = serde_json::from_str(&config).unwrap();
     assert_eq!(v["config"]["output_layers"][1][0], "presence");
-    // Without a head, as before; a head-less file refuses a model with a head.
+    // Without a head, as before (that a head-less file refuses a model with a head is
+    // keras::load's unit test: loading into a given network is not public).
     let plain = keras::read(&keras_fixture("train_init_w4.h5")).unwrap();
     assert!(
         !keras::load(&plain, Device::Cpu, false)
             .unwrap()
             .cfg
             .presence_head
-    );
-    let mut vs = VarStore::new(Device::Cpu);
-    let with_head = UNetConfig {
-        presence_head: true,
-        ..UNetConfig::width(4)
-    };
-    let _net = unet(&vs.root(), &with_head).unwrap();
-    let err = keras::apply(&plain, &mut vs, false)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("has no a presence head") || err.contains("presence head"),
-        "{err}"
     );
 }
 

@@ -34,9 +34,9 @@ fn dice_coef_equals_keras() {
 /// Max |ours - keras| over all variables, in libtorch layout.
 fn max_weight_diff(vs: &VarStore, keras_file: &str) -> f64 {
     let f = keras::read(&keras_fixture(keras_file)).unwrap();
-    let mut other = VarStore::new(Device::Cpu);
-    let _net = unet(&other.root(), &UNetConfig::width(4)).unwrap();
-    keras::apply(&f, &mut other, false).unwrap();
+    let loaded = keras::load(&f, Device::Cpu, false).unwrap();
+    assert_eq!(loaded.cfg, UNetConfig::width(4));
+    let other = loaded.vs;
     let theirs = other.variables();
     vs.variables()
         .iter()
@@ -54,9 +54,10 @@ fn adam_steps_match_tf_keras() {
 
 fn adam_steps_match_tf_keras_with(speed: Speed) {
     let init = keras::read(&keras_fixture("train_init_w4.h5")).unwrap();
-    let mut vs = VarStore::new(Device::Cpu);
-    let mut net = unet(&vs.root(), &UNetConfig::width(4)).unwrap();
-    keras::apply(&init, &mut vs, false).unwrap();
+    let keras::Loaded {
+        vs, mut net, cfg, ..
+    } = keras::load(&init, Device::Cpu, false).unwrap();
+    assert_eq!(cfg, UNetConfig::width(4));
     net.set_speed(&vs, speed).unwrap();
     // NHWC with one channel has NCHW's memory order.
     let x = tensor("train_x_w4.npy").view([6, 1, 96, 96]);
@@ -264,9 +265,9 @@ fn amp_trains_in_bf16_and_saves_float32_weights() {
     assert!(largest > 1e-7 && largest < 0.05, "{a:?} vs {b:?}");
     // The master weights stay float32 and load into a fresh model.
     let f = keras::read(&env.path("amp/weights.h5")).unwrap();
-    let mut vs = VarStore::new(Device::Cpu);
-    let _net = unet(&vs.root(), &UNetConfig::width(2)).unwrap();
-    keras::apply(&f, &mut vs, false).unwrap();
+    let loaded = keras::load(&f, Device::Cpu, false).unwrap();
+    assert_eq!(loaded.cfg, UNetConfig::width(2));
+    let vs = loaded.vs;
     for (name, v) in vs.variables() {
         assert_eq!(v.kind(), tch::Kind::Float, "{name}");
         assert!(v.isfinite().all().int64_value(&[]) == 1, "{name}");

@@ -8,8 +8,7 @@ use nerveseg::adam::{AdamConfig, KerasAdam};
 use nerveseg::frame::FrameSize;
 use nerveseg::keras::{self, Format, Meta};
 use nerveseg::loss::{dice_loss, Loss};
-use nerveseg::model::{unet, Activation, Norm, Speed, UNetConfig};
-use tch::nn::VarStore;
+use nerveseg::model::{Activation, Norm, Speed, UNetConfig};
 use tch::{Device, Kind, Tensor};
 
 use crate::keras_fixtures::{keras_fixture, max_abs_diff, read_f32};
@@ -148,9 +147,9 @@ fn every_variant_round_trips_through_every_layout_exactly() {
 /// The variables of a tf-keras file of network `cfg`, by VarStore name.
 fn keras_vars(cfg: &UNetConfig, keras_file: &str) -> Vec<(String, Tensor)> {
     let f = keras::read(&keras_fixture(keras_file)).unwrap();
-    let mut vs = VarStore::new(Device::Cpu);
-    let _net = unet(&vs.root(), cfg).unwrap();
-    keras::apply(&f, &mut vs, false).unwrap();
+    let loaded = keras::load(&f, Device::Cpu, false).unwrap();
+    assert_eq!(&loaded.cfg, cfg);
+    let vs = loaded.vs;
     let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
@@ -192,9 +191,7 @@ fn one_adam_step_with_batchnorm_matches_tf_keras() {
     for speed in [Speed::PLAIN, Speed::default()] {
         let init = keras::read(&keras_fixture("bn_train_init_w4.h5")).unwrap();
         assert_eq!(init.network().unwrap(), cfg);
-        let mut vs = VarStore::new(Device::Cpu);
-        let mut net = unet(&vs.root(), &cfg).unwrap();
-        keras::apply(&init, &mut vs, false).unwrap();
+        let keras::Loaded { vs, mut net, .. } = keras::load(&init, Device::Cpu, false).unwrap();
         net.set_speed(&vs, speed).unwrap();
         let x = nchw("train_x_w4.npy");
         let y = nchw("train_y_w4.npy");
