@@ -38,7 +38,7 @@ fn unregister(p: &Path) {
 }
 
 /// Removes every partial file this process has open (for an exit without unwinding).
-pub fn remove_all_partials() {
+pub(crate) fn remove_all_partials() {
     // Called from the signal-handling thread: a writer holds the lock only to add or
     // remove one name, so wait for it a little, but never block.
     for _ in 0..100 {
@@ -148,19 +148,19 @@ impl AtomicFile {
     }
 
     /// Where the partial file is, for libraries that open files by name (HDF5).
-    pub fn partial_path(&self) -> &Path {
+    pub(crate) fn partial_path(&self) -> &Path {
         &self.partial
     }
 
     /// Renames the finished file into place. No fsync, as NumPy's `np.save`: the rename
     /// makes the new file appear whole or not at all (a power cut may lose it).
-    pub fn commit(self) -> Result<PathBuf> {
+    pub(crate) fn commit(self) -> Result<PathBuf> {
         self.finish(false)
     }
 
     /// Forces the data to disk, renames the file into place and forces the rename too:
     /// for checkpoints, which a power cut must not lose or tear.
-    pub fn commit_synced(self) -> Result<PathBuf> {
+    pub(crate) fn commit_synced(self) -> Result<PathBuf> {
         self.finish(true)
     }
 
@@ -231,7 +231,10 @@ pub fn write_with(path: &Path, write: impl FnOnce(&mut Writer) -> Result<()>) ->
 
 /// As [`write_with`], and forced to disk before and after the rename (see
 /// [`AtomicFile::commit_synced`]).
-pub fn write_synced(path: &Path, write: impl FnOnce(&mut Writer) -> Result<()>) -> Result<PathBuf> {
+pub(crate) fn write_synced(
+    path: &Path,
+    write: impl FnOnce(&mut Writer) -> Result<()>,
+) -> Result<PathBuf> {
     write_all_at_once(path, write, true)
 }
 

@@ -121,7 +121,7 @@ pub fn augment(
 }
 
 /// The seed of batch `batch` of `epoch` in a run seeded `seed`.
-pub fn batch_seed(seed: u64, epoch: usize, batch: usize) -> u64 {
+pub(crate) fn batch_seed(seed: u64, epoch: usize, batch: usize) -> u64 {
     let mix = |a: u64, b: u64| (a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15)).rotate_left(23);
     mix(mix(seed ^ 0xA06_0E17, epoch as u64 + 1), batch as u64 + 1)
 }

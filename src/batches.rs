@@ -84,7 +84,7 @@ impl<'a, const N: usize> Batches<'a, N> {
     }
 
     /// Where batch `b` lies in the pass: the positions of its samples (0-based).
-    pub fn span(&self, b: usize) -> Range<usize> {
+    pub(crate) fn span(&self, b: usize) -> Range<usize> {
         let start = (b * self.size).min(self.samples());
         start..(start + self.size).min(self.samples())
     }

@@ -24,7 +24,7 @@ impl CpuFeatures {
     }
 
     /// The flags of the first processor listed in a /proc/cpuinfo text.
-    pub fn from_cpuinfo(text: &str) -> CpuFeatures {
+    pub(crate) fn from_cpuinfo(text: &str) -> CpuFeatures {
         let flags: Vec<&str> = text
             .lines()
             .find_map(|l| {
@@ -62,7 +62,7 @@ impl CpuFeatures {
     }
 
     /// The warning for `--amp`/`--bf16` on this CPU; `None` where bfloat16 is native.
-    pub fn bf16_warning(&self) -> Option<String> {
+    pub(crate) fn bf16_warning(&self) -> Option<String> {
         (!self.bf16()).then(|| {
             format!(
                 "this CPU ({self}) has no bfloat16 instructions: bfloat16 is emulated and \

@@ -48,7 +48,7 @@ impl Stats {
 /// Reads a uint8 (N, H, W) array of frames of any one size and resizes every frame to
 /// `to` (the network's input) in uint8, the original's `preprocess`. Streams the file;
 /// frames are resized in parallel.
-pub fn preprocess_frames(
+pub(crate) fn preprocess_frames(
     reader: &mut NpyReader,
     label: &str,
     to: FrameSize,
@@ -82,7 +82,7 @@ fn resize_into(resizer: &Resizer, size: FrameSize, to: FrameSize, frames: &[u8],
 
 /// The original's preprocessing of frames of `size` already in memory: each resized to
 /// `to` and truncated to uint8.
-pub fn resize_frames(frames: &[u8], size: FrameSize, to: FrameSize) -> Vec<u8> {
+pub(crate) fn resize_frames(frames: &[u8], size: FrameSize, to: FrameSize) -> Vec<u8> {
     let mut out = vec![0u8; frames.len() / size.pixels() * to.pixels()];
     let resizer = Resizer::new(size.height, size.width, to.height, to.width);
     resize_into(&resizer, size, to, frames, &mut out);
@@ -125,13 +125,13 @@ pub fn standardise(pixels: &[u8], s: Stats, size: FrameSize) -> Result<Tensor, T
 }
 
 /// Masks of `size` to targets in [0, 1]: float32 / 255, [N, 1, h, w].
-pub fn unit_masks(pixels: &[u8], size: FrameSize) -> Result<Tensor, TchError> {
+pub(crate) fn unit_masks(pixels: &[u8], size: FrameSize) -> Result<Tensor, TchError> {
     let v: Vec<f32> = pixels.par_iter().map(|&p| p as f32 / 255.0).collect();
     to_nchw(&v, size)
 }
 
 /// Model-ready values (frames of `size` one after another) as a [N, 1, h, w] tensor.
-pub fn to_nchw(v: &[f32], size: FrameSize) -> Result<Tensor, TchError> {
+pub(crate) fn to_nchw(v: &[f32], size: FrameSize) -> Result<Tensor, TchError> {
     let n = (v.len() / size.pixels()) as i64;
     Tensor::f_from_slice(v)?.f_view([n, 1, size.height as i64, size.width as i64])
 }
@@ -177,7 +177,7 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 /// frames (the Kaggle's 420 x 580 or any other one size) go through the original's
 /// preprocessing; float32 (N, h, w, 1) arrays of the input's size are taken as
 /// model-ready, as Keras's `fit` would take them.
-pub fn load_training(
+pub(crate) fn load_training(
     images: &Path,
     masks: &Path,
     input: FrameSize,
@@ -251,13 +251,13 @@ pub fn load_training(
 
 /// How many samples train when the last `validation_split` of `n` validate (Keras:
 /// floor(n * (1 - split))).
-pub fn train_count(n: usize, validation_split: f64) -> usize {
+pub(crate) fn train_count(n: usize, validation_split: f64) -> usize {
     (n as f64 * (1.0 - validation_split)).floor() as usize
 }
 
 /// The order of the training samples in `epoch` (0-based): shuffled from (seed, epoch)
 /// alone, so a resumed run repeats the same order.
-pub fn epoch_order(n_train: usize, seed: u64, epoch: usize, shuffle: bool) -> Vec<i64> {
+pub(crate) fn epoch_order(n_train: usize, seed: u64, epoch: usize, shuffle: bool) -> Vec<i64> {
     let mut order: Vec<i64> = (0..n_train as i64).collect();
     if shuffle {
         let mut rng =

@@ -49,7 +49,7 @@ impl fmt::Display for ExportReport {
 }
 
 /// The JSON beside `model.pt`: `model.json`.
-pub fn sidecar_path(torchscript: &Path) -> PathBuf {
+pub(crate) fn sidecar_path(torchscript: &Path) -> PathBuf {
     torchscript.with_extension("json")
 }
 

@@ -40,7 +40,7 @@ impl FrameSize {
     }
 
     /// The frame size of a uint8 (N, H, W) array, checked.
-    pub fn of_frames(reader: &NpyReader) -> Result<FrameSize> {
+    pub(crate) fn of_frames(reader: &NpyReader) -> Result<FrameSize> {
         match (reader.dtype, reader.shape.as_slice()) {
             (Dtype::U8, &[_, h, w]) => FrameSize::new(h as usize, w as usize)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", reader.path().display())),
@@ -57,7 +57,7 @@ impl FrameSize {
 impl FrameSize {
     /// The size of the maps in a float32 (N, h, w, 1) array of probability maps (or
     /// model-ready frames), checked.
-    pub fn of_maps(reader: &NpyReader) -> Result<FrameSize> {
+    pub(crate) fn of_maps(reader: &NpyReader) -> Result<FrameSize> {
         match (reader.dtype, reader.shape.as_slice()) {
             (Dtype::F32, &[_, h, w, 1]) => FrameSize::new(h as usize, w as usize)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", reader.path().display())),

@@ -18,7 +18,7 @@ pub fn device_name(device: Device) -> String {
 
 /// The first non-empty line of a libtorch error, without tch's prefix and without the
 /// C++ backtrace that follows it.
-pub fn first_line(e: &TchError) -> String {
+pub(crate) fn first_line(e: &TchError) -> String {
     let text = match e {
         TchError::Torch(m) => m.clone(),
         other => other.to_string(),
@@ -32,7 +32,7 @@ pub fn first_line(e: &TchError) -> String {
 
 /// Whether libtorch's message says memory ran out (CUDA's caching allocator, cuBLAS,
 /// or the CPU allocator).
-pub fn is_out_of_memory(line: &str) -> bool {
+pub(crate) fn is_out_of_memory(line: &str) -> bool {
     let l = line.to_ascii_lowercase();
     l.contains("out of memory")
         || l.contains("not enough memory")
@@ -52,7 +52,7 @@ pub enum Advice {
 }
 
 /// A libtorch failure while doing `what` (e.g. "training step 3 of epoch 2") on `device`.
-pub fn explain(e: TchError, what: &str, device: Device, advice: Advice) -> anyhow::Error {
+pub(crate) fn explain(e: TchError, what: &str, device: Device, advice: Advice) -> anyhow::Error {
     let line = first_line(&e);
     if is_out_of_memory(&line) {
         // CUDA says "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has ...": keep

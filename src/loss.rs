@@ -65,7 +65,7 @@ impl Loss {
 }
 
 /// The mean over a batch [N, ...] of each image's soft Dice coefficient (smooth 1).
-pub fn image_dice_coef(truth: &Tensor, pred: &Tensor) -> Result<Tensor, TchError> {
+pub(crate) fn image_dice_coef(truth: &Tensor, pred: &Tensor) -> Result<Tensor, TchError> {
     let t = truth.f_flatten(1, -1)?;
     let p = pred.f_flatten(1, -1)?;
     let dims = [1i64].as_slice();

@@ -30,7 +30,7 @@ fn stop_point(k: usize, n: usize, what: &str, dir: &Path) -> Result<()> {
 
 /// `dir/{id}_pred.png`: uint8(prob * 255) of each map (96 x 96 for the tutorial's
 /// network), as the original wrote them.
-pub fn write_pred_pngs(dir: &Path, ids: &[i32], preds: &Predictions) -> Result<()> {
+pub(crate) fn write_pred_pngs(dir: &Path, ids: &[i32], preds: &Predictions) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let map = preds.size;
     for (k, (id, p)) in ids.iter().zip(preds.maps.chunks(map.pixels())).enumerate() {
@@ -81,7 +81,7 @@ pub fn dice(a: &[u8], b: &[u8]) -> f64 {
 
 /// What an overlay's caption says: which outline is which, the frame's Dice when the
 /// truth is known, and that an empty prediction is one (not a frame left out).
-pub fn caption_of(pred: &[u8], truth: Option<&[u8]>) -> String {
+pub(crate) fn caption_of(pred: &[u8], truth: Option<&[u8]>) -> String {
     let empty = !pred.iter().any(|&v| v != 0);
     let predicted = if empty {
         "no nerve predicted"
@@ -112,7 +112,12 @@ fn caption(img: &mut RgbImage, text: &str) {
 
 /// A frame of `size` in gray with the outline of the predicted 0/1 mask in red and, when
 /// given, of the true one in green, captioned (see [`caption_of`]).
-pub fn overlay(frame: &[u8], size: FrameSize, pred: &[u8], truth: Option<&[u8]>) -> RgbImage {
+pub(crate) fn overlay(
+    frame: &[u8],
+    size: FrameSize,
+    pred: &[u8],
+    truth: Option<&[u8]>,
+) -> RgbImage {
     let w = size.width;
     let img = RgbImage::from_fn(w as u32, size.height as u32, |x, y| {
         let v = frame[y as usize * w + x as usize];
@@ -123,7 +128,7 @@ pub fn overlay(frame: &[u8], size: FrameSize, pred: &[u8], truth: Option<&[u8]>)
 
 /// The outlines and caption of [`overlay`] drawn on a picture of the frame in colour
 /// (of the frame's size).
-pub fn draw_outlines(mut img: RgbImage, pred: &[u8], truth: Option<&[u8]>) -> RgbImage {
+pub(crate) fn draw_outlines(mut img: RgbImage, pred: &[u8], truth: Option<&[u8]>) -> RgbImage {
     let size = FrameSize {
         height: img.height() as usize,
         width: img.width() as usize,
@@ -141,14 +146,14 @@ pub fn draw_outlines(mut img: RgbImage, pred: &[u8], truth: Option<&[u8]>) -> Rg
 }
 
 /// Writes an RGB picture as PNG through a temporary file.
-pub fn save_rgb(path: &Path, img: RgbImage) -> Result<()> {
+pub(crate) fn save_rgb(path: &Path, img: RgbImage) -> Result<()> {
     save_png(path, &image::DynamicImage::ImageRgb8(img))
 }
 
 /// `dir/{id}_overlay.png` for the first `ids.len()` frames of `frames` (uint8
 /// (N, H, W)): the frame in gray, the predicted outline in red and, when `truth_dir`
 /// holds `{id}_mask.tif` (Kaggle-size frames), the true outline in green.
-pub fn write_overlays(
+pub(crate) fn write_overlays(
     dir: &Path,
     frames: &Path,
     ids: &[i32],

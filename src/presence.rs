@@ -15,7 +15,7 @@ use anyhow::{bail, Result};
 
 /// The pixels a `mask` presence averages of a map of `pixels`: 1% of the map, a small
 /// nerve (92 of the tutorial's 96 x 96).
-pub fn top_k(pixels: usize) -> usize {
+pub(crate) fn top_k(pixels: usize) -> usize {
     pixels / 100
 }
 
@@ -40,7 +40,7 @@ impl Source {
     }
 
     /// Whether it needs the presence head's probabilities.
-    pub fn needs_head(self) -> bool {
+    pub(crate) fn needs_head(self) -> bool {
         self != Source::Mask
     }
 }
@@ -65,7 +65,7 @@ impl fmt::Display for Gate {
 }
 
 /// The `mask` presence probability of one map.
-pub fn from_map(map: &[f32]) -> f32 {
+pub(crate) fn from_map(map: &[f32]) -> f32 {
     let k = top_k(map.len()).max(1);
     let mut v: Vec<f32> = map
         .iter()
@@ -99,7 +99,12 @@ impl Gate {
 /// array made from them shows the empty mask: `maps` holds one map of `pixels` values
 /// per frame, `heads` the heads' probabilities (one per frame) when there are heads.
 /// Returns how many frames it emptied.
-pub fn empty_gated(gate: Gate, maps: &mut [f32], pixels: usize, heads: Option<&[f32]>) -> usize {
+pub(crate) fn empty_gated(
+    gate: Gate,
+    maps: &mut [f32],
+    pixels: usize,
+    heads: Option<&[f32]>,
+) -> usize {
     let mut emptied = 0;
     for (k, map) in maps.chunks_mut(pixels.max(1)).enumerate() {
         if !gate.keeps(map, heads.map(|h| h[k])) {
@@ -124,7 +129,7 @@ pub fn scores_path(masks: &Path) -> PathBuf {
 }
 
 /// Refuses a gate on the presence head when the checkpoints (`weights`) have none.
-pub fn check_head(gate: Option<Gate>, has_head: bool, weights: &[PathBuf]) -> Result<()> {
+pub(crate) fn check_head(gate: Option<Gate>, has_head: bool, weights: &[PathBuf]) -> Result<()> {
     match gate {
         Some(g) if g.source.needs_head() && !has_head => bail!(
             "--presence {} needs a checkpoint trained with --presence-head, and {} has no \

@@ -159,7 +159,7 @@ impl Resizer {
         }
     }
 
-    pub fn output_len(&self) -> usize {
+    pub(crate) fn output_len(&self) -> usize {
         self.rows.samples.len() * self.cols.samples.len()
     }
 
@@ -185,7 +185,7 @@ impl Resizer {
     /// Resizes a float32 map (a probability map from a network of another input size)
     /// as scikit-image resizes floats: the same blur and sampling, clipped to the
     /// map's range.
-    pub fn resize_map(&self, src: &[f32], out: &mut [f32]) {
+    pub(crate) fn resize_map(&self, src: &[f32], out: &mut [f32]) {
         debug_assert_eq!(src.len(), self.rows.len * self.cols.len);
         let src: Vec<f64> = src.iter().map(|&v| v as f64).collect();
         let (lo, hi) = src
@@ -264,7 +264,7 @@ impl Resizer {
     /// Enlarges a 0/1 mask and thresholds the result: `out[p] = (value > cut) as u8`, the
     /// value being exactly what [`Self::resize_f64`] computes. Only output rows whose two
     /// source rows hold a 1 are computed; the rest are 0.
-    pub fn upsample_binary(&self, src: &[u8], cut: f64, out: &mut [u8]) {
+    pub(crate) fn upsample_binary(&self, src: &[u8], cut: f64, out: &mut [u8]) {
         debug_assert!(
             self.rows.taps.is_empty() && self.cols.taps.is_empty(),
             "enlarging only"

@@ -41,7 +41,7 @@ impl fmt::Display for SplitRule {
 
 impl SplitRule {
     /// The rule a run's record names: its fold, else its last share.
-    pub fn of_run(run: &crate::keras::RunRecord) -> SplitRule {
+    pub(crate) fn of_run(run: &crate::keras::RunRecord) -> SplitRule {
         match run.folds {
             Some((folds, fold)) => SplitRule::Fold {
                 folds: folds as usize,
@@ -98,7 +98,7 @@ impl Split {
 
     /// The split of a run's record over its `n` frames: the validation frames it stored,
     /// or, for a checkpoint of an older nerveseg, the split its rule makes again.
-    pub fn of_run(
+    pub(crate) fn of_run(
         run: &crate::keras::RunRecord,
         n: usize,
         groups: Box<GroupsOf<'_>>,
@@ -111,7 +111,7 @@ impl Split {
     }
 
     /// Keras's `validation_split`: the first floor(n (1 - share)) frames train.
-    pub fn last_share(n: usize, share: f64) -> Split {
+    pub(crate) fn last_share(n: usize, share: f64) -> Split {
         let n_train = crate::dataset::train_count(n, share);
         Split {
             rule: SplitRule::LastShare(share),
@@ -121,7 +121,7 @@ impl Split {
     }
 
     /// Whether the frames stay in file order (training first, then validation).
-    pub fn keeps_order(&self) -> bool {
+    pub(crate) fn keeps_order(&self) -> bool {
         self.train
             .iter()
             .chain(&self.validation)
@@ -130,7 +130,7 @@ impl Split {
     }
 
     /// The fold of every frame, by group: see the module's documentation.
-    pub fn assign_folds(
+    pub(crate) fn assign_folds(
         groups: &[String],
         nerve: &[bool],
         folds: usize,
@@ -209,7 +209,7 @@ impl Split {
 }
 
 /// Reads the groups file `prepare` writes beside the arrays (one group per line).
-pub fn read_groups(path: &Path, n: usize) -> Result<Vec<String>> {
+pub(crate) fn read_groups(path: &Path, n: usize) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         anyhow::anyhow!(
             "reading {}: {e} (prepare writes it beside the arrays; or pass --groups FILE)",
@@ -227,7 +227,7 @@ pub fn read_groups(path: &Path, n: usize) -> Result<Vec<String>> {
 }
 
 /// The groups file of a run: given, or the one `prepare` writes beside the images.
-pub fn groups_path(images: &Path, given: Option<&Path>) -> PathBuf {
+pub(crate) fn groups_path(images: &Path, given: Option<&Path>) -> PathBuf {
     given
         .map(PathBuf::from)
         .unwrap_or_else(|| crate::atomic::parent_dir(images).join(crate::data::IMGS_GROUPS_TRAIN))

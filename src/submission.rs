@@ -60,7 +60,7 @@ impl MaskRule {
     /// map, or `None` when it is empty (nothing above the threshold, fewer than
     /// `min_size` pixels, or judged empty by the presence gate, which may use `head`, the
     /// presence head's probability of the frame).
-    pub fn full_mask(
+    pub(crate) fn full_mask(
         &self,
         probs: &[f32],
         head: Option<f32>,
@@ -86,13 +86,13 @@ impl MaskRule {
 
 /// The enlargement from the network's maps of `map` (96 x 96 for the tutorial's) to
 /// frames of `size` (Kaggle: 420 x 580).
-pub fn enlarger(map: FrameSize, size: FrameSize) -> Resizer {
+pub(crate) fn enlarger(map: FrameSize, size: FrameSize) -> Resizer {
     Resizer::new(map.height, map.width, size.height, size.width)
 }
 
 /// Kaggle's run-length encoding of a row-major `height` x `width` 0/1 mask: pixels are
 /// numbered from 1 down each column, then column by column; pairs "start length".
-pub fn rle_encode(mask: &[u8], height: usize, width: usize) -> String {
+pub(crate) fn rle_encode(mask: &[u8], height: usize, width: usize) -> String {
     // Only the bounding box of the mask can hold pixels: visit it in Kaggle's order.
     let rows: Vec<usize> = (0..height)
         .filter(|&y| mask[y * width..(y + 1) * width].contains(&1))
@@ -138,7 +138,7 @@ pub fn rle_encode(mask: &[u8], height: usize, width: usize) -> String {
 
 /// Reads the predictions (float32 (N, h, w, 1) maps and, when `presence` asks for them,
 /// the presence head's probabilities beside them) and their int32 (N,) ids.
-pub fn read_predictions(
+pub(crate) fn read_predictions(
     masks: &Path,
     ids: &Path,
     presence: bool,

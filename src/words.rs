@@ -6,7 +6,13 @@ pub fn count(n: usize, one: &str, many: &str) -> String {
 }
 
 /// `n`, the noun and a verb agreeing with it: "1 image has", "2 images have".
-pub fn count_verb(n: usize, one: &str, many: &str, verb_one: &str, verb_many: &str) -> String {
+pub(crate) fn count_verb(
+    n: usize,
+    one: &str,
+    many: &str,
+    verb_one: &str,
+    verb_many: &str,
+) -> String {
     let verb = if n == 1 { verb_one } else { verb_many };
     format!("{} {verb}", count(n, one, many))
 }

@@ -69,7 +69,7 @@ impl Flat {
     /// Moves the weights into one buffer and makes zeroed moments beside it. `None` when
     /// the variables cannot share one (different kinds or devices, gaps in a layout):
     /// the optimiser then steps variable by variable.
-    pub fn adopt(vars: &mut [(String, Tensor)]) -> Result<Option<Flat>, TchError> {
+    pub(crate) fn adopt(vars: &mut [(String, Tensor)]) -> Result<Option<Flat>, TchError> {
         let Some((_, first)) = vars.first() else {
             return Ok(None);
         };
@@ -131,7 +131,7 @@ impl Flat {
     /// Makes the gradients' buffer on the first step that has every gradient: each
     /// gradient's storage becomes its view, so backward accumulates into it in place.
     /// False while a gradient is missing, or when one no longer lies in the buffer.
-    pub fn gather_gradients(&mut self, vars: &[(String, Tensor)]) -> Result<bool, TchError> {
+    pub(crate) fn gather_gradients(&mut self, vars: &[(String, Tensor)]) -> Result<bool, TchError> {
         if self.g.is_some() {
             return Ok(self.grads_in_buffer(vars));
         }

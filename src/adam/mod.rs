@@ -60,7 +60,11 @@ impl KerasAdam {
 
     /// `flat`: false keeps every variable and moment in its own tensor, stepped one by
     /// one (the layout the flat buffers are checked against).
-    pub fn with_layout(vs: &VarStore, cfg: AdamConfig, flat: bool) -> Result<KerasAdam, TchError> {
+    pub(crate) fn with_layout(
+        vs: &VarStore,
+        cfg: AdamConfig,
+        flat: bool,
+    ) -> Result<KerasAdam, TchError> {
         let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let flat = if flat {
@@ -88,12 +92,13 @@ impl KerasAdam {
     }
 
     /// Whether the step runs over the flat buffers.
-    pub fn is_flat(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_flat(&self) -> bool {
         self.flat.as_ref().is_some_and(|f| f.holds(&self.vars))
     }
 
     /// Sets the learning rate of the next steps (a schedule's).
-    pub fn set_lr(&mut self, lr: f64) {
+    pub(crate) fn set_lr(&mut self, lr: f64) {
         self.cfg.lr = lr;
     }
 
@@ -185,7 +190,7 @@ impl KerasAdam {
     }
 
     /// Restores a saved state (moments moved to the variables' device).
-    pub fn load_state(&mut self, state: &AdamState) -> Result<()> {
+    pub(crate) fn load_state(&mut self, state: &AdamState) -> Result<()> {
         if state.m.len() != self.vars.len() || state.v.len() != self.vars.len() {
             bail!(
                 "the saved optimizer state has {} variables, the model {}",

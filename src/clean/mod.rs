@@ -129,7 +129,7 @@ impl fmt::Display for CleanReport {
 }
 
 /// The standardised 32 x 32 block means of one (h, w) frame; None for a flat frame.
-pub fn thumbnail(frame: &[u8], h: usize, w: usize) -> Option<Vec<f32>> {
+pub(crate) fn thumbnail(frame: &[u8], h: usize, w: usize) -> Option<Vec<f32>> {
     let mut t = vec![0f64; THUMB * THUMB];
     for (i, cell) in t.iter_mut().enumerate() {
         let (r, c) = (i / THUMB, i % THUMB);

@@ -173,7 +173,7 @@ fn decode(path: &Path) -> Result<(DynamicImage, FrameSize, ImageFormat)> {
 }
 
 /// A colour frame as 8-bit RGB, for pictures (RGBA on white, as the gray frame is).
-pub fn read_rgb(path: &Path) -> Result<image::RgbImage> {
+pub(crate) fn read_rgb(path: &Path) -> Result<image::RgbImage> {
     let (img, _, _) = decode(path)?;
     Ok(match img {
         DynamicImage::ImageRgba8(_) | DynamicImage::ImageRgba16(_) => {

@@ -54,7 +54,7 @@ fn decoding(format: ImageFormat, text: &str) -> String {
 
 /// `e`, met decoding `path` as `format`, as one line naming the file. `max_side` and
 /// `max_bytes` are the limits the decoder was given.
-pub fn explain(
+pub(crate) fn explain(
     path: &Path,
     format: ImageFormat,
     e: ImageError,
@@ -89,7 +89,7 @@ pub fn explain(
 }
 
 /// The `png` crate's error (palette masks are read with it), as [`explain`] says it.
-pub fn explain_png(path: &Path, e: png::DecodingError) -> anyhow::Error {
+pub(crate) fn explain_png(path: &Path, e: png::DecodingError) -> anyhow::Error {
     let what = match &e {
         png::DecodingError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
             "truncated PNG (the file ends early)".to_owned()

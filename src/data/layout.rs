@@ -94,7 +94,7 @@ fn list_names(dir: &Path, what: &str) -> Result<Vec<String>> {
 /// Lists `dir` (a Kaggle `train/` folder) as image/mask pairs ordered by subject, then
 /// image number. Every name must follow the pattern and every image must have its mask
 /// and every mask its image.
-pub fn scan_train(dir: &Path) -> Result<Vec<TrainPair>> {
+pub(crate) fn scan_train(dir: &Path) -> Result<Vec<TrainPair>> {
     use std::collections::BTreeMap;
     let mut images = BTreeMap::new();
     let mut masks = BTreeMap::new();
@@ -155,7 +155,7 @@ pub fn scan_train(dir: &Path) -> Result<Vec<TrainPair>> {
 }
 
 /// Lists `dir` (a Kaggle `test/` folder) ordered by id.
-pub fn scan_test(dir: &Path) -> Result<Vec<TestImage>> {
+pub(crate) fn scan_test(dir: &Path) -> Result<Vec<TestImage>> {
     let mut by_id = std::collections::BTreeMap::new();
     for name in list_names(dir, "test/{id}.tif")? {
         let Some(RawName::Test { id }) = RawName::parse(&name) else {

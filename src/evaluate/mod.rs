@@ -20,7 +20,7 @@ use self::frames::{count, frames_and_masks};
 pub use self::kaggle::{rle_decode, score_submission};
 pub use self::oof::evaluate_oof;
 pub use self::report::Report;
-pub use self::sweep::{best_of, SweepPoint};
+pub use self::sweep::SweepPoint;
 use crate::batches::Batches;
 use crate::data::npy::NpyReader;
 use crate::dataset;
@@ -87,15 +87,15 @@ impl Scores {
         self.tp as f64 / (self.tp + self.fn_).max(1) as f64
     }
     /// Share of frames whose presence was judged right.
-    pub fn accuracy(&self) -> f64 {
+    pub(crate) fn accuracy(&self) -> f64 {
         (self.tp + self.tn) as f64 / self.images.max(1) as f64
     }
     /// The score of the frames without a nerve: each is 1 when predicted empty, else 0.
-    pub fn empty_score(&self) -> f64 {
+    pub(crate) fn empty_score(&self) -> f64 {
         self.tn as f64 / (self.tn + self.fp).max(1) as f64
     }
     /// The mean Dice of the frames with a nerve (the rest of the total).
-    pub fn nerve_score(&self) -> f64 {
+    pub(crate) fn nerve_score(&self) -> f64 {
         let total = self.kaggle_dice * self.images as f64;
         (total - self.tn as f64).max(0.0) / (self.tp + self.fn_).max(1) as f64
     }

@@ -34,7 +34,7 @@ impl SweepPoint {
 
 /// The best point of a sweep by the competition metric (the first of equals: no gate
 /// before a gate, smaller thresholds first).
-pub fn best_of(sweep: &[SweepPoint]) -> Option<SweepPoint> {
+pub(crate) fn best_of(sweep: &[SweepPoint]) -> Option<SweepPoint> {
     sweep.iter().copied().fold(None, |best, s| match best {
         Some(b) if b.kaggle_dice >= s.kaggle_dice => Some(b),
         _ => Some(s),
@@ -48,7 +48,7 @@ pub const PRESENCE_THRESHOLDS: [f64; 7] = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 /// Tries every rule of the grid. `per_frame(rule)` gives each frame's (predicted pixels,
 /// true pixels, Dice) under a rule without gate or minimum size; the presence sources
 /// tried are those `preds` have (the head's when the checkpoint has a head).
-pub fn search(
+pub(crate) fn search(
     rule: &MaskRule,
     preds: &Predictions,
     per_frame: impl Fn(&MaskRule) -> Vec<(usize, usize, f64)>,

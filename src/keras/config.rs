@@ -10,7 +10,7 @@ use crate::model::{UNetConfig, HEAD};
 
 /// The name Keras 3 (and tf-keras) gives a layer in a fresh session: the first of a kind
 /// has no number, then `_1`, `_2`.. (Keras 2.0 started at `_1`).
-pub fn keras3_name(keras2: &str) -> String {
+pub(crate) fn keras3_name(keras2: &str) -> String {
     // Keras 3 names a layer's group by its class (Dense -> `dense`), not its name.
     if keras2 == HEAD {
         return "dense".to_owned();

@@ -84,7 +84,7 @@ fn check_collection(f: &mut File, at: u64, lengths: usize, file_len: u64) -> Res
 }
 
 /// Refuses a file with a global heap collection that would make libhdf5 hang.
-pub fn check_global_heaps(path: &Path) -> Result<()> {
+pub(crate) fn check_global_heaps(path: &Path) -> Result<()> {
     (|| -> Result<()> {
         let mut f = File::open(path)?;
         let file_len = f.metadata()?.len();

@@ -201,7 +201,7 @@ fn check_shapes(ours: &Layer, theirs: &FileLayer, cfg: &UNetConfig) -> Result<()
 impl Checked<'_> {
     /// Reads the checked layers' values and copies them into `vs`, a network of
     /// `self.cfg` (from `model::unet`).
-    pub fn copy_into(&self, file: &KerasFile, vs: &VarStore) -> Result<()> {
+    pub(crate) fn copy_into(&self, file: &KerasFile, vs: &VarStore) -> Result<()> {
         let wanted: Vec<(&FileLayer, Vec<&str>)> = self
             .pairs
             .iter()

@@ -37,7 +37,7 @@ use tch::{Kind, TchError, Tensor};
 
 use crate::model::LayerKind;
 
-pub use self::config::{keras3_name, model_config};
+pub use self::config::model_config;
 pub use self::describe::describe;
 pub use self::load::{load, Checked, LoadReport, Loaded};
 pub use self::read::{read, read_adam_state};
@@ -211,7 +211,7 @@ impl FileLayer {
     }
 
     /// The kernel's shape (empty for a layer without one, as BatchNormalization).
-    pub fn kernel_shape(&self) -> &[usize] {
+    pub(crate) fn kernel_shape(&self) -> &[usize] {
         self.var("kernel").map_or(&[], |s| s.shape.as_slice())
     }
 }
@@ -237,7 +237,7 @@ pub(crate) fn shape_str(s: &[usize]) -> String {
 /// kw) and a Conv2DTranspose kernel (kh, kw, out, in) -> (in, out, kh, kw) alike (the
 /// permutation (3, 2, 0, 1)); every other weight (biases, BatchNorm's, the Dense kernel
 /// (in, out)) as it is. The one place the layouts change, both ways.
-pub fn to_tch(a: &Array) -> Result<Tensor, TchError> {
+pub(crate) fn to_tch(a: &Array) -> Result<Tensor, TchError> {
     let dims: Vec<i64> = a.shape.iter().map(|&d| d as i64).collect();
     let t = Tensor::f_from_slice(&a.data)?.f_view(dims.as_slice())?;
     if dims.len() == 4 {
@@ -248,7 +248,7 @@ pub fn to_tch(a: &Array) -> Result<Tensor, TchError> {
 }
 
 /// libtorch layout -> Keras layout (the inverse of [`to_tch`]).
-pub fn to_keras(t: &Tensor) -> Result<Array> {
+pub(crate) fn to_keras(t: &Tensor) -> Result<Array> {
     if t.dim() == 4 {
         tensor_array(&t.f_permute([2, 3, 1, 0])?)
     } else {

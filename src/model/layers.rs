@@ -57,7 +57,7 @@ pub struct Var {
 /// (Conv2D's (out, in, kh, kw) -> (kh, kw, in, out); Conv2DTranspose's
 /// (in, out, kh, kw) -> (kh, kw, out, in)); everything else as it is. The values move
 /// the same way in `keras::to_keras` and back in `keras::to_tch`.
-pub fn keras_shape(shape: &[i64]) -> Vec<usize> {
+pub(crate) fn keras_shape(shape: &[i64]) -> Vec<usize> {
     let s: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
     match s.as_slice() {
         &[a, b, c, d] => vec![c, d, b, a],
@@ -67,7 +67,7 @@ pub fn keras_shape(shape: &[i64]) -> Vec<usize> {
 
 impl Var {
     /// The shape Keras stores ([`keras_shape`]).
-    pub fn keras_shape(&self) -> Vec<usize> {
+    pub(crate) fn keras_shape(&self) -> Vec<usize> {
         keras_shape(&self.shape)
     }
 }

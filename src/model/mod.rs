@@ -24,8 +24,9 @@ pub use self::network::{
     check_input, Activation, NetworkChoice, Norm, UNetConfig, LEVELS, MAX_BASE_WIDTH,
     TUTORIAL_INPUT,
 };
-pub use self::topology::{graph, Graph, Kind as LayerKind, Layer, Op, Var, HEAD};
-pub use self::unet::{glorot_uniform, unet, Output, UNet};
+pub(crate) use self::topology::graph;
+pub use self::topology::{Graph, Kind as LayerKind, Layer, Op, Var, HEAD};
+pub use self::unet::{unet, Output, UNet};
 
 /// How the forward pass runs; none of it changes the weights or the file formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,7 +60,7 @@ impl Speed {
 
 /// Gives every 4-D variable NHWC strides (shape unchanged), in place: the weights of a
 /// channels-last model. Values, names and file formats are unchanged.
-pub fn to_channels_last(vs: &nn::VarStore) -> Result<(), TchError> {
+pub(crate) fn to_channels_last(vs: &nn::VarStore) -> Result<(), TchError> {
     for (_, mut v) in vs.variables() {
         if v.dim() == 4 {
             let nhwc = nhwc(&v.f_detach()?)?;
@@ -78,7 +79,7 @@ fn nhwc(xs: &Tensor) -> Result<Tensor, TchError> {
 }
 
 /// Fails with a clear message when `device` is a GPU that is not there.
-pub fn check_device(device: Device) -> anyhow::Result<()> {
+pub(crate) fn check_device(device: Device) -> anyhow::Result<()> {
     if let Device::Cuda(n) = device {
         let count = if tch::Cuda::is_available() {
             tch::Cuda::device_count()

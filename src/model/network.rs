@@ -104,7 +104,7 @@ impl UNetConfig {
 
     /// Whether this is the tutorial's network (at any width, with or without a head):
     /// everything a file's shapes cannot say is the tutorial's.
-    pub fn is_tutorial(&self) -> bool {
+    pub(crate) fn is_tutorial(&self) -> bool {
         let UNetConfig {
             base_width: _,
             presence_head: _,
@@ -150,7 +150,7 @@ impl UNetConfig {
 
     /// Reads a record written by [`UNetConfig::to_json`], refusing anything nerveseg
     /// cannot build (unknown keys, other levels, sizes, names).
-    pub fn from_json(s: &str) -> Result<UNetConfig> {
+    pub(crate) fn from_json(s: &str) -> Result<UNetConfig> {
         let v: Value = serde_json::from_str(s).context("not JSON")?;
         let obj = v.as_object().context("not a JSON object")?;
         const KEYS: [&str; 7] = [
@@ -233,7 +233,7 @@ impl NetworkChoice {
 
     /// What was asked that `net` (a checkpoint's network) is not, as flags:
     /// "--base-width 8 (the checkpoint's is 4)".
-    pub fn disagreements(&self, net: &UNetConfig) -> Vec<String> {
+    pub(crate) fn disagreements(&self, net: &UNetConfig) -> Vec<String> {
         let mut out = Vec::new();
         let mut differ = |flag: &str, asked: Option<String>, have: String| {
             if let Some(a) = asked.filter(|a| *a != have) {
@@ -280,7 +280,7 @@ pub fn check_input(size: FrameSize) -> Result<()> {
 }
 
 /// `none` or `batch`.
-pub fn parse_norm(s: &str) -> Result<Norm> {
+pub(crate) fn parse_norm(s: &str) -> Result<Norm> {
     match s {
         "none" => Ok(Norm::None),
         "batch" => Ok(Norm::Batch),
@@ -289,7 +289,7 @@ pub fn parse_norm(s: &str) -> Result<Norm> {
 }
 
 /// `relu` or `elu`.
-pub fn parse_activation(s: &str) -> Result<Activation> {
+pub(crate) fn parse_activation(s: &str) -> Result<Activation> {
     match s {
         "relu" => Ok(Activation::Relu),
         "elu" => Ok(Activation::Elu),

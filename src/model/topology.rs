@@ -15,7 +15,8 @@
 
 use std::collections::HashMap;
 
-pub use super::layers::{keras_shape, Init, Kind, Layer, Var};
+pub(crate) use super::layers::keras_shape;
+pub use super::layers::{Init, Kind, Layer, Var};
 use super::network::{Activation, Norm, UNetConfig, LEVELS};
 
 /// The presence head's Dense layer (`train --presence-head`), after the U-Net's layers.
@@ -158,7 +159,7 @@ fn conv(c_in: i64, c_out: i64, k: i64, act: Act) -> Op {
 /// The graph of `cfg` in Keras creation order. For the tutorial: conv2d_1..10 with a
 /// pooling after each pair but the last; per decoder level the transposed convolution,
 /// the concatenation (up-sampled, skip) and two convolutions; conv2d_19; then the head.
-pub fn graph(cfg: &UNetConfig) -> Graph {
+pub(crate) fn graph(cfg: &UNetConfig) -> Graph {
     let w = cfg.base_width;
     let mut b = Builder {
         nodes: Vec::new(),
@@ -212,7 +213,7 @@ impl Graph {
     }
 
     /// The number of layers of each Keras class (`Conv2D`, `InputLayer`, ..).
-    pub fn class_counts(&self) -> HashMap<&'static str, usize> {
+    pub(crate) fn class_counts(&self) -> HashMap<&'static str, usize> {
         let mut out = HashMap::new();
         for n in &self.nodes {
             *out.entry(class_name(&n.op)).or_insert(0) += 1;
@@ -222,7 +223,7 @@ impl Graph {
 }
 
 /// The Keras class of a layer.
-pub fn class_name(op: &Op) -> &'static str {
+pub(crate) fn class_name(op: &Op) -> &'static str {
     match op {
         Op::Input => "InputLayer",
         Op::Conv { .. } => "Conv2D",

@@ -47,7 +47,7 @@ pub struct UNet {
 
 /// Keras's glorot_uniform for fans `fan_in` and `fan_out`: U(-l, l),
 /// l = sqrt(6 / (fan_in + fan_out)).
-pub fn glorot_uniform(fan_in: i64, fan_out: i64) -> nn::Init {
+pub(crate) fn glorot_uniform(fan_in: i64, fan_out: i64) -> nn::Init {
     let limit = (6.0 / ((fan_in + fan_out) as f64)).sqrt();
     nn::Init::Uniform {
         lo: -limit,
@@ -177,7 +177,7 @@ impl UNet {
     }
 
     /// Whether the model has a presence head.
-    pub fn has_head(&self) -> bool {
+    pub(crate) fn has_head(&self) -> bool {
         self.head.is_some()
     }
 

@@ -99,7 +99,7 @@ impl Ensemble {
     }
 
     /// The input size of the maps the ensemble gives: its first member's.
-    pub fn map_size(&self) -> FrameSize {
+    pub(crate) fn map_size(&self) -> FrameSize {
         self.members[0].loaded.cfg.input
     }
 
@@ -129,7 +129,7 @@ impl Ensemble {
     }
 
     /// Whether every member has a presence head.
-    pub fn has_heads(&self) -> bool {
+    pub(crate) fn has_heads(&self) -> bool {
         self.members.iter().all(|m| m.loaded.net.has_head())
     }
 

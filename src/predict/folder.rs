@@ -87,7 +87,7 @@ struct Row {
 }
 
 /// The output name of a frame's mask.
-pub fn mask_name(stem: &str) -> String {
+pub(crate) fn mask_name(stem: &str) -> String {
     format!("{stem}_mask.png")
 }
 

@@ -77,7 +77,7 @@ pub enum StatsSource {
 impl StatsSource {
     /// The statistics to use with `file`'s weights (a network of input `input`);
     /// refused when they cannot standardise (a std that is not positive and finite).
-    pub fn resolve(&self, file: &KerasFile, input: FrameSize, quiet: bool) -> Result<Stats> {
+    pub(crate) fn resolve(&self, file: &KerasFile, input: FrameSize, quiet: bool) -> Result<Stats> {
         match self {
             StatsSource::Given(s) => s.checked("--mean and --std"),
             StatsSource::From(p) => {

@@ -86,7 +86,7 @@ pub struct PredictReport {
 }
 
 /// "w.h5", "the mean of a.h5 and b.h5", with " and its flips" for test-time flips.
-pub fn describe_models(weights: &[PathBuf], tta: bool) -> String {
+pub(crate) fn describe_models(weights: &[PathBuf], tta: bool) -> String {
     let names: Vec<String> = weights.iter().map(|w| w.display().to_string()).collect();
     let mut s = match names.as_slice() {
         [one] => one.clone(),

@@ -104,13 +104,13 @@ impl Predictions {
     }
 
     /// The presence head's probability of frame `i`, when there is a head.
-    pub fn presence_of(&self, i: usize) -> Option<f32> {
+    pub(crate) fn presence_of(&self, i: usize) -> Option<f32> {
         self.presence.as_ref().map(|p| p[i])
     }
 
     /// Zeroes the maps of the frames `gate` judges empty, so that every picture and array
     /// made from them shows the empty mask; returns how many it emptied.
-    pub fn empty_gated(&mut self, gate: Gate) -> usize {
+    pub(crate) fn empty_gated(&mut self, gate: Gate) -> usize {
         let px = self.size.pixels();
         presence::empty_gated(gate, &mut self.maps, px, self.presence.as_deref())
     }

@@ -25,7 +25,7 @@ pub const RECORD: &str = "label_noise.csv";
 /// frame n repeats. Frame 1 never does, nor two frames in a row, and the source is the
 /// frame before; each subject draws from its own stream, so the plan is the same
 /// whatever the thread count.
-pub fn plan(seed: u64, subject: u32, frames: u32, rate: f64) -> Vec<Option<u32>> {
+pub(crate) fn plan(seed: u64, subject: u32, frames: u32, rate: f64) -> Vec<Option<u32>> {
     let mut rng = Pcg64Mcg::seed_from_u64(mix(mix(seed, 5), subject as u64));
     let mut out: Vec<Option<u32>> = Vec::with_capacity(frames as usize);
     for n in 1..=frames {
@@ -59,7 +59,7 @@ pub struct Noisy {
 }
 
 /// Writes `label_noise.csv`: image, the image it repeats, and what happened to the mask.
-pub fn write_record(path: &Path, noisy: &[Noisy]) -> Result<()> {
+pub(crate) fn write_record(path: &Path, noisy: &[Noisy]) -> Result<()> {
     crate::atomic::write_with(path, |w| {
         writeln!(w, "image,repeats,mask")?;
         for x in noisy {

@@ -77,7 +77,7 @@ impl Ellipse {
 }
 
 /// SplitMix64: independent seeds from (seed, stream) pairs.
-pub fn mix(seed: u64, stream: u64) -> u64 {
+pub(crate) fn mix(seed: u64, stream: u64) -> u64 {
     let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -170,7 +170,7 @@ impl Subject {
     /// noise): moved a little, with noise of its own, and the nerve's mask removed, or,
     /// where the frame had no nerve, a barely visible nerve with its mask added. Returns
     /// whether the mask holds a nerve.
-    pub fn render(
+    pub(crate) fn render(
         &self,
         frame_seed: u64,
         img: &mut [u8],

@@ -59,7 +59,7 @@ impl ReduceLrOnPlateau {
     }
 
     /// After an epoch with `val_loss` at rate `lr`: the rate for the next epoch.
-    pub fn on_epoch_end(&mut self, val_loss: f64, lr: f64) -> f64 {
+    pub(crate) fn on_epoch_end(&mut self, val_loss: f64, lr: f64) -> f64 {
         if self.cooldown_counter > 0 {
             self.cooldown_counter -= 1;
             self.wait = 0;
@@ -106,7 +106,7 @@ impl EarlyStopping {
     }
 
     /// After epoch `epoch` (0-based) with `val_loss`: whether training stops now.
-    pub fn on_epoch_end(&mut self, epoch: usize, val_loss: f64) -> bool {
+    pub(crate) fn on_epoch_end(&mut self, epoch: usize, val_loss: f64) -> bool {
         self.wait += 1;
         if val_loss + self.min_delta < self.best {
             self.best = val_loss;
@@ -181,7 +181,7 @@ impl Schedule {
     }
 
     /// Whether the rate is scheduled (and so recorded in `history.csv`).
-    pub fn schedules_lr(&self) -> bool {
+    pub(crate) fn schedules_lr(&self) -> bool {
         self.plateau.is_some()
     }
 

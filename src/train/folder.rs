@@ -56,7 +56,7 @@ fn holder(dir: &Path) -> Option<u32> {
 
 /// Refuses to start a fresh run in `dir` when it holds another run's files, saying what
 /// that run is and what to do. `--resume` and `--overwrite` skip this.
-pub fn check_unclaimed(dir: &Path) -> Result<()> {
+pub(crate) fn check_unclaimed(dir: &Path) -> Result<()> {
     let found: Vec<&str> = [BEST, LAST, HISTORY]
         .into_iter()
         .filter(|f| dir.join(f).exists())

@@ -51,7 +51,7 @@ impl Averages {
 }
 
 /// The line printed after an epoch.
-pub fn format_epoch(l: &EpochLog, epochs: usize, saved: bool) -> String {
+pub(crate) fn format_epoch(l: &EpochLog, epochs: usize, saved: bool) -> String {
     let mut s = format!(
         "epoch {}/{epochs}: loss {:.6} dice_coef {:.6}",
         l.epoch + 1,
@@ -90,7 +90,7 @@ const HEADER_LR: [&str; 7] = [
 
 /// Keras CSVLogger's columns (epoch, then the metrics sorted by name), plus seconds;
 /// rewritten whole, atomically and forced to disk each epoch, before `last.h5`.
-pub fn write_history(path: &Path, rows: &[EpochLog]) -> Result<()> {
+pub(crate) fn write_history(path: &Path, rows: &[EpochLog]) -> Result<()> {
     let with_lr = rows.iter().any(|r| r.lr.is_some());
     crate::atomic::write_synced(path, |out| {
         let mut w = csv::Writer::from_writer(out);
@@ -125,7 +125,7 @@ pub fn write_history(path: &Path, rows: &[EpochLog]) -> Result<()> {
 /// Reads the first `epochs` rows of a history written by [`write_history`]. A missing
 /// file, another header, a short history or a value that is not a number is an error:
 /// a resumed run must not continue from a history it cannot trust.
-pub fn read_history(path: &Path, epochs: usize) -> Result<Vec<EpochLog>> {
+pub(crate) fn read_history(path: &Path, epochs: usize) -> Result<Vec<EpochLog>> {
     let ctx = || format!("reading {}", path.display());
     let mut r = csv::Reader::from_path(path).with_context(ctx)?;
     let headers = r.headers().with_context(ctx)?.clone();

@@ -27,7 +27,8 @@ use tch::{Device, TchError, Tensor};
 
 use self::callbacks::Callbacks;
 use self::epochs::{Epochs, Progress};
-pub use self::history::{format_epoch, read_history, write_history, EpochLog};
+pub use self::history::EpochLog;
+pub(crate) use self::history::{format_epoch, read_history, write_history};
 pub use self::options::RunOptions;
 use self::pass::Pass;
 pub use self::resume::setting_differences;

@@ -43,7 +43,7 @@ impl Pass<'_> {
     /// One epoch of training steps over the first `n_train` samples, in the epoch's
     /// order; stops at an interrupt between batches, and with an error when the loss
     /// stops being finite.
-    pub fn train_epoch(
+    pub(crate) fn train_epoch(
         &self,
         opt: &mut KerasAdam,
         n_train: usize,

@@ -89,7 +89,7 @@ pub fn setting_differences(saved: &RunRecord, cfg: &super::TrainConfig) -> Vec<S
 }
 
 /// Refuses to resume `last` (the run's last checkpoint) with a run that differs.
-pub fn check_same_run(last: &KerasFile, asked: &RunRecord) -> Result<()> {
+pub(crate) fn check_same_run(last: &KerasFile, asked: &RunRecord) -> Result<()> {
     let path = last.path.display();
     let Some(saved) = &last.meta.run else {
         bail!(

@@ -31,7 +31,7 @@ pub fn entry(path: &Path) -> Entry {
 }
 
 /// Compares names as people do: runs of digits by their value.
-pub fn natural_cmp(a: &str, b: &str) -> Ordering {
+pub(crate) fn natural_cmp(a: &str, b: &str) -> Ordering {
     let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
     loop {
         match (a.first(), b.first()) {
@@ -67,7 +67,7 @@ pub fn natural_cmp(a: &str, b: &str) -> Ordering {
 }
 
 /// "a, b, c and 4 more".
-pub fn some_of(names: &[String]) -> String {
+pub(crate) fn some_of(names: &[String]) -> String {
     const SHOWN: usize = 5;
     let mut s = names
         .iter()

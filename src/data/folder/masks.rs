@@ -33,7 +33,7 @@ impl fmt::Display for Rule {
 }
 
 /// The rule for one decoded mask.
-pub fn rule_for(labels: &Labels, class: Option<u8>, path: &Path) -> Result<Rule> {
+pub(crate) fn rule_for(labels: &Labels, class: Option<u8>, path: &Path) -> Result<Rule> {
     if let Some(k) = class {
         return Ok(Rule::Class(k));
     }
@@ -75,7 +75,7 @@ pub fn nerve(labels: &[u8], rule: Rule) -> Vec<u8> {
 
 /// Nearest-neighbour resizing of a mask (scikit-image's order 0: the source pixel whose
 /// centre is nearest the target pixel's centre), so it stays 0/255.
-pub fn resize_nearest(src: &[u8], from: FrameSize, to: FrameSize) -> Vec<u8> {
+pub(crate) fn resize_nearest(src: &[u8], from: FrameSize, to: FrameSize) -> Vec<u8> {
     let map = |n_to: usize, n_from: usize| -> Vec<usize> {
         let scale = n_from as f64 / n_to as f64;
         (0..n_to)

@@ -118,7 +118,7 @@ element!(f32, Dtype::F32);
 element!(f64, Dtype::F64);
 
 /// NumPy's header (magic, version 1.0, length, dict, padding) for a C-order array.
-pub fn header_bytes(dtype: Dtype, shape: &[u64]) -> Vec<u8> {
+pub(crate) fn header_bytes(dtype: Dtype, shape: &[u64]) -> Vec<u8> {
     // NumPy prints the shape with repr(tuple): "(5,)" for one axis, "(2, 3)" for more.
     let shape_repr = match shape {
         [] => "()".to_owned(),

@@ -195,7 +195,7 @@ impl NpyReader {
     }
 
     /// Reads the next `out.len()` values (a whole number of rows, each [`Self::row_len`]).
-    pub fn read_rows<T: Element>(&mut self, out: &mut [T]) -> Result<()> {
+    pub(crate) fn read_rows<T: Element>(&mut self, out: &mut [T]) -> Result<()> {
         ensure!(
             T::DTYPE == self.dtype,
             "{}: read as the wrong dtype",

@@ -54,7 +54,7 @@ impl<T: Element> NpyWriter<T> {
         &self.path
     }
 
-    pub fn push_row(&mut self, row: &[T]) -> Result<()> {
+    pub(crate) fn push_row(&mut self, row: &[T]) -> Result<()> {
         ensure!(
             row.len() == self.row_len,
             "writing {}: a row has {} values, expected {}",
