@@ -8,7 +8,7 @@ use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 use tch::Device;
 
 use super::{fold_dir, CvConfig};
@@ -140,7 +140,13 @@ pub fn train_fold(cfg: &CvConfig, fold: usize, device: Device) -> Result<FoldRun
     if kept(cfg, fold) {
         return Ok(run(FoldOutcome::Kept));
     }
+    // A marker left by an earlier run (this one has --overwrite) would keep this fold
+    // as finished if this training were interrupted.
     let marker = t.out_dir.join(FINISHED);
+    if marker.exists() {
+        std::fs::remove_file(&marker)
+            .map_err(|e| anyhow!("removing the earlier {}: {e}", marker.display()))?;
+    }
     let report = crate::interrupt::keeping(train::train(&t), |_| {
         format!(
             "every finished fold is kept, and fold {} goes on from its last finished epoch \

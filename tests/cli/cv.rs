@@ -281,3 +281,33 @@ fn cv_refuses_a_fold_it_cannot_train() {
     ]);
     assert!(!env.path("cv").exists());
 }
+
+/// A fold trained again (--overwrite) loses its finished marker before it trains:
+/// interrupted, it is not kept as finished by the next run, and it says how to go on.
+#[test]
+fn a_fold_trained_again_and_interrupted_is_not_kept_as_finished() {
+    use crate::interrupt::{finish, signal, wait_for};
+    let env = TestEnv::new();
+    env.synth_small(4, 4, 0);
+    env.prepare_train("raw", ".");
+    let job = |epochs: &'static str, extra: &[&'static str]| -> Vec<&'static str> {
+        let base = ["cv", "--folds", "2", "--fold", "1", "--out-dir", "cv"];
+        [&base[..], &["--epochs", epochs], &TINY, extra].concat()
+    };
+    env.run(&job("1", &[])).ok();
+    let finished = env.path("cv/fold-1/finished");
+    assert!(finished.exists());
+    let child = env.spawn(&job("1000", &["--overwrite"]));
+    let history = env.path("cv/fold-1/history.csv");
+    wait_for("the second epoch of the new run", || {
+        std::fs::read_to_string(&history).is_ok_and(|h| h.lines().count() > 2)
+    });
+    signal(&child, "TERM");
+    let (code, err) = finish(child);
+    assert_eq!(code, Some(130), "{err}");
+    assert!(
+        err.contains("fold 1 goes on from its last finished epoch in cv/fold-1"),
+        "{err}"
+    );
+    assert!(!finished.exists(), "the earlier run's marker was kept");
+}
