@@ -29,6 +29,8 @@ pub const CV: &str = "\
 Examples:
   nerveseg cv --folds 5 --out-dir cv                         every fold, one after another
   nerveseg cv --folds 5 --out-dir cv --devices cuda:0,cuda:1  two folds at a time
+  nerveseg cv --folds 5 --out-dir cv --fold 2                fold 2 alone, a cluster job (README)
+  nerveseg cv --folds 5 --out-dir cv                         after the five jobs: their scores
   nerveseg predict --ensemble cv --tta                       then predict with all five";
 
 pub const PREDICT: &str = "\

@@ -2,6 +2,7 @@
 //! turned into the library's plain config structs and run. The library never sees clap.
 
 mod bench;
+mod cv;
 mod data;
 mod demo;
 mod evaluate;
@@ -85,9 +86,10 @@ pub enum Command {
     #[command(after_help = examples::TRAIN)]
     Train(TrainArgs),
     /// Cross-validate: train every fold of a split by group into OUT/fold-I/, score each
-    /// on its held-out frames, and write OUT/cv.csv and OUT/oof.npy.
+    /// on its held-out frames, and write OUT/cv.csv and OUT/oof.npy. With --fold I, train
+    /// that fold only (a cluster job).
     #[command(after_help = examples::CV)]
-    Cv(train::CvArgs),
+    Cv(cv::CvArgs),
     /// Predict the test frames with a checkpoint: imgs_mask_test.npy and preds/{id}_pred.png;
     /// or, for a folder of frames, {stem}_mask.png at each frame's size and predictions.csv.
     #[command(after_help = examples::PREDICT)]
@@ -213,13 +215,7 @@ pub fn run(cli: Cli) -> Result<Output> {
             data::PrepareFrom::Folders(c) => nerveseg::data::folder::prepare(&c)?,
         }),
         Command::Clean(a) => Output::answer(nerveseg::clean::clean(&a.into_config(quiet))?),
-        Command::Cv(a) => match a.into_run(quiet)? {
-            train::CvRun::All(c) => Output::answer(nerveseg::cv::cv(&c)?),
-            train::CvRun::Worker(c, fold, device) => {
-                nerveseg::cv::train_fold(&c, fold, device)?;
-                Output::summary(format!("fold {} trained", fold + 1))
-            }
-        },
+        Command::Cv(a) => cv::run(a, quiet)?,
         Command::Train(a) => Output::summary(nerveseg::train::train(&a.into_config(quiet)?)?),
         Command::Predict(a) => match a.into_config(quiet)? {
             predict::PredictFrom::Arrays(c) => Output::summary(nerveseg::predict::predict(&c)?),

@@ -1,24 +1,26 @@
 //! `cv --folds K`: every fold of a split by group trained into `OUT/fold-I/`, then each
 //! fold's checkpoint scored on its own held-out frames: `OUT/cv.csv` (best epoch,
 //! val_dice_coef, kaggle_dice per fold) and `OUT/oof.npy`, the out-of-fold probability
-//! of every training frame. A fold that finished keeps its files (`OUT/fold-I/finished`);
-//! an interrupted one continues with `--resume`, so running `cv` again goes on where it
-//! stopped. Folds run one after another on the run's device, or, with `--devices`, one
-//! per device at a time in child processes ([`parallel`]).
+//! of every training frame. Two steps: training the folds ([`fold`]: one at a time, each
+//! on its own, so a cluster can run them as separate jobs) and collecting ([`collect`]:
+//! the scores of every finished fold). A fold that finished keeps its files
+//! (`OUT/fold-I/finished`); an interrupted one goes on from its last epoch, so running
+//! `cv` again goes on where it stopped.
 
-pub mod parallel;
+pub mod fold;
 
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Result};
-use tch::Device;
 
 use crate::evaluate::{self, EvalConfig};
 use crate::predict::EnsembleConfig;
 use crate::submission::MaskRule;
-use crate::train::{self, Folds, TrainConfig};
+use crate::train::{self, TrainConfig};
+
+pub use self::fold::{check_same_cv, finished, to_train, train_fold, FoldOutcome, FoldRun};
 
 /// What `cv` runs: `train` is the template of every fold (its out_dir is OUT).
 #[derive(Clone, Debug)]
@@ -27,8 +29,6 @@ pub struct CvConfig {
     pub folds: usize,
     pub groups: Option<PathBuf>,
     pub rule: MaskRule,
-    /// One child process per device instead of one fold after another here.
-    pub parallel: Option<parallel::Parallel>,
 }
 
 /// One fold's figures.
@@ -41,9 +41,12 @@ pub struct FoldRow {
     pub kaggle_dice: f64,
 }
 
-/// What `cv` wrote.
+/// What `cv` trained and wrote.
 #[derive(Clone, Debug)]
 pub struct CvReport {
+    /// What happened to each fold's training, when this run trained (`cv`; empty for
+    /// [`collect`] alone). Each is a line above the table.
+    pub trained: Vec<FoldRun>,
     pub rows: Vec<FoldRow>,
     pub csv: PathBuf,
     pub oof: PathBuf,
@@ -58,6 +61,9 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
 
 impl fmt::Display for CvReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for run in &self.trained {
+            writeln!(f, "{run}")?;
+        }
         writeln!(f, "fold  frames  best epoch  val_dice_coef  kaggle_dice")?;
         for r in &self.rows {
             let e = r
@@ -85,8 +91,6 @@ pub fn fold_dir(out: &Path, fold: usize) -> PathBuf {
     out.join(format!("fold-{}", fold + 1))
 }
 
-const FINISHED: &str = "finished";
-
 /// The best checkpoints of a cv run (`OUT/fold-I/weights.h5`, in fold order), for
 /// `--ensemble OUT`: an error when there is none.
 pub fn ensemble_weights(out: &Path) -> Result<Vec<PathBuf>> {
@@ -108,113 +112,61 @@ pub fn ensemble_weights(out: &Path) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// Whether fold `fold` finished before and is kept (not with `--overwrite`).
-fn kept(cfg: &CvConfig, fold: usize) -> bool {
-    !cfg.train.overwrite && fold_dir(&cfg.train.out_dir, fold).join(FINISHED).exists()
+/// Trains every fold that has not finished, one after another on the run's device, then
+/// collects: scores each fold and writes `cv.csv` and `oof.npy`.
+pub fn cv(cfg: &CvConfig) -> Result<CvReport> {
+    // Every fold is checked before the first trains: an hour later is too late to
+    // learn that fold 3 holds another cross-validation.
+    check_same_cv(cfg)?;
+    let trained = (0..cfg.folds)
+        .map(|fold| train_fold(cfg, fold, cfg.train.device))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(CvReport {
+        trained,
+        ..collect(cfg)?
+    })
 }
 
-/// The training of fold `fold` (from 0): the template's, into `OUT/fold-I`.
-fn fold_config(cfg: &CvConfig, fold: usize) -> TrainConfig {
-    let dir = fold_dir(&cfg.train.out_dir, fold);
-    TrainConfig {
-        resume: !cfg.train.overwrite && dir.join(train::LAST).exists(),
-        out_dir: dir,
-        folds: Some(Folds {
-            folds: cfg.folds,
-            fold,
-            groups: cfg.groups.clone(),
-        }),
-        ..cfg.train.clone()
-    }
-}
-
-/// Refuses an OUT that holds another cross-validation: a fold, finished or not, whose
-/// checkpoint records other settings, or that finished after other epochs. Without
-/// this, `cv` would keep another run's finished folds beside this one's.
-fn check_same_cv(cfg: &CvConfig) -> Result<()> {
-    if cfg.train.overwrite {
-        return Ok(());
-    }
-    for fold in 0..cfg.folds {
-        let t = fold_config(cfg, fold);
-        let last = t.out_dir.join(train::LAST);
-        if !last.exists() {
-            continue;
-        }
-        let file = crate::keras::read(&last)?;
-        let mut diff = match &file.meta.run {
-            Some(saved) => train::setting_differences(saved, &t),
-            None => vec!["a run that recorded no settings".to_owned()],
+/// Scores every fold of a cross-validation whose folds finished (trained here, by
+/// `cv --fold I` jobs, or by `cv --devices`' children) and writes `cv.csv`, `oof.npy`
+/// and the table. Refused, naming them, while folds are unfinished.
+pub fn collect(cfg: &CvConfig) -> Result<CvReport> {
+    let out = &cfg.train.out_dir;
+    let missing: Vec<String> = (0..cfg.folds)
+        .filter(|&f| !finished(out, f))
+        .map(|f| (f + 1).to_string())
+        .collect();
+    if !missing.is_empty() {
+        let (folds, have) = match missing.len() {
+            1 => ("fold", "has"),
+            _ => ("folds", "have"),
         };
-        let marker = std::fs::read_to_string(t.out_dir.join(FINISHED)).unwrap_or_default();
-        let done: Option<usize> = marker
-            .trim()
-            .strip_prefix("epochs ")
-            .and_then(|e| e.parse().ok());
-        if let Some(done) = done.filter(|&d| d != t.epochs) {
-            diff.push(format!("--epochs {} (the fold finished {done})", t.epochs));
-        }
-        if !diff.is_empty() {
-            anyhow::bail!(
-                "{} holds another cross-validation: fold {} differs: {}. Pass --overwrite to \
-                 train every fold again, or choose another --out-dir",
-                cfg.train.out_dir.display(),
-                fold + 1,
-                diff.join("; ")
-            );
-        }
-    }
-    Ok(())
-}
-
-/// Trains fold `fold` (from 0) on `device` unless it finished before; resumes it when
-/// it was interrupted. A `cv --devices` child runs exactly this.
-pub fn train_fold(cfg: &CvConfig, fold: usize, device: Device) -> Result<()> {
-    if kept(cfg, fold) {
-        if !cfg.train.quiet {
-            println!("fold {}: finished before, kept", fold + 1);
-        }
-        return Ok(());
-    }
-    let t = TrainConfig {
-        device,
-        ..fold_config(cfg, fold)
-    };
-    let (dir, resume) = (t.out_dir.clone(), t.resume);
-    if !cfg.train.quiet {
-        println!(
-            "fold {} of {}{}",
-            fold + 1,
-            cfg.folds,
-            if resume { ": resuming" } else { "" }
+        anyhow::bail!(
+            "{}: {folds} {} of {k} {have} not finished: run `nerveseg cv --folds {k} --fold I` \
+             for each with the same flags, or `nerveseg cv` without --fold to train them here",
+            out.display(),
+            missing.join(", "),
+            k = cfg.folds,
         );
     }
-    train::train(&t)?;
-    crate::atomic::write_with(&dir.join(FINISHED), |w| {
-        writeln!(w, "epochs {}", cfg.train.epochs)?;
-        Ok(())
-    })?;
-    Ok(())
+    check_same_cv(cfg)?;
+    // Two collecting runs at once would each write cv.csv and oof.npy.
+    let _lock = train::folder::lock(out)?;
+    let scores = score_folds(cfg)?;
+    write_outputs(cfg, scores)
 }
 
-/// Runs every fold, scores each, and writes `cv.csv` and `oof.npy`.
-pub fn cv(cfg: &CvConfig) -> Result<CvReport> {
-    let out = &cfg.train.out_dir;
-    check_same_cv(cfg)?;
-    std::fs::create_dir_all(out).map_err(|e| anyhow!("creating {}: {e}", out.display()))?;
-    let _lock = train::folder::lock(out)?;
-    match &cfg.parallel {
-        None => {
-            for fold in 0..cfg.folds {
-                train_fold(cfg, fold, cfg.train.device)?;
-            }
-        }
-        Some(p) => {
-            let todo = (0..cfg.folds).filter(|&f| !kept(cfg, f)).collect();
-            parallel::run(cfg, p, todo)?;
-        }
-    }
+/// Every fold's figures and the out-of-fold probabilities (maps, and the presence
+/// heads' when the folds have heads).
+struct Scores {
+    rows: Vec<FoldRow>,
+    oof: Option<(Vec<f32>, crate::frame::FrameSize)>,
+    oof_heads: Option<Vec<f32>>,
+}
 
+/// Scores each fold's best checkpoint on its own held-out frames.
+fn score_folds(cfg: &CvConfig) -> Result<Scores> {
+    let out = &cfg.train.out_dir;
     let mut rows = Vec::new();
     // Every fold's network has the same input size (one command trains them all).
     let mut oof: Option<(Vec<f32>, crate::frame::FrameSize)> = None;
@@ -260,6 +212,22 @@ pub fn cv(cfg: &CvConfig) -> Result<CvReport> {
             kaggle_dice: ev.scores.kaggle_dice,
         });
     }
+    Ok(Scores {
+        rows,
+        oof,
+        oof_heads,
+    })
+}
+
+/// Writes `oof.npy` (and the heads' `oof_presence.npy`, or removes a stale one) and
+/// `cv.csv`.
+fn write_outputs(cfg: &CvConfig, scores: Scores) -> Result<CvReport> {
+    let Scores {
+        rows,
+        oof,
+        oof_heads,
+    } = scores;
+    let out = &cfg.train.out_dir;
     let oof_path = out.join("oof.npy");
     let (probs, map) = oof.unwrap_or((Vec::new(), crate::model::TUTORIAL_INPUT));
     let n = (probs.len() / map.pixels()) as u64;
@@ -288,6 +256,7 @@ pub fn cv(cfg: &CvConfig) -> Result<CvReport> {
         Ok(())
     })?;
     Ok(CvReport {
+        trained: Vec::new(),
         rows,
         csv: csv_path,
         oof: oof_path,

@@ -1,5 +1,7 @@
 //! `cv --folds K`: every fold trained, scored on its own frames, cv.csv and oof.npy
-//! written; a second run keeps finished folds and resumes an unfinished one.
+//! written; a second run keeps finished folds and resumes an unfinished one. The folds
+//! trained as separate jobs (`--fold I`, a cluster's array) or child processes
+//! (`--devices`) equal those of one `cv`.
 
 use nerveseg::data::npy::NpyReader;
 
@@ -66,8 +68,12 @@ fn cv_trains_every_fold_writes_its_table_and_resumes() {
     );
     assert!(env.path("cv/fold-2/finished").exists());
     assert_eq!(std::fs::read_to_string(env.path("cv/cv.csv")).unwrap(), csv);
-    env.run(&[&args[..], &["--fold", "1"]].concat())
-        .fails_with(&["cv trains every fold: leave out --fold"]);
+    // --fold 1 alone (a cluster's job) keeps the finished fold too.
+    let out = env.run(&[&args[..], &["--fold", "1"]].concat()).ok();
+    assert!(
+        out.contains("fold 1 of 2: finished before, kept in cv/fold-1"),
+        "{out}"
+    );
     // Another cross-validation into the same folder is refused, unless asked for.
     let other = |epochs: &str, seed: &str, extra: &[&str]| {
         let base = [
@@ -178,4 +184,130 @@ fn cv_on_several_devices_equals_cv_in_sequence() {
         "--devices names cuda:{have}, but this machine has {have}"
     )]);
     assert!(!env.path("gpu").exists());
+}
+
+/// `cv --fold I` for each fold (a cluster's job array) into one folder, then `cv`
+/// collecting: it trains nothing again, and every fold's weights.h5, cv.csv and oof.npy
+/// equal those of one plain `cv` with the same flags.
+#[test]
+fn cv_folds_as_separate_jobs_equal_one_cv() {
+    let env = TestEnv::new();
+    env.synth_small(4, 4, 0);
+    env.prepare_train("raw", ".");
+    let run = |out: &str, extra: &[&str]| {
+        let base = ["cv", "--folds", "3", "--epochs", "1", "--out-dir", out];
+        env.run(&[&base[..], &TINY, extra].concat()).ok()
+    };
+    for fold in ["1", "2", "3"] {
+        let out = run("jobs", &["--fold", fold]);
+        let saved = format!("fold {fold} of 3: best epoch 1");
+        assert!(out.contains(&saved), "{out}");
+        assert!(
+            out.contains("`nerveseg cv --folds 3` with the same flags"),
+            "{out}"
+        );
+        // A job writes in its own fold's folder only: its siblings may be running.
+        assert!(!env.path("jobs/cv.csv").exists());
+    }
+    let read = |p: &str| std::fs::read(env.path(p)).unwrap();
+    let weights = |out: &str| -> Vec<Vec<u8>> {
+        (1..=3)
+            .map(|f| read(&format!("{out}/fold-{f}/weights.h5")))
+            .collect()
+    };
+    let modified = |out: &str| -> Vec<std::time::SystemTime> {
+        (1..=3)
+            .map(|f| {
+                let p = env.path(&format!("{out}/fold-{f}/last.h5"));
+                std::fs::metadata(p).unwrap().modified().unwrap()
+            })
+            .collect()
+    };
+    let (jobs, when) = (weights("jobs"), modified("jobs"));
+    let out = run("jobs", &[]);
+    for fold in 1..=3 {
+        let kept = format!("fold {fold} of 3: finished before, kept in jobs/fold-{fold}");
+        assert!(out.contains(&kept), "{out}");
+    }
+    assert!(out.contains("fold  frames  best epoch"), "{out}");
+    assert!(
+        weights("jobs") == jobs,
+        "the collecting run rewrote a weights.h5"
+    );
+    assert_eq!(modified("jobs"), when, "the collecting run trained again");
+    // The same checkpoints, though not the same bytes: HDF5 stamps each object with
+    // the time it was written (two plain cv runs differ the same way).
+    run("one", &[]);
+    for fold in 1..=3 {
+        let path = |out: &str| env.path(&format!("{out}/fold-{fold}/weights.h5"));
+        assert!(
+            checkpoint(&path("jobs")) == checkpoint(&path("one")),
+            "fold {fold}"
+        );
+    }
+    assert_eq!(read("jobs/cv.csv"), read("one/cv.csv"));
+    assert_eq!(read("jobs/oof.npy"), read("one/oof.npy"));
+}
+
+/// A checkpoint's metadata and every weight of every layer, in the file's order.
+fn checkpoint(path: &std::path::Path) -> (nerveseg::keras::Meta, Vec<Vec<Vec<f32>>>) {
+    let f = nerveseg::keras::read(path).unwrap();
+    let layers: Vec<_> = f
+        .layers
+        .iter()
+        .map(|l| (l, l.vars.iter().map(|(n, _)| n.as_str()).collect()))
+        .collect();
+    let values = f.read_values(&layers).unwrap();
+    let values = values
+        .into_iter()
+        .map(|l| l.into_iter().map(|a| a.data).collect())
+        .collect();
+    (f.meta.clone(), values)
+}
+
+/// A fold outside 1 to K, and --fold beside --devices, are refused before anything is
+/// read or written.
+#[test]
+fn cv_refuses_a_fold_it_cannot_train() {
+    let env = TestEnv::new();
+    let cv = |extra: &[&str]| {
+        let base = ["cv", "--folds", "3", "--out-dir", "cv", "--device", "cpu"];
+        env.run(&[&base[..], extra].concat())
+    };
+    cv(&["--fold", "4"]).fails_with(&["--fold 4 of --folds 3: the fold must be 1 to 3"]);
+    cv(&["--fold", "2", "--devices", "cpu,cpu"]).fails_with(&[
+        "--fold trains one fold here and --devices",
+        "leave out one of them",
+    ]);
+    assert!(!env.path("cv").exists());
+}
+
+/// A fold trained again (--overwrite) loses its finished marker before it trains:
+/// interrupted, it is not kept as finished by the next run, and it says how to go on.
+#[test]
+fn a_fold_trained_again_and_interrupted_is_not_kept_as_finished() {
+    use crate::interrupt::{finish, signal, wait_for};
+    let env = TestEnv::new();
+    env.synth_small(4, 4, 0);
+    env.prepare_train("raw", ".");
+    let job = |epochs: &'static str, extra: &[&'static str]| -> Vec<&'static str> {
+        let base = ["cv", "--folds", "2", "--fold", "1", "--out-dir", "cv"];
+        [&base[..], &["--epochs", epochs], &TINY, extra].concat()
+    };
+    env.run(&job("1", &[])).ok();
+    let finished = env.path("cv/fold-1/finished");
+    assert!(finished.exists());
+    let child = env.spawn(&job("1000", &["--overwrite"]));
+    let history = env.path("cv/fold-1/history.csv");
+    wait_for("the second epoch of the new run", || {
+        std::fs::read_to_string(&history).is_ok_and(|h| h.lines().count() > 2)
+    });
+    signal(&child, "TERM");
+    let (code, err) = finish(child);
+    assert_eq!(code, Some(130), "{err}");
+    assert!(
+        err.contains("fold 1 goes on from its last finished epoch in cv/fold-1"),
+        "{err}"
+    );
+    assert!(!finished.exists(), "the earlier run's marker was kept");
 }
