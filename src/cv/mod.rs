@@ -13,10 +13,10 @@ use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 
 use crate::evaluate::{self, EvalConfig};
-use crate::predict::EnsembleConfig;
+use crate::predict::{EnsembleConfig, Predictions, PredictionsFile};
 use crate::submission::MaskRule;
 use crate::train::{self, TrainConfig};
 
@@ -160,18 +160,16 @@ pub fn collect(cfg: &CvConfig) -> Result<CvReport> {
 /// heads' when the folds have heads).
 struct Scores {
     rows: Vec<FoldRow>,
-    oof: Option<(Vec<f32>, crate::frame::FrameSize)>,
-    oof_heads: Option<Vec<f32>>,
+    oof: Option<Predictions>,
 }
 
 /// Scores each fold's best checkpoint on its own held-out frames.
 fn score_folds(cfg: &CvConfig) -> Result<Scores> {
     let out = &cfg.train.out_dir;
     let mut rows = Vec::new();
-    // Every fold's network has the same input size (one command trains them all).
-    let mut oof: Option<(Vec<f32>, crate::frame::FrameSize)> = None;
-    // The presence heads' out-of-fold probabilities, when the folds have heads.
-    let mut oof_heads: Option<Vec<f32>> = None;
+    // Every fold's network has the same input size and head (one command trains them
+    // all), so the first fold's predictions say what the out-of-fold ones hold.
+    let mut oof: Option<Predictions> = None;
     for fold in 0..cfg.folds {
         crate::interrupt::check()?;
         let weights = fold_dir(out, fold).join(train::BEST);
@@ -192,15 +190,16 @@ fn score_folds(cfg: &CvConfig) -> Result<Scores> {
             ..Default::default()
         })?;
         let n = crate::data::npy::NpyReader::open(&cfg.train.images)?.shape[0] as usize;
-        let px = ev.map.pixels();
-        let (all, _) = oof.get_or_insert_with(|| (vec![0f32; n * px], ev.map));
+        let p = &ev.predictions;
+        let px = p.size.pixels();
+        let all = oof.get_or_insert_with(|| Predictions {
+            maps: vec![0f32; n * px],
+            size: p.size,
+            presence: p.presence.as_ref().map(|_| vec![0f32; n]),
+        });
         for (k, &frame) in ev.frames.iter().enumerate() {
-            all[frame * px..(frame + 1) * px]
-                .copy_from_slice(&ev.probabilities[k * px..(k + 1) * px]);
-        }
-        if let Some(h) = &ev.heads {
-            let all = oof_heads.get_or_insert_with(|| vec![0f32; n]);
-            for (k, &frame) in ev.frames.iter().enumerate() {
+            all.maps[frame * px..(frame + 1) * px].copy_from_slice(&p.maps[k * px..(k + 1) * px]);
+            if let (Some(all), Some(h)) = (all.presence.as_mut(), &p.presence) {
                 all[frame] = h[k];
             }
         }
@@ -212,36 +211,22 @@ fn score_folds(cfg: &CvConfig) -> Result<Scores> {
             kaggle_dice: ev.scores.kaggle_dice,
         });
     }
-    Ok(Scores {
-        rows,
-        oof,
-        oof_heads,
-    })
+    Ok(Scores { rows, oof })
 }
 
 /// Writes `oof.npy` (and the heads' `oof_presence.npy`, or removes a stale one) and
 /// `cv.csv`.
 fn write_outputs(cfg: &CvConfig, scores: Scores) -> Result<CvReport> {
-    let Scores {
-        rows,
-        oof,
-        oof_heads,
-    } = scores;
+    let Scores { rows, oof } = scores;
     let out = &cfg.train.out_dir;
     let oof_path = out.join("oof.npy");
-    let (probs, map) = oof.unwrap_or((Vec::new(), crate::model::TUTORIAL_INPUT));
-    let n = (probs.len() / map.pixels()) as u64;
-    let shape = [n, map.height as u64, map.width as u64, 1];
-    crate::data::npy::write(&oof_path, &shape, &probs)?;
-    let heads_path = crate::presence::scores_path(&oof_path);
-    match &oof_heads {
-        Some(h) => {
-            crate::data::npy::write(&heads_path, &[n, 1], h)?;
-        }
-        None if heads_path.exists() => std::fs::remove_file(&heads_path)
-            .map_err(|e| anyhow!("removing the stale {}: {e}", heads_path.display()))?,
-        None => {}
-    }
+    let oof = oof.unwrap_or(Predictions {
+        maps: Vec::new(),
+        size: crate::model::TUTORIAL_INPUT,
+        presence: None,
+    });
+    let n = (oof.maps.len() / oof.size.pixels()) as u64;
+    PredictionsFile::create(&oof_path, n, oof.size)?.write(&oof)?;
     let csv_path = out.join("cv.csv");
     crate::atomic::write_with(&csv_path, |w| {
         writeln!(w, "fold,frames,best_epoch,val_dice_coef,kaggle_dice")?;

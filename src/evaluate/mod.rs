@@ -153,13 +153,10 @@ pub struct Evaluation {
     pub dice_coef: f64,
     /// Every rule tried, when sweeping.
     pub sweep: Vec<SweepPoint>,
-    /// The frames scored (indices into the arrays) and their probability maps, of
-    /// `map` each (the network's input size).
+    /// The frames scored (indices into the arrays), and their predictions in that order
+    /// (maps at the network's input size, and the heads' probabilities with heads).
     pub frames: Vec<usize>,
-    pub probabilities: Vec<f32>,
-    pub map: FrameSize,
-    /// The presence heads' probabilities of those frames, when the checkpoints have heads.
-    pub heads: Option<Vec<f32>>,
+    pub predictions: Predictions,
     /// Out-of-fold probabilities (`--oof`) were scored, every frame, not a checkpoint.
     pub oof: bool,
     /// (samples the checkpoint trained on, frames of --images) when they differ: the
@@ -237,9 +234,7 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
             && other_data.is_none(),
         fold,
         frames: scored,
-        probabilities: preds.maps,
-        map: preds.size,
-        heads: preds.presence,
+        predictions: preds,
         dice_coef,
         sweep,
         oof: false,

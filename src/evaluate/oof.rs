@@ -33,9 +33,7 @@ pub fn evaluate_oof(cfg: &EvalConfig, oof: &Path) -> Result<Evaluation> {
         dice_coef,
         sweep,
         frames,
-        probabilities: preds.maps,
-        map: preds.size,
-        heads: preds.presence,
+        predictions: preds,
         oof: true,
         other_data: None,
     })
