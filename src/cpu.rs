@@ -1,6 +1,6 @@
-//! What the CPU offers for bfloat16: `--amp` and `--bf16` are fast only where the CPU
-//! computes in bfloat16 (AVX-512 BF16 or AMX); elsewhere oneDNN emulates it and a step
-//! takes longer than in float32. `nerveseg info` shows the flags, and the network warns
+//! What the CPU offers for bfloat16, and what `--amp` and `--bf16` measured on each
+//! kind: faster than float32 with AVX-512 BF16 alone, slower with AMX (libtorch 2.11's
+//! path there), and much slower where oneDNN emulates bfloat16. `nerveseg info` shows the flags, and the network warns
 //! when asked for bfloat16 on a CPU without them.
 
 use std::fmt;
@@ -61,6 +61,26 @@ impl CpuFeatures {
         self.avx512_bf16 || self.amx_bf16
     }
 
+    /// What `--amp`/`--bf16` measured against float32 on a CPU of this kind (2 cores,
+    /// `make bench`, 2026-12): the kind decides it, and the AMX path of libtorch 2.11
+    /// is slower than float32 although the hardware computes in bfloat16.
+    pub fn bf16_measured(&self) -> &'static str {
+        match (self.amx_bf16, self.avx512_bf16) {
+            (true, _) => {
+                "bfloat16 in hardware (AMX), but --amp/--bf16 measured 0.6x float32's speed \
+                 on a Xeon of this kind: use float32"
+            }
+            (false, true) => {
+                "bfloat16 in hardware (AVX-512 BF16): --amp measured 1.9x float32's speed \
+                 and --bf16 2.0x on an AMD EPYC of this kind"
+            }
+            (false, false) => {
+                "no bfloat16 instructions: --amp/--bf16 are emulated, measured 0.1x \
+                 float32's speed on an AVX2 AMD EPYC"
+            }
+        }
+    }
+
     /// The warning for `--amp`/`--bf16` on this CPU; `None` where bfloat16 is native.
     pub(crate) fn bf16_warning(&self) -> Option<String> {
         (!self.bf16()).then(|| {
@@ -107,5 +127,21 @@ mod tests {
         assert!(spr.bf16() && spr.bf16_warning().is_none());
         assert_eq!(spr.to_string(), "AVX2, AVX-512, AVX-512 BF16, AMX BF16");
         assert_eq!(CpuFeatures::from_cpuinfo("nothing"), CpuFeatures::default());
+    }
+
+    /// `info` says what bfloat16 measured on a CPU of the kind, not that it is fast.
+    #[test]
+    fn the_bf16_line_is_the_kinds_measurement() {
+        let avx2 = CpuFeatures::from_cpuinfo(EPYC).bf16_measured();
+        assert!(avx2.contains("emulated") && avx2.contains("0.1x"), "{avx2}");
+        let amx = CpuFeatures::from_cpuinfo(SAPPHIRE).bf16_measured();
+        assert!(amx.contains("0.6x") && amx.contains("use float32"), "{amx}");
+        let zen4 = CpuFeatures {
+            avx2: true,
+            avx512f: true,
+            avx512_bf16: true,
+            amx_bf16: false,
+        };
+        assert!(zen4.bf16_measured().contains("1.9x"));
     }
 }

@@ -66,12 +66,7 @@ impl fmt::Display for Info {
             Some(v) => writeln!(f, "cuDNN available: yes (version {v})")?,
             None => writeln!(f, "cuDNN available: no")?,
         }
-        let bf16 = if self.cpu.bf16() {
-            "bfloat16 in hardware (--amp/--bf16 are fast)"
-        } else {
-            "no bfloat16 instructions (--amp/--bf16 run slower than float32)"
-        };
-        writeln!(f, "CPU: {}; {bf16}", self.cpu)?;
+        writeln!(f, "CPU: {}; {}", self.cpu, self.cpu.bf16_measured())?;
         writeln!(f, "CPU threads: {}", self.cpu_threads)?;
         write!(f, "HDF5: {} (bundled)", self.hdf5)
     }
