@@ -127,6 +127,11 @@ impl fmt::Display for FoldRun {
 /// it was interrupted. A fold checkpoint already there must be this cross-validation's.
 pub fn train_fold(cfg: &CvConfig, fold: usize, device: Device) -> Result<FoldRun> {
     check_fold(cfg, fold)?;
+    train_checked(cfg, fold, device)
+}
+
+/// [`train_fold`] for a fold [`check_same_cv`] has passed.
+pub(super) fn train_checked(cfg: &CvConfig, fold: usize, device: Device) -> Result<FoldRun> {
     let t = TrainConfig {
         device,
         ..fold_config(cfg, fold)

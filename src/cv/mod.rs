@@ -117,13 +117,14 @@ pub fn ensemble_weights(out: &Path) -> Result<Vec<PathBuf>> {
 pub fn cv(cfg: &CvConfig) -> Result<CvReport> {
     // Every fold is checked before the first trains: an hour later is too late to
     // learn that fold 3 holds another cross-validation.
+    // Checked once: after that every fold is this run's, checked or trained here.
     check_same_cv(cfg)?;
     let trained = (0..cfg.folds)
-        .map(|fold| train_fold(cfg, fold, cfg.train.device))
+        .map(|fold| fold::train_checked(cfg, fold, cfg.train.device))
         .collect::<Result<Vec<_>>>()?;
     Ok(CvReport {
         trained,
-        ..collect(cfg)?
+        ..score_and_write(cfg)?
     })
 }
 
@@ -150,8 +151,14 @@ pub fn collect(cfg: &CvConfig) -> Result<CvReport> {
         );
     }
     check_same_cv(cfg)?;
+    score_and_write(cfg)
+}
+
+/// Scores the finished folds of `cfg`, all of them this cross-validation's, and writes
+/// `cv.csv` and `oof.npy`.
+fn score_and_write(cfg: &CvConfig) -> Result<CvReport> {
     // Two collecting runs at once would each write cv.csv and oof.npy.
-    let _lock = train::folder::lock(out)?;
+    let _lock = train::folder::lock(&cfg.train.out_dir)?;
     let scores = score_folds(cfg)?;
     write_outputs(cfg, scores)
 }
