@@ -2,7 +2,6 @@
 //! checkpoint (ModelCheckpoint(save_best_only) on val_loss), then write `history.csv`
 //! and `last.h5`, and let the callbacks change the rate or stop the run.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
@@ -144,7 +143,7 @@ impl Epochs<'_> {
     /// `history.csv`, then `last.h5` with Adam's state: a crash between them leaves a
     /// row too many, which a resume drops, never a row too few.
     fn write_last(&self, opt: &KerasAdam, epoch: usize, at: &Progress) -> Result<()> {
-        let out: &PathBuf = &self.cfg.out_dir;
+        let out = &self.cfg.out_dir;
         write_history(&out.join(HISTORY), &at.history)?;
         let meta = Meta {
             epoch: Some(epoch as i64 + 1),

@@ -32,8 +32,8 @@ impl RunOptions {
         }
     }
 
-    /// Reads the flags [`RunOptions`]' `Display` writes; `Err` names what it cannot
-    /// read.
+    /// Reads the flags [`RunOptions`]' `Display` writes, each group's flag before its
+    /// settings; `Err` names what it cannot read.
     pub fn parse(flags: &str) -> Result<RunOptions, String> {
         let mut o = RunOptions::default();
         let mut words = flags.split_whitespace();
@@ -42,27 +42,33 @@ impl RunOptions {
                 let v = words.next().ok_or(format!("{flag} without its value"))?;
                 v.parse().map_err(|_| format!("{flag} {v}: not a number"))
             };
-            let plateau = o.callbacks.plateau.get_or_insert(PlateauConfig::default());
-            let stop = o.callbacks.early_stopping.get_or_insert(StopConfig {
-                patience: 0,
-                min_delta: 0.0,
-            });
-            let aug = o.augment.get_or_insert(AugmentConfig::default());
             match flag {
-                "--reduce-lr-on-plateau" | "--augment" => {}
-                "--lr-factor" => plateau.factor = value()?,
-                "--lr-patience" => plateau.patience = value()? as usize,
-                "--lr-min-delta" => plateau.min_delta = value()?,
-                "--lr-cooldown" => plateau.cooldown = value()? as usize,
-                "--min-lr" => plateau.min_lr = value()?,
-                "--early-stopping" => stop.patience = value()? as usize,
-                "--stop-min-delta" => stop.min_delta = value()?,
-                "--aug-no-flip" => aug.flip = false,
-                "--aug-rotate" => aug.rotate = value()?,
-                "--aug-shift" => aug.shift = value()?,
-                "--aug-zoom" => aug.zoom = value()?,
-                "--aug-brightness" => aug.brightness = value()?,
-                "--aug-contrast" => aug.contrast = value()?,
+                "--reduce-lr-on-plateau" => o.callbacks.plateau = Some(PlateauConfig::default()),
+                "--lr-factor" => in_group(&mut o.callbacks.plateau, flag)?.factor = value()?,
+                "--lr-patience" => {
+                    in_group(&mut o.callbacks.plateau, flag)?.patience = value()? as usize
+                }
+                "--lr-min-delta" => in_group(&mut o.callbacks.plateau, flag)?.min_delta = value()?,
+                "--lr-cooldown" => {
+                    in_group(&mut o.callbacks.plateau, flag)?.cooldown = value()? as usize
+                }
+                "--min-lr" => in_group(&mut o.callbacks.plateau, flag)?.min_lr = value()?,
+                "--early-stopping" => {
+                    o.callbacks.early_stopping = Some(StopConfig {
+                        patience: value()? as usize,
+                        min_delta: 0.0,
+                    })
+                }
+                "--stop-min-delta" => {
+                    in_group(&mut o.callbacks.early_stopping, flag)?.min_delta = value()?
+                }
+                "--augment" => o.augment = Some(AugmentConfig::default()),
+                "--aug-no-flip" => in_group(&mut o.augment, flag)?.flip = false,
+                "--aug-rotate" => in_group(&mut o.augment, flag)?.rotate = value()?,
+                "--aug-shift" => in_group(&mut o.augment, flag)?.shift = value()?,
+                "--aug-zoom" => in_group(&mut o.augment, flag)?.zoom = value()?,
+                "--aug-brightness" => in_group(&mut o.augment, flag)?.brightness = value()?,
+                "--aug-contrast" => in_group(&mut o.augment, flag)?.contrast = value()?,
                 "--presence-head" => o.presence = Some(o.presence.unwrap_or(1.0)),
                 "--presence-weight" => o.presence = Some(value()?),
                 "--loss" => {
@@ -72,20 +78,16 @@ impl RunOptions {
                 other => return Err(format!("{other}: not an option nerveseg records")),
             }
         }
-        // Each group is on only when its own flag is there (its settings were filled in
-        // above whatever the flag).
-        let on = |flag: &str| flags.split_whitespace().any(|w| w == flag);
-        if !on("--reduce-lr-on-plateau") {
-            o.callbacks.plateau = None;
-        }
-        if !on("--early-stopping") {
-            o.callbacks.early_stopping = None;
-        }
-        if !on("--augment") {
-            o.augment = None;
-        }
         Ok(o)
     }
+}
+
+/// The settings of a group of options (`--augment`'s, say) for one of its flags: the
+/// group's own flag must have come first.
+fn in_group<'a, T>(group: &'a mut Option<T>, flag: &str) -> Result<&'a mut T, String> {
+    group
+        .as_mut()
+        .ok_or(format!("{flag} before the option it belongs to"))
 }
 
 /// As flags ("" for the tutorial's run), in the order the checkpoint has always
@@ -163,5 +165,6 @@ mod tests {
         assert!(RunOptions::parse("--lr-factor x").is_err());
         assert!(RunOptions::parse("--loss nope").is_err());
         assert!(RunOptions::parse("--learning-rate 3").is_err());
+        assert!(RunOptions::parse("--aug-zoom 0.2 --augment").is_err());
     }
 }
