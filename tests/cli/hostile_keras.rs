@@ -184,3 +184,59 @@ fn files_that_hung_libhdf5_are_refused_at_once() {
     }
     assert!(env.partial_files().is_empty());
 }
+
+/// A checkpoint whose record of its run's options is not what nerveseg writes (a flag
+/// it does not know, a setting before its option) is refused on reading in one line
+/// naming the file and the attribute.
+#[test]
+fn run_options_nerveseg_does_not_write_are_refused() {
+    let env = TestEnv::new();
+    let cfg = nerveseg::model::UNetConfig::width(2);
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let _net = nerveseg::model::unet(&vs.root(), &cfg).unwrap();
+    let meta = nerveseg::keras::Meta {
+        run: Some(nerveseg::keras::RunRecord {
+            validation_split: 0.2,
+            seed: 0,
+            shuffle: true,
+            batch_size: 4,
+            samples: 10,
+            fingerprint: "ab".into(),
+            options: Default::default(),
+            folds: None,
+            lr: Some(1e-5),
+            validation: Some(vec![8, 9]),
+        }),
+        ..Default::default()
+    };
+    let path = env.path("w.h5");
+    nerveseg::keras::write(
+        &path,
+        &vs,
+        &cfg,
+        &meta,
+        nerveseg::keras::Format::Keras2Model,
+    )
+    .unwrap();
+    for flags in [
+        "--lr-factor 0.5 --reduce-lr-on-plateau",
+        "--augment --aug-tilt 3",
+    ] {
+        let f = hdf5::File::open_rw(&path).unwrap();
+        let _ = f.delete_attr("nerveseg_callbacks");
+        let v: hdf5::types::VarLenUnicode = flags.parse().unwrap();
+        f.new_attr::<hdf5::types::VarLenUnicode>()
+            .create("nerveseg_callbacks")
+            .unwrap()
+            .write_scalar(&v)
+            .unwrap();
+        f.close().unwrap();
+        env.refuses(
+            &["inspect", "w.h5"],
+            &[
+                "w.h5",
+                &format!("nerveseg_callbacks '{flags}' is not a run's options"),
+            ],
+        );
+    }
+}
