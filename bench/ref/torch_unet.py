@@ -19,6 +19,7 @@ parity mode). Last stdout line is one JSON object; progress goes to stderr.
 
 import argparse
 import math
+import statistics
 import time
 
 import torch
@@ -286,6 +287,79 @@ def infer(args):
                         "batch_seconds", seconds))
 
 
+def conv_flops(model, x):
+    """Floating-point operations (a multiply-add counts 2) of the convolutions for one
+    image of x's size: what float32 arithmetic must do, whatever the library."""
+    total = 0
+
+    def count(mod, inp, out):
+        nonlocal total
+        k = mod.weight[0].numel()  # in * kh * kw (Conv2d) or out * kh * kw (transposed)
+        sites = out[0, 0].numel() if isinstance(mod, nn.Conv2d) else inp[0][0, 0].numel()
+        total += 2 * k * (mod.out_channels if isinstance(mod, nn.Conv2d) else mod.in_channels) * sites
+
+    hooks = [m.register_forward_hook(count) for m in model.modules()
+             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    with torch.inference_mode():
+        model(x[:1])
+    for h in hooks:
+        h.remove()
+    return total
+
+
+def peak(args):
+    """This CPU's float32 convolution ceiling as libtorch reaches it: oneDNN's 3x3
+    convolution alone, channels-last, at each level's shape of the width-32 U-Net
+    (c -> c channels at 96/c * 64 pixels a side, batch 32), timed like a batch; the
+    fastest level's GFLOP/s is the ceiling. With the U-Net's convolution FLOPs per image,
+    so a forward pass's rate can be set beside it."""
+    device = configure(args)
+    x = load_model_ready(args.images, device, args, "images")
+    flops = conv_flops(build_model(device, args).eval(), x)
+    rates = {}
+    for c, side in [(64, 96), (128, 48), (256, 24), (512, 12), (512, 6)]:
+        xs = torch.randn(32, c, side, side, device=device)
+        xs = xs.contiguous(memory_format=torch.channels_last)
+        w = (0.02 * torch.randn(c, c, 3, 3, device=device))
+        w = w.contiguous(memory_format=torch.channels_last)
+
+        def conv(_):
+            F.conv2d(xs, w, None, padding=1)
+            sync(device)
+
+        with torch.inference_mode():
+            seconds = time_runs(args.warmup, args.batches, lambda k: None, conv, "conv")
+        rates[f"{c}@{side}"] = 2 * 32 * c * c * 9 * side * side / statistics.median(seconds) / 1e9
+    best = max(rates.values())
+    emit({"stage": "peak", "framework": "pytorch", "threads": torch.get_num_threads(),
+          "device": args.device, "conv_gflops": rates, "peak_gflops": best,
+          "gflop_per_image": flops / 1e9, "median_s": flops / 1e9 / best})
+
+
+def stream(args):
+    """The network alone on one frame at a time (batch 1), as a live stream runs it:
+    per-frame latency (forward and sigmoid, inference_mode) over --frames frames of the
+    model-ready array, cycling; frames/s over the whole loop."""
+    device = configure(args)
+    x = load_model_ready(args.images, device, args, "images")
+    model = build_model(device, args).eval()
+    latencies = []
+    with torch.inference_mode():
+        for k in range(args.warmup + args.frames):
+            xb = x[k % len(x)].unsqueeze(0).contiguous(memory_format=memory_format(args))
+            t0 = time.perf_counter()
+            with autocast(device, args):
+                model(xb)
+            sync(device)
+            if k >= args.warmup:
+                latencies.append(time.perf_counter() - t0)
+    lat = sorted(latencies)
+    p99 = lat[max(0, math.ceil(0.99 * len(lat)) - 1)]
+    emit({"stage": "stream", "framework": "pytorch", "threads": torch.get_num_threads(),
+          "device": args.device, "frames": len(lat), "fps": len(lat) / sum(lat),
+          "latency_median_ms": 1e3 * float(statistics.median(lat)), "latency_p99_ms": 1e3 * p99})
+
+
 def run_epoch(model, opt, x, y, order, batch_size, args, device, training):
     """One pass over x[order] in batches. Returns device tensors (sum of batch losses
     weighted by batch size, sum of batch dice, number of batches) so the loop never
@@ -414,6 +488,21 @@ def main():
     add_timing_subcommands(sub, add_common, train_step, infer,
                            "time single training steps",
                            "time forward passes (eval, inference_mode)")
+
+    p = sub.add_parser("peak", help="oneDNN's float32 3x3 conv GFLOP/s and the U-Net's conv "
+                                    "FLOPs per image (the ceiling beside the infer row)")
+    add_inputs(p, masks=False)
+    p.add_argument("--warmup", type=int, default=2, help="untimed convolutions per shape first (default: 2)")
+    p.add_argument("--batches", type=int, default=10, help="timed convolutions per shape (default: 10)")
+    add_common(p)
+    p.set_defaults(func=peak)
+
+    p = sub.add_parser("stream", help="one frame at a time (batch 1): frames/s and latency")
+    add_inputs(p, masks=False)
+    p.add_argument("--warmup", type=int, default=10, help="untimed frames first (default: 10)")
+    p.add_argument("--frames", type=int, default=300, help="timed frames (default: 300)")
+    add_common(p)
+    p.set_defaults(func=stream)
 
     p = sub.add_parser("train", help="the Keras-equivalent fit loop")
     add_inputs(p)
