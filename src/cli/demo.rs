@@ -21,7 +21,7 @@ pub struct DemoArgs {
     /// Training subjects (default: 47 on CUDA, 9 on CPU).
     #[arg(long, value_name = "N")]
     pub subjects: Option<u32>,
-    /// Epochs (default: 20 on CUDA, 10 on CPU).
+    /// Epochs (default: 20 on CUDA, 6 on CPU).
     #[arg(long, value_name = "N")]
     pub epochs: Option<usize>,
 }
