@@ -33,6 +33,7 @@ pub mod predict;
 pub mod presence;
 pub mod progress;
 pub mod resize;
+pub mod segment;
 pub mod split;
 pub mod submission;
 pub mod synth;

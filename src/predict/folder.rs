@@ -13,14 +13,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Result};
 use rayon::prelude::*;
 
-use super::ensemble::{Ensemble, EnsembleConfig};
-use super::{Predictions, StatsSource};
+use super::ensemble::EnsembleConfig;
+use super::StatsSource;
 use crate::data::decode::{self, Gray};
 use crate::data::folder::listing::{self, Entry};
 use crate::frame::FrameSize;
 use crate::interrupt;
-use crate::resize::Resizer;
-use crate::submission::{enlarger, MaskRule};
+use crate::segment::{Segmentation, Segmenter, SegmenterConfig};
+use crate::submission::MaskRule;
 
 /// The CSV written beside the masks.
 pub const PREDICTIONS_CSV: &str = "predictions.csv";
@@ -117,8 +117,14 @@ fn predict_into(cfg: &FolderPredictConfig) -> Result<FolderPredictReport> {
             cfg.images.display()
         );
     }
-    let models = Ensemble::load(&cfg.ensemble, Some(&cfg.stats), cfg.quiet)?;
-    crate::presence::check_head(cfg.rule.presence, models.has_heads(), &cfg.ensemble.weights)?;
+    let models = Segmenter::load_quiet(
+        &SegmenterConfig {
+            ensemble: cfg.ensemble.clone(),
+            stats: cfg.stats.clone(),
+            rule: cfg.rule,
+        },
+        cfg.quiet,
+    )?;
     for dir in std::iter::once(&cfg.out_dir).chain(cfg.overlays.as_ref()) {
         std::fs::create_dir_all(dir).map_err(|e| anyhow!("creating {}: {e}", dir.display()))?;
     }
@@ -171,7 +177,7 @@ fn kept(cfg: &FolderPredictConfig, done: usize) -> impl FnOnce(Option<&str>) -> 
 /// Every entry's row, its mask (and overlay) written, a batch at a time.
 fn predict_entries(
     cfg: &FolderPredictConfig,
-    models: &Ensemble,
+    models: &Segmenter,
     entries: &[Entry],
 ) -> Result<Vec<Row>> {
     let pb = crate::progress::bar(entries.len() as u64, "predict", cfg.quiet);
@@ -217,27 +223,18 @@ fn decode<'a>(
     Ok(good)
 }
 
-/// Predicts decoded frames together and writes each one's outputs; their rows.
+/// Segments decoded frames together and writes each one's outputs; their rows.
 fn predict_frames(
     cfg: &FolderPredictConfig,
-    models: &Ensemble,
+    models: &Segmenter,
     good: &[(&Entry, Gray)],
 ) -> Result<Vec<Row>> {
-    let small = |to: FrameSize| -> Result<Vec<u8>> {
-        Ok(good
-            .par_iter()
-            .flat_map_iter(|(_, g)| {
-                let mut out = vec![0u8; to.pixels()];
-                Resizer::new(g.size.height, g.size.width, to.height, to.width)
-                    .resize_u8(&g.pixels, &mut out);
-                out
-            })
-            .collect())
-    };
-    let preds = models.frames(small, true)?;
+    let frames: Vec<(&[u8], FrameSize)> =
+        good.iter().map(|(_, g)| (&g.pixels[..], g.size)).collect();
+    let segs = models.segment_frames(&frames)?;
     good.par_iter()
-        .enumerate()
-        .map(|(k, (e, g))| write_outputs(cfg, e, g, &preds, k))
+        .zip(segs.par_iter())
+        .map(|((e, g), s)| write_outputs(cfg, e, g, s))
         .collect()
 }
 
@@ -270,25 +267,16 @@ fn read_frame(e: &Entry) -> Result<Gray> {
     decode::read_gray(&e.path)
 }
 
-/// The full-size mask (and overlay) of one frame, prediction `k` of `preds`, and its
-/// row.
+/// The full-size mask (and overlay) of one frame, segmented as `seg`, and its row.
 fn write_outputs(
     cfg: &FolderPredictConfig,
     e: &Entry,
     g: &Gray,
-    preds: &Predictions,
-    k: usize,
+    seg: &Segmentation,
 ) -> Result<Row> {
-    let probs = preds.map(k);
-    let full = cfg
-        .rule
-        .full_mask(probs, preds.presence_of(k), &enlarger(preds.size, g.size))
-        .unwrap_or_else(|| vec![0u8; g.size.pixels()]);
-    let area = full.iter().filter(|&&v| v != 0).count();
-    let peak = probs.iter().copied().fold(0f32, f32::max);
-    let pixels: Vec<u8> = full.iter().map(|&v| v * 255).collect();
-    let img = image::GrayImage::from_raw(g.size.width as u32, g.size.height as u32, pixels)
-        .ok_or_else(|| anyhow!("building the mask of {}", e.name))?;
+    let img =
+        image::GrayImage::from_raw(g.size.width as u32, g.size.height as u32, seg.mask.clone())
+            .ok_or_else(|| anyhow!("building the mask of {}", e.name))?;
     let path = cfg.out_dir.join(mask_name(&e.stem));
     crate::atomic::write_with(&path, |w| {
         img.write_to(w, image::ImageFormat::Png)
@@ -297,14 +285,14 @@ fn write_outputs(
     if let Some(dir) = &cfg.overlays {
         // A colour frame keeps its colour in the picture.
         let picture = match g.converted {
-            Some(_) => crate::pictures::draw_outlines(decode::read_rgb(&e.path)?, &full, None),
-            None => crate::pictures::overlay(&g.pixels, g.size, &full, None),
+            Some(_) => crate::pictures::draw_outlines(decode::read_rgb(&e.path)?, &seg.mask, None),
+            None => crate::pictures::overlay(&g.pixels, g.size, &seg.mask, None),
         };
         crate::pictures::save_rgb(&dir.join(format!("{}_overlay.png", e.stem)), picture)?;
     }
     Ok(Row {
         name: e.name.clone(),
-        result: Ok((area, peak)),
+        result: Ok((seg.area, seg.peak())),
     })
 }
 
