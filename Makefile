@@ -123,9 +123,9 @@ clean-venv:
 # past a crash; exits non-zero at the end if any target stopped early. Crashes are saved
 # in fuzz/artifacts/TARGET/. The first build compiles libtorch's bindings and HDF5 again
 # (10+ minutes on 2 cores).
-# FUZZ_SECONDS: seconds per target. FUZZ_TARGETS: which targets (default all six).
+# FUZZ_SECONDS: seconds per target. FUZZ_TARGETS: which targets (default all seven).
 FUZZ_SECONDS ?= 1200
-FUZZ_TARGETS ?= npy tiff lzw keras submission image
+FUZZ_TARGETS ?= npy tiff lzw keras submission image stream
 FUZZ_FLAGS := -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=10 -max_total_time=$(FUZZ_SECONDS)
 fuzz: setup
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz

@@ -35,6 +35,7 @@ pub mod progress;
 pub mod resize;
 pub mod segment;
 pub mod split;
+pub mod stream;
 pub mod submission;
 pub mod synth;
 pub mod train;

@@ -59,7 +59,7 @@ fn main() {
     if cli.flush_denormals() && !nerveseg::denormal::flush_to_zero() {
         eprintln!("nerveseg: --flush-denormals is for x86-64 CPUs; ignored here");
     }
-    Said::install(cli.quiet);
+    Said::install(cli.quiet || cli.stdout_is_data());
     one_line_panics();
     if let Err(e) = nerveseg::interrupt::install() {
         log::warn!("Ctrl-C will stop at once, without cleaning up: {e}");
@@ -67,6 +67,9 @@ fn main() {
     let quiet = cli.quiet;
     match cli::run(cli) {
         Ok(out) => {
+            if let Some(note) = out.note_text(quiet) {
+                eprintln!("{note}");
+            }
             if let Some(text) = out.text(quiet) {
                 // A reader that went away (`nerveseg evaluate --json | head -c 10`) is
                 // not an error of ours: say nothing and exit as the work succeeded.

@@ -67,6 +67,14 @@ Examples:
   nerveseg export --torchscript model.pt                     model.pt and model.json, for PyTorch
   nerveseg export --torchscript model.pt --weights cv/fold-1/weights.h5";
 
+pub const STREAM: &str = "\
+Examples:
+  nerveseg stream --weights weights.h5 --frame-size 420x580 < clip.raw > masks.raw
+  ffmpeg -i clip.mp4 -f rawvideo -pix_fmt gray - \\
+    | nerveseg stream --weights weights.h5 --frame-size 420x580 --overlay \\
+    | ffmpeg -f rawvideo -pix_fmt rgb24 -s 580x420 -i - out.mp4
+  nerveseg stream --input clip.raw --output masks.raw --frame-size 420x580 --bf16";
+
 pub const CONVERT: &str = "\
 Examples:
   nerveseg convert weights.h5 model.weights.h5               to Keras 3

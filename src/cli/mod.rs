@@ -13,6 +13,7 @@ mod network;
 mod predict;
 mod recipe;
 mod shared;
+mod stream;
 mod submit;
 #[cfg(test)]
 mod tests;
@@ -65,6 +66,12 @@ pub struct Cli {
 impl Cli {
     /// Whether to flush denormals: asked for, or the demo on a CPU (it shows learning in
     /// minutes, and denormal gradients would slow its late epochs several times).
+    /// Whether standard output carries the command's data, so the library's progress
+    /// lines must not go there (`stream` without --output).
+    pub fn stdout_is_data(&self) -> bool {
+        matches!(&self.command, Command::Stream(a) if a.output.is_none())
+    }
+
     pub fn flush_denormals(&self) -> bool {
         self.flush_denormals || matches!(&self.command, Command::Demo(d) if !d.device.is_cuda())
     }
@@ -107,6 +114,11 @@ pub enum Command {
     /// predict, submit, plot.
     #[command(after_help = examples::DEMO)]
     Demo(DemoArgs),
+    /// Segment a live stream: raw 8-bit gray frames in (standard input or --input), one
+    /// 0/255 mask (or, with --overlay, an RGB picture) out per frame, each written before
+    /// the next frame is read; frames/s and latency on standard error at the end.
+    #[command(after_help = examples::STREAM)]
+    Stream(stream::StreamArgs),
     /// Export the network as TorchScript (model.pt, for torch.jit.load) with a model.json
     /// of its preprocessing.
     #[command(after_help = examples::EXPORT)]
@@ -140,6 +152,9 @@ pub enum Output {
     Summary(Box<dyn Display>),
     /// What the user asked to see (scores, a description): printed even with `--quiet`.
     Answer(Box<dyn Display>),
+    /// A summary for standard error, where standard output carries data (`stream`):
+    /// left out with `--quiet`.
+    Note(Box<dyn Display>),
 }
 
 impl Output {
@@ -149,12 +164,24 @@ impl Output {
     fn answer(d: impl Display + 'static) -> Output {
         Output::Answer(Box::new(d))
     }
+    fn note(d: impl Display + 'static) -> Output {
+        Output::Note(Box::new(d))
+    }
 
     /// What to print on stdout, if anything.
     pub fn text(&self, quiet: bool) -> Option<String> {
         match self {
             Output::Summary(_) if quiet => None,
+            Output::Note(_) => None,
             Output::Summary(d) | Output::Answer(d) => Some(d.to_string()),
+        }
+    }
+
+    /// What to print on stderr, if anything.
+    pub fn note_text(&self, quiet: bool) -> Option<String> {
+        match self {
+            Output::Note(d) if !quiet => Some(d.to_string()),
+            _ => None,
         }
     }
 }
@@ -228,6 +255,7 @@ pub fn run(cli: Cli) -> Result<Output> {
         Command::Plot(a) => Output::summary(a.run()?),
         Command::Demo(a) => Output::summary(nerveseg::demo::demo(&a.into_config(quiet))?),
         Command::Convert(a) => Output::summary(a.run()?),
+        Command::Stream(a) => Output::note(nerveseg::stream::stream(&a.into_config())?),
         Command::Export(a) => Output::summary(nerveseg::export::export(&a.into_config(quiet))?),
         Command::Inspect(a) => Output::answer(a.run()?),
         Command::Info => Output::answer(nerveseg::info::Info::collect()),

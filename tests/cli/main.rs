@@ -34,6 +34,7 @@ mod resize;
 mod resume;
 mod run_folder;
 mod statistics;
+mod stream;
 mod submit;
 mod synth;
 mod testenv;

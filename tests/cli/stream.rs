@@ -1,0 +1,247 @@
+//! `stream`: raw gray frames in, one 0/255 mask (or RGB overlay) out per frame, the same
+//! masks as `predict` + `submit`; a short last frame is an error after the whole frames'
+//! masks were written.
+
+use nerveseg::data::npy::NpyReader;
+
+use crate::testenv::TestEnv;
+
+const H: usize = 420;
+const W: usize = 580;
+
+/// A tiny checkpoint trained on a small synthetic set, and the test frames, predicted
+/// and submitted with `rule`.
+fn trained(env: &TestEnv, rule: &[&str]) {
+    env.synth_small(1, 8, 4);
+    env.run(&["prepare", "-q", "--raw", "raw", "--out", "."])
+        .ok();
+    env.run(&[
+        "train",
+        "-q",
+        "--epochs",
+        "2",
+        "--base-width",
+        "4",
+        "--batch-size",
+        "2",
+        "--lr",
+        "1e-3",
+        "--out-dir",
+        "w",
+        "--device",
+        "cpu",
+    ])
+    .ok();
+    let mut args = vec![
+        "predict",
+        "-q",
+        "--weights",
+        "w/weights.h5",
+        "--no-png",
+        "--device",
+        "cpu",
+    ];
+    args.extend(rule);
+    env.run(&args).ok();
+    let mut args = vec!["submit", "-q"];
+    args.extend(rule);
+    env.run(&args).ok();
+}
+
+/// The test frames as one raw stream, and how many there are.
+fn raw_frames(env: &TestEnv) -> usize {
+    let frames = NpyReader::open(&env.path("imgs_test.npy"))
+        .unwrap()
+        .read_all::<u8>()
+        .unwrap();
+    std::fs::write(env.path("clip.raw"), &frames).unwrap();
+    frames.len() / (H * W)
+}
+
+/// submission.csv's masks (0/255, row-major, in the file's order of ids).
+fn submitted(env: &TestEnv) -> Vec<Vec<u8>> {
+    let csv = std::fs::read_to_string(env.path("submission.csv")).unwrap();
+    let ids: Vec<i32> = NpyReader::open(&env.path("imgs_id_test.npy"))
+        .unwrap()
+        .read_all::<i32>()
+        .unwrap();
+    let mut rows: std::collections::HashMap<i32, Vec<u8>> = Default::default();
+    for line in csv.lines().skip(1) {
+        let (id, runs) = line.split_once(',').unwrap();
+        let mut mask = vec![0u8; H * W];
+        let nums: Vec<usize> = runs
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        for pair in nums.chunks(2) {
+            for p in pair[0] - 1..pair[0] - 1 + pair[1] {
+                // Kaggle numbers pixels down each column.
+                mask[(p % H) * W + p / H] = 255;
+            }
+        }
+        rows.insert(id.parse().unwrap(), mask);
+    }
+    ids.iter().map(|id| rows.remove(id).unwrap()).collect()
+}
+
+#[test]
+fn stream_masks_equal_predict_and_submit() {
+    let env = TestEnv::new();
+    // A low threshold, so that an untrained network's masks are not all empty.
+    let rule = ["--threshold", "0.3", "--min-size", "50"];
+    trained(&env, &rule);
+    let n = raw_frames(&env);
+    let mut args = vec![
+        "stream",
+        "--weights",
+        "w/weights.h5",
+        "--frame-size",
+        "420x580",
+        "--input",
+        "clip.raw",
+        "--device",
+        "cpu",
+    ];
+    args.extend(rule);
+    let run = env.run(&args);
+    let out = run.output.stdout.clone();
+    let err = run.stderr();
+    assert!(run.output.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("stream: {n} frames of 420 x 580 in "))
+            && err.contains("99th percentile"),
+        "{err}"
+    );
+    assert_eq!(out.len(), n * H * W);
+    let want = submitted(&env);
+    let kept = want.iter().filter(|m| m.contains(&255)).count();
+    assert!(
+        kept > 0,
+        "no mask kept: the comparison would be of empty masks"
+    );
+    for (k, (got, want)) in out.chunks(H * W).zip(&want).enumerate() {
+        assert!(
+            got == &want[..],
+            "frame {k}: the stream's mask differs from submit's"
+        );
+    }
+
+    // --overlay: the frame in gray with the outline in red, 3 bytes a pixel.
+    args.extend(["--overlay", "--output", "over.rgb"]);
+    env.run(&args).ok();
+    let rgb = std::fs::read(env.path("over.rgb")).unwrap();
+    assert_eq!(rgb.len(), n * H * W * 3);
+    let frames = std::fs::read(env.path("clip.raw")).unwrap();
+    let gray_ok = rgb
+        .chunks(3)
+        .zip(&frames)
+        .filter(|(p, &v)| p[0] == v && p[1] == v && p[2] == v)
+        .count();
+    assert!(gray_ok > n * H * W * 8 / 10, "{gray_ok}");
+    // An existing --output is kept unless --overwrite.
+    env.refuses(&args, &["over.rgb exists: pass --overwrite"]);
+    args.push("--overwrite");
+    env.run(&args).ok();
+}
+
+#[test]
+fn a_short_last_frame_is_an_error_after_the_whole_frames() {
+    let env = TestEnv::new();
+    trained(&env, &[]);
+    let n = raw_frames(&env);
+    let mut bytes = std::fs::read(env.path("clip.raw")).unwrap();
+    bytes.truncate((n - 1) * H * W + 1000);
+    std::fs::write(env.path("cut.raw"), &bytes).unwrap();
+    let args = [
+        "stream",
+        "--weights",
+        "w/weights.h5",
+        "--frame-size",
+        "420x580",
+        "--input",
+        "cut.raw",
+        "--device",
+        "cpu",
+    ];
+    let run = env.run(&args);
+    let err = run.fails_with(&[&format!(
+        "cut.raw: the stream ends inside frame {n}: 1000 of its 243600 bytes (420 x 580 frames); \
+         the {} whole frames before it were segmented and written",
+        n - 1
+    )]);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert_eq!(run.output.stdout.len(), (n - 1) * H * W);
+
+    // A frame size that does not divide the stream: the same error, at its frame.
+    let run = env.run(&[
+        "stream",
+        "--weights",
+        "w/weights.h5",
+        "--frame-size",
+        "400x580",
+        "--input",
+        "clip.raw",
+        "--device",
+        "cpu",
+    ]);
+    let whole = n * H * W / (400 * W);
+    run.fails_with(&[&format!(
+        "clip.raw: the stream ends inside frame {}: ",
+        whole + 1
+    )]);
+    assert_eq!(run.output.stdout.len(), whole * 400 * W);
+}
+
+/// examples/segment_in_memory.rs (built by `cargo test`) on PNG frames: the same masks as
+/// submit's.
+#[test]
+fn the_in_memory_example_gives_submits_masks() {
+    let env = TestEnv::new();
+    // The example uses the library's defaults: the original rule.
+    trained(&env, &[]);
+    let n = raw_frames(&env);
+    let frames = std::fs::read(env.path("clip.raw")).unwrap();
+    let mut args = vec!["w/weights.h5".to_owned()];
+    for k in 0..n {
+        let name = format!("f{k}.png");
+        image::GrayImage::from_raw(
+            W as u32,
+            H as u32,
+            frames[k * H * W..(k + 1) * H * W].to_vec(),
+        )
+        .unwrap()
+        .save(env.path(&name))
+        .unwrap();
+        args.push(name);
+    }
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_nerveseg"))
+        .with_file_name("examples")
+        .join("segment_in_memory");
+    let out = std::process::Command::new(&bin)
+        .args(&args)
+        .current_dir(env.path(""))
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        text.matches("nerve pixels, peak probability").count(),
+        n,
+        "{text}"
+    );
+    let want = submitted(&env);
+    assert!(want.iter().any(|m| m.contains(&255)), "every mask is empty");
+    for (k, want) in want.iter().enumerate() {
+        let got = image::open(env.path(&format!("f{k}_mask.png")))
+            .unwrap()
+            .to_luma8();
+        assert!(
+            got.as_raw() == want,
+            "frame {k}: the example's mask differs from submit's"
+        );
+    }
+}
