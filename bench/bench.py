@@ -206,7 +206,7 @@ def self_test():
 
 class DriverTests(unittest.TestCase):
     def test_every_row_has_tests_run(self):
-        self.assertEqual(ROWS, ["prepare", "resize", "train-step", "infer", "encode", "gpu"])
+        self.assertEqual(ROWS, ["prepare", "resize", "train-step", "infer", "profile", "stream", "encode", "gpu"])
         for name, m in MODULES.items():
             self.assertIn(m.NEEDS, Setup.STEPS, name)
 
