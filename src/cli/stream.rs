@@ -7,7 +7,11 @@ use nerveseg::frame::FrameSize;
 use nerveseg::segment::SegmenterConfig;
 use nerveseg::stream::StreamConfig;
 
-use super::shared::{default_weights, MaskRuleArgs, RunArgs, StatsArgs};
+use nerveseg::predict::EnsembleConfig;
+use tch::Device;
+
+use super::parse_device;
+use super::shared::{default_weights, MaskRuleArgs, SpeedArgs, StatsArgs};
 
 #[derive(Debug, Args)]
 pub struct StreamArgs {
@@ -39,15 +43,31 @@ pub struct StreamArgs {
     pub stats: StatsArgs,
     #[command(flatten)]
     pub rule: MaskRuleArgs,
+    /// Where to run: auto (CUDA when available), cpu, cuda or cuda:N.
+    #[arg(long, value_name = "DEVICE", default_value = "auto", value_parser = parse_device)]
+    pub device: Device,
+    /// Run the convolutions in bfloat16 (on CPUs, `nerveseg info` says what it measured
+    /// on one of the kind); probabilities move by about 1e-2, so not the Keras parity
+    /// mode.
+    #[arg(long)]
+    pub bf16: bool,
     #[command(flatten)]
-    pub run: RunArgs,
+    pub speed: SpeedArgs,
 }
 
 impl StreamArgs {
     pub fn into_config(self) -> StreamConfig {
         StreamConfig {
             segmenter: SegmenterConfig {
-                ensemble: self.run.ensemble(self.weights, self.tta, false),
+                // One frame a forward pass: the batch is the stream's, not a setting.
+                ensemble: EnsembleConfig {
+                    weights: self.weights,
+                    tta: self.tta,
+                    device: self.device,
+                    speed: self.speed.speed(self.bf16),
+                    batch_size: 1,
+                    allow_partial: false,
+                },
                 stats: self.stats.source(),
                 rule: self.rule.rule(),
             },

@@ -126,6 +126,14 @@ fn stream_masks_equal_predict_and_submit() {
         );
     }
 
+    // The frame size defaults to the one the checkpoint was trained on.
+    let plain: Vec<&str> = args
+        .iter()
+        .copied()
+        .filter(|a| *a != "--frame-size" && *a != "420x580")
+        .collect();
+    assert!(env.run(&plain).output.stdout == out, "without --frame-size");
+
     // --overlay: the frame in gray with the outline in red, 3 bytes a pixel.
     args.extend(["--overlay", "--output", "over.rgb"]);
     env.run(&args).ok();
