@@ -118,12 +118,7 @@ pub(crate) fn overlay(
     pred: &[u8],
     truth: Option<&[u8]>,
 ) -> RgbImage {
-    let w = size.width;
-    let img = RgbImage::from_fn(w as u32, size.height as u32, |x, y| {
-        let v = frame[y as usize * w + x as usize];
-        image::Rgb([v, v, v])
-    });
-    draw_outlines(img, pred, truth)
+    draw_outlines(gray_to_rgb(frame, size), pred, truth)
 }
 
 /// The outlines and caption of [`overlay`] drawn on a picture of the frame in colour
@@ -138,11 +133,34 @@ pub(crate) fn draw_outlines(mut img: RgbImage, pred: &[u8], truth: Option<&[u8]>
             img.put_pixel(x as u32, y as u32, image::Rgb([40, 220, 40]));
         }
     }
-    for (y, x) in outline(pred, size) {
-        img.put_pixel(x as u32, y as u32, image::Rgb([240, 30, 30]));
-    }
+    let mut img = outline_in_red(img, pred);
     caption(&mut img, &caption_of(pred, truth));
     img
+}
+
+/// The predicted outline's colour.
+pub(crate) const RED: [u8; 3] = [240, 30, 30];
+
+/// The outline of the predicted mask `pred` (nonzero: in) drawn in red on `img`, without
+/// a caption (a video frame of `stream --overlay`).
+pub(crate) fn outline_in_red(mut img: RgbImage, pred: &[u8]) -> RgbImage {
+    let size = FrameSize {
+        height: img.height() as usize,
+        width: img.width() as usize,
+    };
+    for (y, x) in outline(pred, size) {
+        img.put_pixel(x as u32, y as u32, image::Rgb(RED));
+    }
+    img
+}
+
+/// A gray frame of `size` as RGB.
+pub(crate) fn gray_to_rgb(frame: &[u8], size: FrameSize) -> RgbImage {
+    let w = size.width;
+    RgbImage::from_fn(w as u32, size.height as u32, |x, y| {
+        let v = frame[y as usize * w + x as usize];
+        image::Rgb([v, v, v])
+    })
 }
 
 /// Writes an RGB picture as PNG through a temporary file.

@@ -12,12 +12,12 @@
 //! A short last frame is an error, after every whole frame's output was written.
 
 use std::fmt;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
 use crate::frame::FrameSize;
 use crate::segment::{Segmenter, SegmenterConfig};
@@ -90,12 +90,17 @@ impl fmt::Display for StreamReport {
 
 /// Runs the stream as `cfg` says.
 pub fn stream(cfg: &StreamConfig) -> Result<StreamReport> {
-    if let Some(p) = cfg.output.as_ref().filter(|p| p.exists() && !cfg.overwrite) {
-        bail!(
-            "{} exists: pass --overwrite to replace it, or choose another --output",
-            p.display()
-        );
+    if let (Some(i), Some(o)) = (&cfg.input, &cfg.output) {
+        if same_file(i, o) {
+            bail!(
+                "{} is both --input and --output: the frames would be lost",
+                o.display()
+            );
+        }
     }
+    // Opened first: an unwritable place fails before the model loads, and standard
+    // output is taken for the masks before libtorch could print on it.
+    let (output, out_name) = open_output(cfg)?;
     let mut seg_cfg = cfg.segmenter.clone();
     seg_cfg.ensemble.batch_size = 1;
     let model = Segmenter::load(&seg_cfg)?;
@@ -114,22 +119,54 @@ pub fn stream(cfg: &StreamConfig) -> Result<StreamReport> {
         Some(p) => Box::new(File::open(p).map_err(|e| anyhow!("opening {}: {e}", p.display()))?),
         None => Box::new(io::stdin().lock()),
     };
-    let out_name = match &cfg.output {
-        Some(p) => p.display().to_string(),
-        None => "standard output".to_owned(),
-    };
-    let output: Box<dyn Write> = match &cfg.output {
-        Some(p) => Box::new(BufWriter::new(
-            File::create(p).map_err(|e| anyhow!("creating {}: {e}", p.display()))?,
-        )),
-        None => Box::new(io::stdout().lock()),
-    };
     let frames = Frames {
         input,
         name: in_name,
         size,
     };
     run(&model, frames, output, &out_name, cfg.overlay)
+}
+
+/// Whether two paths name one existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Where the masks go, and its name for errors: `--output` (refused if it exists,
+/// unless `overwrite`), or standard output. Standard output is duplicated for the masks
+/// and file descriptor 1 pointed at standard error, so that nothing else (a C library's
+/// verbose log, a stray print) lands among the masks.
+fn open_output(cfg: &StreamConfig) -> Result<(Box<dyn Write>, String)> {
+    if let Some(p) = &cfg.output {
+        let mut open = OpenOptions::new();
+        match cfg.overwrite {
+            true => open.write(true).create(true).truncate(true),
+            false => open.write(true).create_new(true),
+        };
+        let file = open.open(p).map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => anyhow!(
+                "{} exists: pass --overwrite to replace it, or choose another --output",
+                p.display()
+            ),
+            _ => anyhow!("creating {}: {e}", p.display()),
+        })?;
+        return Ok((Box::new(BufWriter::new(file)), p.display().to_string()));
+    }
+    io::stdout().flush().ok();
+    // SAFETY: dup returns a new descriptor that the File below owns alone; dup2 only
+    // repoints descriptor 1, which Rust's stdout keeps using as before.
+    let fd = unsafe { libc::dup(1) };
+    if fd < 0 || unsafe { libc::dup2(2, 1) } < 0 {
+        bail!(
+            "taking standard output for the masks: {}",
+            io::Error::last_os_error()
+        );
+    }
+    let file = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    Ok((Box::new(BufWriter::new(file)), "standard output".to_owned()))
 }
 
 /// Raw frames of one size from a reader.
@@ -184,20 +221,34 @@ pub fn run<R: Read>(
     let mut buf = vec![0u8; size.pixels()];
     let mut latencies = Vec::new();
     let mut first: Option<Instant> = None;
-    let write_err = |e: io::Error| anyhow!("writing {out_name}: {e}");
     while frames.next_frame(&mut buf, latencies.len())? {
         crate::interrupt::check()?;
         let t0 = Instant::now();
         first.get_or_insert(t0);
-        let s = model.segment(&buf, size)?.remove(0);
-        if overlay {
-            let picture = crate::pictures::overlay(&buf, size, &s.mask, None);
-            out.write_all(picture.as_raw()).map_err(write_err)?;
-        } else {
-            out.write_all(&s.mask).map_err(write_err)?;
+        let s = model
+            .segment(&buf, size)
+            .with_context(|| {
+                format!(
+                    "segmenting frame {} of {}",
+                    latencies.len() + 1,
+                    frames.name
+                )
+            })?
+            .remove(0);
+        let bytes = match overlay {
+            true => {
+                crate::pictures::outline_in_red(crate::pictures::gray_to_rgb(&buf, size), &s.mask)
+                    .into_raw()
+            }
+            false => s.mask,
+        };
+        match out.write_all(&bytes).and_then(|()| out.flush()) {
+            Ok(()) => latencies.push(t0.elapsed()),
+            // The reader went away (`| head -c`, ffmpeg with -frames): the stream ends
+            // there, as a pipe's writer does.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break,
+            Err(e) => bail!("writing {out_name}: {e}"),
         }
-        out.flush().map_err(write_err)?;
-        latencies.push(t0.elapsed());
     }
     Ok(StreamReport {
         frames: latencies.len(),

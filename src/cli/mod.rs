@@ -64,14 +64,14 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// Whether to flush denormals: asked for, or the demo on a CPU (it shows learning in
-    /// minutes, and denormal gradients would slow its late epochs several times).
     /// Whether standard output carries the command's data, so the library's progress
     /// lines must not go there (`stream` without --output).
     pub fn stdout_is_data(&self) -> bool {
         matches!(&self.command, Command::Stream(a) if a.output.is_none())
     }
 
+    /// Whether to flush denormals: asked for, or the demo on a CPU (it shows learning in
+    /// minutes, and denormal gradients would slow its late epochs several times).
     pub fn flush_denormals(&self) -> bool {
         self.flush_denormals || matches!(&self.command, Command::Demo(d) if !d.device.is_cuda())
     }

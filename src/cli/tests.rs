@@ -288,6 +288,33 @@ fn inspect_takes_a_file() {
 }
 
 #[test]
+fn stream_runs_one_frame_at_a_time_and_writes_data_on_stdout() {
+    let cli = parse(&["stream", "--frame-size", "420x580", "--bf16"]);
+    assert!(cli.stdout_is_data());
+    let Command::Stream(a) = cli.command else {
+        panic!()
+    };
+    let cfg = a.into_config();
+    assert_eq!(cfg.segmenter.ensemble.batch_size, 1);
+    assert!(cfg.segmenter.ensemble.speed.bf16);
+    assert_eq!(
+        cfg.frame_size.map(|f| (f.height, f.width)),
+        Some((420, 580))
+    );
+    assert!(!parse(&["stream", "--output", "m.raw"]).stdout_is_data());
+    for bad in [
+        &["stream", "--batch-size", "8"][..],
+        &["stream", "--overwrite"],
+        &["stream", "--frame-size", "420"],
+    ] {
+        assert!(
+            Cli::try_parse_from([&["nerveseg"][..], bad].concat()).is_err(),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
 fn info_parses() {
     assert!(matches!(parse(&["info"]).command, Command::Info));
 }

@@ -134,22 +134,70 @@ fn stream_masks_equal_predict_and_submit() {
         .collect();
     assert!(env.run(&plain).output.stdout == out, "without --frame-size");
 
-    // --overlay: the frame in gray with the outline in red, 3 bytes a pixel.
+    // --overlay: the frame in gray with the mask's outline in red, 3 bytes a pixel, no
+    // caption.
     args.extend(["--overlay", "--output", "over.rgb"]);
     env.run(&args).ok();
     let rgb = std::fs::read(env.path("over.rgb")).unwrap();
     assert_eq!(rgb.len(), n * H * W * 3);
     let frames = std::fs::read(env.path("clip.raw")).unwrap();
-    let gray_ok = rgb
-        .chunks(3)
-        .zip(&frames)
-        .filter(|(p, &v)| p[0] == v && p[1] == v && p[2] == v)
-        .count();
-    assert!(gray_ok > n * H * W * 8 / 10, "{gray_ok}");
+    let mut red = 0;
+    for (i, (p, &v)) in rgb.chunks(3).zip(&frames).enumerate() {
+        let (k, y, x) = (i / (H * W), i / W % H, i % W);
+        let on = |yy: usize, xx: usize| out[k * H * W + yy * W + xx] != 0;
+        let edge = on(y, x) && (y == 0 || x == 0 || y + 1 == H || x + 1 == W)
+            || on(y, x) && (!on(y - 1, x) || !on(y + 1, x) || !on(y, x - 1) || !on(y, x + 1));
+        let want = if edge { [240, 30, 30] } else { [v, v, v] };
+        assert_eq!(p, want, "frame {k}, pixel ({y}, {x})");
+        red += edge as usize;
+    }
+    assert!(red > 0);
     // An existing --output is kept unless --overwrite.
     env.refuses(&args, &["over.rgb exists: pass --overwrite"]);
     args.push("--overwrite");
     env.run(&args).ok();
+    assert_eq!(std::fs::read(env.path("over.rgb")).unwrap(), rgb);
+    // The input is never the output.
+    let same = [
+        "stream",
+        "--input",
+        "clip.raw",
+        "--output",
+        "clip.raw",
+        "--overwrite",
+    ];
+    env.refuses(&same, &["clip.raw is both --input and --output"]);
+    assert_eq!(std::fs::read(env.path("clip.raw")).unwrap(), frames);
+}
+
+/// A reader that goes away (`| head -c`) ends the stream quietly, as a pipe's writer.
+#[test]
+fn a_reader_that_goes_away_ends_the_stream() {
+    use std::io::Read;
+    let env = TestEnv::new();
+    trained(&env, &[]);
+    let n = raw_frames(&env);
+    let mut child = env
+        .command(&[
+            "stream",
+            "--weights",
+            "w/weights.h5",
+            "--input",
+            "clip.raw",
+            "--device",
+            "cpu",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = vec![0u8; H * W];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap(); // then closed
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("stream: ") && !err.contains("error"), "{err}");
+    assert!(n > 1);
 }
 
 #[test]
