@@ -309,15 +309,15 @@ def conv_flops(model, x):
 
 def peak(args):
     """This CPU's float32 convolution ceiling as libtorch reaches it: oneDNN's 3x3
-    convolution alone, channels-last, at each level's shape of the width-32 U-Net
-    (c -> c channels at 96/c * 64 pixels a side, batch 32), timed like a batch; the
-    fastest level's GFLOP/s is the ceiling. With the U-Net's convolution FLOPs per image,
+    convolution alone, channels-last, at each level's c -> c shape of the width-32 U-Net
+    (32 channels at 96 x 96, 64 at 48 x 48, .., 512 at 6 x 6; batch 32), timed like a
+    batch; the fastest level's GFLOP/s is the ceiling. With the U-Net's convolution FLOPs per image,
     so a forward pass's rate can be set beside it."""
     device = configure(args)
     x = load_model_ready(args.images, device, args, "images")
     flops = conv_flops(build_model(device, args).eval(), x)
     rates = {}
-    for c, side in [(64, 96), (128, 48), (256, 24), (512, 12), (512, 6)]:
+    for c, side in [(32, 96), (64, 48), (128, 24), (256, 12), (512, 6)]:
         xs = torch.randn(32, c, side, side, device=device)
         xs = xs.contiguous(memory_format=torch.channels_last)
         w = (0.02 * torch.randn(c, c, 3, 3, device=device))

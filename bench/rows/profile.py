@@ -97,8 +97,10 @@ def run(args, setup):
                      Variant("torch-amp", "torch eager --amp", b.cmd + ["--amp"])]
     saved = args.reps
     args.reps = 1  # a profile, not a timing: one run each
-    ran = run_row(res, variants, args, args.work)
-    args.reps = saved
+    try:
+        ran = run_row(res, variants, args, args.work)
+    finally:
+        args.reps = saved
     if not ran:
         return res
 

@@ -12,7 +12,7 @@ import unittest
 import numpy as np
 
 from lib.fmt import Line, fmt_ratio, met, ratio
-from lib.inputs import no_bench_reason
+from lib.inputs import help_has
 from lib.machine import bf16_skip_reason
 from lib.runner import RowResult, Variant, cell, log, med, run_child, run_row
 
@@ -59,9 +59,12 @@ def make_inputs(args, setup, d):
 def run(args, setup):
     d = os.path.join(args.work, "stream")
     res = RowResult("stream")
-    nb = no_bench_reason(args)
-    clip, weights = make_inputs(args, setup, d) if not args.dry_run else (
-        os.path.join(d, "clip.raw"), os.path.join(d, "w", "weights.h5"))
+    # Needs `nerveseg stream` (not `bench`); the set-up's training needs only `train`.
+    nb = None if args.dry_run or help_has(args.nerveseg, ["stream"], "--input") else (
+        "this nerveseg has no `stream --input`")
+    clip, weights = os.path.join(d, "clip.raw"), os.path.join(d, "w", "weights.h5")
+    if not args.dry_run and nb is None:
+        clip, weights = make_inputs(args, setup, d)
     ns_cmd = ["env", f"OMP_NUM_THREADS={args.threads}", args.nerveseg, "stream", "--weights",
               weights, "--frame-size", "420x580", "--input", clip, "--output", os.devnull,
               "--overwrite", "--device", "cpu"]
