@@ -289,14 +289,17 @@ def infer(args):
 
 def conv_flops(model, x):
     """Floating-point operations (a multiply-add counts 2) of the convolutions for one
-    image of x's size: what float32 arithmetic must do, whatever the library."""
-    total = 0
+    image of x's size, by the side of each convolution's output: what float32 arithmetic
+    must do at each level, whatever the library."""
+    by_side = {}
 
     def count(mod, inp, out):
-        nonlocal total
         k = mod.weight[0].numel()  # in * kh * kw (Conv2d) or out * kh * kw (transposed)
-        sites = out[0, 0].numel() if isinstance(mod, nn.Conv2d) else inp[0][0, 0].numel()
-        total += 2 * k * (mod.out_channels if isinstance(mod, nn.Conv2d) else mod.in_channels) * sites
+        conv = isinstance(mod, nn.Conv2d)
+        sites = out[0, 0].numel() if conv else inp[0][0, 0].numel()
+        side = out.shape[-1]
+        by_side[side] = by_side.get(side, 0) + 2 * k * (
+            mod.out_channels if conv else mod.in_channels) * sites
 
     hooks = [m.register_forward_hook(count) for m in model.modules()
              if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
@@ -304,15 +307,16 @@ def conv_flops(model, x):
         model(x[:1])
     for h in hooks:
         h.remove()
-    return total
+    return by_side
 
 
 def peak(args):
-    """This CPU's float32 convolution ceiling as libtorch reaches it: oneDNN's 3x3
-    convolution alone, channels-last, at each level's c -> c shape of the width-32 U-Net
-    (32 channels at 96 x 96, 64 at 48 x 48, .., 512 at 6 x 6; batch 32), timed like a
-    batch; the fastest level's GFLOP/s is the ceiling. With the U-Net's convolution FLOPs per image,
-    so a forward pass's rate can be set beside it."""
+    """This CPU's float32 convolution ceiling for the U-Net as libtorch reaches it:
+    oneDNN's 3x3 convolution alone, channels-last, batch 32, at each level's c -> c shape
+    of the width-32 U-Net (32 channels at 96 x 96, 64 at 48 x 48, .., 512 at 6 x 6), timed
+    like a batch. The ceiling is a forward pass whose convolutions at each level all run
+    at that level's rate, with nothing else costing time: its seconds an image are the
+    sum over levels of the level's FLOPs over the level's rate."""
     device = configure(args)
     x = load_model_ready(args.images, device, args, "images")
     flops = conv_flops(build_model(device, args).eval(), x)
@@ -329,11 +333,14 @@ def peak(args):
 
         with torch.inference_mode():
             seconds = time_runs(args.warmup, args.batches, lambda k: None, conv, "conv")
-        rates[f"{c}@{side}"] = 2 * 32 * c * c * 9 * side * side / statistics.median(seconds) / 1e9
-    best = max(rates.values())
+        rates[side] = 2 * 32 * c * c * 9 * side * side / statistics.median(seconds) / 1e9
+    scale = x.shape[-1] / 96  # another input size: its levels in the same order
+    level = {side: min(rates, key=lambda r: abs(r * scale - side)) for side in flops}
+    per_image = sum(f / 1e9 / rates[level[side]] for side, f in flops.items())
+    total = sum(flops.values()) / 1e9
     emit({"stage": "peak", "framework": "pytorch", "threads": torch.get_num_threads(),
-          "device": args.device, "conv_gflops": rates, "peak_gflops": best,
-          "gflop_per_image": flops / 1e9, "median_s": flops / 1e9 / best})
+          "device": args.device, "conv_gflops": {f"{s}": r for s, r in rates.items()},
+          "peak_gflops": total / per_image, "gflop_per_image": total, "median_s": per_image})
 
 
 def stream(args):

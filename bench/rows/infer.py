@@ -1,8 +1,8 @@
 """infer: forward passes of nerveseg beside PyTorch eager and tf-keras, CPU, batch 32,
 in images/s; also nerveseg's oneDNN fast path (--fast) where the binary has it, and bf16
 (nerveseg --bf16, torch --amp) on a CPU with bf16 instructions. The float32 ceiling
-beside them: oneDNN's fastest lone 3x3 convolution on this CPU (bench/ref/torch_unet.py
-peak) and the U-Net's convolution FLOPs, so the table shows how near float32 inference is
+beside them: oneDNN's 3x3 convolution alone at each of the U-Net's levels on this CPU
+(bench/ref/torch_unet.py peak) and the U-Net's convolution FLOPs at each level, so the table shows how near float32 inference is
 to what the arithmetic allows, and whether 1.2x tf-keras is within reach at all."""
 
 import os
@@ -27,7 +27,7 @@ def run(args, setup):
                 [R, os.path.join(ref, "torch_unet.py"), "infer"] + tail_args + ["--threads", T])
     c = Variant("keras", "tf-keras",
                 [R, os.path.join(ref, "keras_unet.py"), "infer"] + tail_args + ["--threads", T])
-    pk = Variant("peak", "oneDNN's fastest lone 3x3 conv (float32)",
+    pk = Variant("peak", "oneDNN's lone 3x3 convs, level by level (float32)",
                  [R, os.path.join(ref, "torch_unet.py"), "peak", "--images", setup.x96,
                   "--warmup", 1, "--batches", 4, "--threads", T])
     fast = a16 = b16 = None
@@ -78,21 +78,23 @@ def run(args, setup):
 
 
 def ceiling(res, pk, a, keras, rate):
-    """Two lines on the float32 ceiling: nerveseg's convolution GFLOP/s beside the fastest
-    lone convolution's, and tf-keras beside a forward pass whose every convolution ran at
-    that rate (the most any float32 direct convolution could give)."""
+    """Two lines on the float32 ceiling: nerveseg's convolution GFLOP/s beside those of a
+    forward pass whose convolutions each ran at the rate oneDNN reaches alone at their
+    level, with nothing else costing time, and tf-keras beside that forward pass (the
+    most a float32 direct-convolution path on oneDNN could give)."""
     gflop = med(pk, lambda r: r.result["gflop_per_image"])
     if gflop is None or rate(pk) is None:
         return
-    measure = f"float32 GFLOP/s ({gflop:.2f} GFLOP of conv an image)"
+    measure = f"float32 conv GFLOP/s ({gflop:.2f} GFLOP an image)"
     gf = None if rate(a) is None else rate(a) * gflop
     res.lines.append(Line("infer", measure, cell(a, f"{gf:.0f} GFLOP/s" if gf else "-"),
                           cell(pk, f"{rate(pk) * gflop:.0f} GFLOP/s"),
                           fmt_ratio(ratio(rate(a), rate(pk))), "ceiling", "-"))
     r = ratio(rate(pk), rate(keras))
     res.lines.append(Line("infer", "CPU img/s, batch 32",
-                          f"every conv at that rate: {fmt_rate(rate(pk))}",
+                          f"every conv at its level's lone rate: {fmt_rate(rate(pk))}",
                           cell(keras, fmt_rate(rate(keras))), fmt_ratio(r), "report", "-"))
     res.notes.append("infer: the float32 ceiling line sets tf-keras beside a forward pass whose "
-                     "every convolution ran at the fastest lone convolution's rate; the 1.2x "
-                     f"float32 target is within reach only where it is above 1.2x (here {fmt_ratio(r)})")
+                     "convolutions each ran at the rate oneDNN reaches alone at their level "
+                     "and nothing else took time; the 1.2x float32 target is within reach "
+                     f"only where it is above 1.2x (here {fmt_ratio(r)})")
