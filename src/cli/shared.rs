@@ -29,12 +29,9 @@ impl SpeedArgs {
     }
 }
 
-/// How the network runs (predict, evaluate).
+/// Where and in what precision the network runs (predict, evaluate, stream).
 #[derive(Debug, Args)]
-pub struct RunArgs {
-    /// Images per forward pass (in evaluate also the batch of Keras's dice_coef).
-    #[arg(long, value_name = "N", default_value_t = EnsembleConfig::default().batch_size as u32, value_parser = clap::value_parser!(u32).range(1..))]
-    pub batch_size: u32,
+pub struct EngineArgs {
     /// Where to run: auto (CUDA when available), cpu, cuda or cuda:N.
     #[arg(long, value_name = "DEVICE", default_value = "auto", value_parser = parse_device)]
     pub device: Device,
@@ -47,9 +44,25 @@ pub struct RunArgs {
     pub speed: SpeedArgs,
 }
 
-impl RunArgs {
+impl EngineArgs {
     pub fn speed(&self) -> nerveseg::model::Speed {
         self.speed.speed(self.bf16)
+    }
+}
+
+/// How the network runs in batches (predict, evaluate).
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Images per forward pass (in evaluate also the batch of Keras's dice_coef).
+    #[arg(long, value_name = "N", default_value_t = EnsembleConfig::default().batch_size as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: u32,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+impl RunArgs {
+    pub fn speed(&self) -> nerveseg::model::Speed {
+        self.engine.speed()
     }
 
     /// The checkpoints `weights` run as these flags say.
@@ -62,7 +75,7 @@ impl RunArgs {
         EnsembleConfig {
             weights,
             tta,
-            device: self.device,
+            device: self.engine.device,
             speed: self.speed(),
             batch_size: self.batch_size as usize,
             allow_partial,

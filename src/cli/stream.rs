@@ -4,14 +4,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 use nerveseg::frame::FrameSize;
+use nerveseg::predict::EnsembleConfig;
 use nerveseg::segment::SegmenterConfig;
 use nerveseg::stream::StreamConfig;
 
-use nerveseg::predict::EnsembleConfig;
-use tch::Device;
-
-use super::parse_device;
-use super::shared::{default_weights, MaskRuleArgs, SpeedArgs, StatsArgs};
+use super::shared::{default_weights, EngineArgs, MaskRuleArgs, StatsArgs};
 
 #[derive(Debug, Args)]
 pub struct StreamArgs {
@@ -43,16 +40,8 @@ pub struct StreamArgs {
     pub stats: StatsArgs,
     #[command(flatten)]
     pub rule: MaskRuleArgs,
-    /// Where to run: auto (CUDA when available), cpu, cuda or cuda:N.
-    #[arg(long, value_name = "DEVICE", default_value = "auto", value_parser = parse_device)]
-    pub device: Device,
-    /// Run the convolutions in bfloat16 (on CPUs, `nerveseg info` says what it measured
-    /// on one of the kind); probabilities move by about 1e-2, so not the Keras parity
-    /// mode.
-    #[arg(long)]
-    pub bf16: bool,
     #[command(flatten)]
-    pub speed: SpeedArgs,
+    pub engine: EngineArgs,
 }
 
 impl StreamArgs {
@@ -63,8 +52,8 @@ impl StreamArgs {
                 ensemble: EnsembleConfig {
                     weights: self.weights,
                     tta: self.tta,
-                    device: self.device,
-                    speed: self.speed.speed(self.bf16),
+                    device: self.engine.device,
+                    speed: self.engine.speed(),
                     batch_size: 1,
                     allow_partial: false,
                 },

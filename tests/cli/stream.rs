@@ -84,6 +84,21 @@ fn submitted(env: &TestEnv) -> Vec<Vec<u8>> {
     ids.iter().map(|id| rows.remove(id).unwrap()).collect()
 }
 
+/// `stream` of the tiny checkpoint on the CPU, reading `input` as frames of `size`.
+fn stream_of<'a>(input: &'a str, size: &'a str) -> Vec<&'a str> {
+    vec![
+        "stream",
+        "--weights",
+        "w/weights.h5",
+        "--frame-size",
+        size,
+        "--input",
+        input,
+        "--device",
+        "cpu",
+    ]
+}
+
 #[test]
 fn stream_masks_equal_predict_and_submit() {
     let env = TestEnv::new();
@@ -91,17 +106,7 @@ fn stream_masks_equal_predict_and_submit() {
     let rule = ["--threshold", "0.3", "--min-size", "50"];
     trained(&env, &rule);
     let n = raw_frames(&env);
-    let mut args = vec![
-        "stream",
-        "--weights",
-        "w/weights.h5",
-        "--frame-size",
-        "420x580",
-        "--input",
-        "clip.raw",
-        "--device",
-        "cpu",
-    ];
+    let mut args = stream_of("clip.raw", "420x580");
     args.extend(rule);
     let run = env.run(&args);
     let out = run.output.stdout.clone();
@@ -208,18 +213,7 @@ fn a_short_last_frame_is_an_error_after_the_whole_frames() {
     let mut bytes = std::fs::read(env.path("clip.raw")).unwrap();
     bytes.truncate((n - 1) * H * W + 1000);
     std::fs::write(env.path("cut.raw"), &bytes).unwrap();
-    let args = [
-        "stream",
-        "--weights",
-        "w/weights.h5",
-        "--frame-size",
-        "420x580",
-        "--input",
-        "cut.raw",
-        "--device",
-        "cpu",
-    ];
-    let run = env.run(&args);
+    let run = env.run(&stream_of("cut.raw", "420x580"));
     let err = run.fails_with(&[&format!(
         "cut.raw: the stream ends inside frame {n}: 1000 of its 243600 bytes (420 x 580 frames); \
          the {} whole frames before it were segmented and written",
@@ -229,17 +223,7 @@ fn a_short_last_frame_is_an_error_after_the_whole_frames() {
     assert_eq!(run.output.stdout.len(), (n - 1) * H * W);
 
     // A frame size that does not divide the stream: the same error, at its frame.
-    let run = env.run(&[
-        "stream",
-        "--weights",
-        "w/weights.h5",
-        "--frame-size",
-        "400x580",
-        "--input",
-        "clip.raw",
-        "--device",
-        "cpu",
-    ]);
+    let run = env.run(&stream_of("clip.raw", "400x580"));
     let whole = n * H * W / (400 * W);
     run.fails_with(&[&format!(
         "clip.raw: the stream ends inside frame {}: ",
