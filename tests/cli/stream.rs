@@ -131,6 +131,46 @@ fn stream_masks_equal_predict_and_submit() {
         );
     }
 
+    // A presence rule goes through the stream as through submit, at a threshold between
+    // the frames' presence scores (about the mean of a map's top 1%).
+    let maps = NpyReader::open(&env.path("imgs_mask_test.npy"))
+        .unwrap()
+        .read_all::<f32>()
+        .unwrap();
+    let scores: Vec<f32> = maps
+        .chunks(96 * 96)
+        .map(|m| {
+            let mut v = m.to_vec();
+            v.sort_by(|a, b| b.total_cmp(a));
+            v[..92].iter().sum::<f32>() / 92.0
+        })
+        .collect();
+    let (lo, hi) = scores
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(l, h), &x| (l.min(x), h.max(x)));
+    let middle = format!("{}", (lo + hi) / 2.0);
+    let gate = [
+        "--presence",
+        "mask",
+        "--presence-threshold",
+        middle.as_str(),
+    ];
+    env.run(&[&["submit", "-q"][..], &rule, &gate].concat())
+        .ok();
+    let gated = env.run(&[&args[..], &gate].concat()).output.stdout;
+    let want = submitted(&env);
+    let gated_kept = want.iter().filter(|m| m.contains(&255)).count();
+    assert!(
+        gated_kept < kept,
+        "the gate emptied no mask: {gated_kept} of {kept} kept"
+    );
+    for (k, (got, want)) in gated.chunks(H * W).zip(&want).enumerate() {
+        assert!(
+            got == &want[..],
+            "frame {k}: the gated mask differs from submit's"
+        );
+    }
+
     // The frame size defaults to the one the checkpoint was trained on.
     let plain: Vec<&str> = args
         .iter()
