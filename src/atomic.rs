@@ -60,6 +60,14 @@ pub fn parent_dir(path: &Path) -> &Path {
     }
 }
 
+/// Whether two paths name one existing file or folder (both resolve, to the same place).
+pub fn same_place(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
 /// Whether a process with this pid is running (on Unix; elsewhere assume it is).
 fn alive(pid: u32) -> bool {
     #[cfg(unix)]

@@ -14,7 +14,7 @@
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -91,7 +91,7 @@ impl fmt::Display for StreamReport {
 /// Runs the stream as `cfg` says.
 pub fn stream(cfg: &StreamConfig) -> Result<StreamReport> {
     if let (Some(i), Some(o)) = (&cfg.input, &cfg.output) {
-        if same_file(i, o) {
+        if crate::atomic::same_place(i, o) {
             bail!(
                 "{} is both --input and --output: the frames would be lost",
                 o.display()
@@ -111,13 +111,12 @@ pub fn stream(cfg: &StreamConfig) -> Result<StreamReport> {
             seg_cfg.ensemble.weights[0].display()
         ),
     };
-    let in_name = match &cfg.input {
-        Some(p) => p.display().to_string(),
-        None => "standard input".to_owned(),
-    };
-    let input: Box<dyn Read> = match &cfg.input {
-        Some(p) => Box::new(File::open(p).map_err(|e| anyhow!("opening {}: {e}", p.display()))?),
-        None => Box::new(io::stdin().lock()),
+    let (input, in_name): (Box<dyn Read>, String) = match &cfg.input {
+        Some(p) => (
+            Box::new(File::open(p).map_err(|e| anyhow!("opening {}: {e}", p.display()))?),
+            p.display().to_string(),
+        ),
+        None => (Box::new(io::stdin().lock()), "standard input".to_owned()),
     };
     let frames = Frames {
         input,
@@ -125,14 +124,6 @@ pub fn stream(cfg: &StreamConfig) -> Result<StreamReport> {
         size,
     };
     run(&model, frames, output, &out_name, cfg.overlay)
-}
-
-/// Whether two paths name one existing file.
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    }
 }
 
 /// Where the masks go, and its name for errors: `--output` (refused if it exists,

@@ -15,11 +15,7 @@ use crate::data::{IMGS_GROUPS_TRAIN, IMGS_MASK_TRAIN, IMGS_NAMES_TRAIN, IMGS_TRA
 
 /// Refuses to write the cleaned copy over the arrays it is made from.
 pub(super) fn check_out(out: &Path, images: &Path) -> Result<()> {
-    let same = match (out.canonicalize(), parent_dir(images).canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
-    if same {
+    if crate::atomic::same_place(out, parent_dir(images)) {
         bail!(
             "--out {} holds the arrays being cleaned: choose another folder (the originals \
              are kept)",

@@ -148,12 +148,8 @@ fn predict_into(cfg: &FolderPredictConfig) -> Result<FolderPredictReport> {
 
 /// Refuses an output folder that is the --images folder.
 fn refuse_images_folder(cfg: &FolderPredictConfig) -> Result<()> {
-    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    };
     for dir in std::iter::once(&cfg.out_dir).chain(cfg.overlays.as_ref()) {
-        if same(dir, &cfg.images) {
+        if crate::atomic::same_place(dir, &cfg.images) {
             anyhow::bail!(
                 "{} is the --images folder: the masks would be read as frames next time; \
                  choose another --out-dir or --overlays",

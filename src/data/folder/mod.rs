@@ -355,10 +355,7 @@ fn prepare_all(cfg: &FolderConfig) -> Result<PrepareReport> {
     Ok(report)
 }
 
-/// Whether two paths name one folder.
+/// Whether two paths name one folder (the same text, where either does not resolve).
 fn same_folder(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => a == b,
-    }
+    crate::atomic::same_place(a, b) || a == b
 }
