@@ -10,6 +10,9 @@
 //! - the libtorch version as NERVESEG_LIBTORCH_VERSION for `nerveseg info`, checked
 //!   against the 2.11 that tch 0.24 binds (torch-sys only checks libtorch zips, not a
 //!   PyTorch wheel's folder).
+//!
+//! It also compiles `proto/onnx.proto3` (ONNX's own schema, MIT, as tract-onnx ships it)
+//! into the prost types that `export --onnx` writes, with protox, so no protoc is needed.
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +20,7 @@ const EXPECTED_TORCH: &str = "2.11.";
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    onnx_types();
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     let Some(lib_dir) = std::env::var_os("DEP_TCH_LIBTORCH_LIB").map(PathBuf::from) else {
         println!("cargo:warning=torch-sys did not report its libtorch folder; no rpath set");
@@ -48,6 +52,16 @@ fn main() {
         "cargo:rustc-env=NERVESEG_LIBTORCH_VERSION={}",
         version.as_deref().unwrap_or("unknown")
     );
+}
+
+/// `onnx.rs` in OUT_DIR: the types of `proto/onnx.proto3`.
+fn onnx_types() {
+    println!("cargo:rerun-if-changed=proto/onnx.proto3");
+    let fds = protox::compile(["onnx.proto3"], ["proto"])
+        .unwrap_or_else(|e| panic!("proto/onnx.proto3: {e}"));
+    prost_build::Config::new()
+        .compile_fds(fds)
+        .unwrap_or_else(|e| panic!("generating the ONNX types: {e}"));
 }
 
 /// The version of a libtorch folder: `build-version` in a libtorch zip, or

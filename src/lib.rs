@@ -27,6 +27,7 @@ pub mod loss;
 #[cfg(target_os = "linux")]
 pub mod memfile;
 pub mod model;
+pub mod onnx;
 pub mod pictures;
 pub mod plot;
 pub mod predict;

@@ -18,12 +18,12 @@
 /// One axis of a resize: the Gaussian taps and, per output pixel, the two input
 /// positions and their weights.
 #[derive(Clone, Debug)]
-struct Axis {
-    len: usize,
+pub(crate) struct Axis {
+    pub(crate) len: usize,
     /// Normalised Gaussian weights w[0..=radius] (symmetric); empty when no blur.
-    taps: Vec<f64>,
+    pub(crate) taps: Vec<f64>,
     /// Per output pixel: (first input index, second input index, weight of first, of second).
-    samples: Vec<(usize, usize, f64, f64)>,
+    pub(crate) samples: Vec<(usize, usize, f64, f64)>,
 }
 
 /// SciPy's 'mirror' extension of index `i` into `0..n`: d c b | a b c d | c b a.
@@ -96,18 +96,18 @@ impl Axis {
 /// A resize from one frame size to another, set up once and used for every frame.
 #[derive(Clone, Debug)]
 pub struct Resizer {
-    rows: Axis,
-    cols: Axis,
+    pub(crate) rows: Axis,
+    pub(crate) cols: Axis,
     /// The distinct input rows and columns that sampling reads, sorted.
-    need_rows: Vec<usize>,
-    need_cols: Vec<usize>,
+    pub(crate) need_rows: Vec<usize>,
+    pub(crate) need_cols: Vec<usize>,
     /// Per needed row / column: the (mirrored) index pairs its blur adds, outermost first.
-    row_pairs: Vec<Vec<(usize, usize)>>,
-    col_pairs: Vec<Vec<(usize, usize)>>,
+    pub(crate) row_pairs: Vec<Vec<(usize, usize)>>,
+    pub(crate) col_pairs: Vec<Vec<(usize, usize)>>,
     /// Per output row / column: positions of its two source rows / columns among the
     /// needed ones.
-    row_at: Vec<(usize, usize)>,
-    col_at: Vec<(usize, usize)>,
+    pub(crate) row_at: Vec<(usize, usize)>,
+    pub(crate) col_at: Vec<(usize, usize)>,
 }
 
 /// The index pairs (i - j, i + j), mirrored, for j from the radius down to 1.

@@ -64,6 +64,8 @@ Examples:
 
 pub const EXPORT: &str = "\
 Examples:
+  nerveseg export --onnx model.onnx                          frames to masks, for onnxruntime
+  nerveseg export --onnx model.onnx --frame-size 420x580 --presence mask --presence-threshold 0.6
   nerveseg export --torchscript model.pt                     model.pt and model.json, for PyTorch
   nerveseg export --torchscript model.pt --weights cv/fold-1/weights.h5";
 

@@ -4,33 +4,73 @@ use std::path::PathBuf;
 
 use clap::Args;
 use nerveseg::export::ExportConfig;
+use nerveseg::frame::FrameSize;
+use nerveseg::onnx::OnnxConfig;
 
 use super::shared::{MaskRuleArgs, StatsArgs};
 
 #[derive(Debug, Args)]
+#[group(id = "format", required = true, multiple = false, args = ["torchscript", "onnx"])]
 pub struct ExportArgs {
-    /// The TorchScript file to write (model.pt); model.json beside it says how to
-    /// preprocess the input and threshold the output.
+    /// The TorchScript file to write (model.pt): standardised 96 x 96 frames in,
+    /// probabilities out; model.json beside it says how to preprocess the input and
+    /// threshold the output.
     #[arg(long, value_name = "FILE")]
-    pub torchscript: PathBuf,
+    pub torchscript: Option<PathBuf>,
+    /// The ONNX file to write (model.onnx, opset 17): uint8 frames in, masks and
+    /// probabilities out, with the resize, standardisation and mask rule inside.
+    #[arg(long, value_name = "FILE")]
+    pub onnx: Option<PathBuf>,
+    /// With --onnx: the frames' size, HxW (Kaggle's: 420x580); by default the size the
+    /// checkpoint was trained on.
+    #[arg(long, value_name = "HxW", conflicts_with = "torchscript")]
+    pub frame_size: Option<FrameSize>,
     /// Keras weight file: a nerveseg checkpoint or a Keras file of the tutorial's U-Net.
     #[arg(long, value_name = "FILE", default_value = "weights/weights.h5")]
     pub weights: PathBuf,
     #[command(flatten)]
     pub stats: StatsArgs,
-    /// The threshold and minimum size recorded in model.json.
+    /// The mask rule: recorded in model.json, and built into the ONNX graph.
     #[command(flatten)]
     pub rule: MaskRuleArgs,
 }
 
+/// One export: TorchScript or ONNX.
+pub enum Export {
+    TorchScript(ExportConfig),
+    Onnx(OnnxConfig),
+}
+
 impl ExportArgs {
-    pub fn into_config(self, quiet: bool) -> ExportConfig {
-        ExportConfig {
-            weights: self.weights,
-            torchscript: self.torchscript,
-            stats: self.stats.source(),
-            rule: self.rule.rule(),
-            quiet,
+    pub fn into_config(self, quiet: bool) -> Export {
+        let (stats, rule) = (self.stats.source(), self.rule.rule());
+        match (self.torchscript, self.onnx) {
+            (Some(torchscript), _) => Export::TorchScript(ExportConfig {
+                weights: self.weights,
+                torchscript,
+                stats,
+                rule,
+                quiet,
+            }),
+            (None, onnx) => Export::Onnx(OnnxConfig {
+                weights: self.weights,
+                // clap requires one of the two.
+                onnx: onnx.unwrap_or_else(|| PathBuf::from("model.onnx")),
+                frame_size: self.frame_size,
+                stats,
+                rule,
+                quiet,
+            }),
         }
+    }
+}
+
+impl Export {
+    /// Writes it; the summary line.
+    pub fn run(&self) -> anyhow::Result<String> {
+        Ok(match self {
+            Export::TorchScript(c) => nerveseg::export::export(c)?.to_string(),
+            Export::Onnx(c) => nerveseg::onnx::export_onnx(c)?.to_string(),
+        })
     }
 }

@@ -119,8 +119,8 @@ pub enum Command {
     /// the next frame is read; frames/s and latency on standard error at the end.
     #[command(after_help = examples::STREAM)]
     Stream(stream::StreamArgs),
-    /// Export the network as TorchScript (model.pt, for torch.jit.load) with a model.json
-    /// of its preprocessing.
+    /// Export the network as ONNX (frames to masks, preprocessing inside) or TorchScript
+    /// (model.pt, for torch.jit.load), with a model.json that describes it.
     #[command(after_help = examples::EXPORT)]
     Export(export::ExportArgs),
     /// Rewrite a Keras weight file in another layout (tf-keras model, weights only, Keras 3).
@@ -256,7 +256,7 @@ pub fn run(cli: Cli) -> Result<Output> {
         Command::Demo(a) => Output::summary(nerveseg::demo::demo(&a.into_config(quiet))?),
         Command::Convert(a) => Output::summary(a.run()?),
         Command::Stream(a) => Output::note(nerveseg::stream::stream(&a.into_config())?),
-        Command::Export(a) => Output::summary(nerveseg::export::export(&a.into_config(quiet))?),
+        Command::Export(a) => Output::summary(a.into_config(quiet).run()?),
         Command::Inspect(a) => Output::answer(a.run()?),
         Command::Info => Output::answer(nerveseg::info::Info::collect()),
         Command::Bench(a) => Output::answer(a.run()?),

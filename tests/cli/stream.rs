@@ -5,84 +5,7 @@
 use nerveseg::data::npy::NpyReader;
 
 use crate::testenv::TestEnv;
-
-const H: usize = 420;
-const W: usize = 580;
-
-/// A tiny checkpoint trained on a small synthetic set, and the test frames, predicted
-/// and submitted with `rule`.
-fn trained(env: &TestEnv, rule: &[&str]) {
-    env.synth_small(1, 8, 4);
-    env.run(&["prepare", "-q", "--raw", "raw", "--out", "."])
-        .ok();
-    env.run(&[
-        "train",
-        "-q",
-        "--epochs",
-        "2",
-        "--base-width",
-        "4",
-        "--batch-size",
-        "2",
-        "--lr",
-        "1e-3",
-        "--out-dir",
-        "w",
-        "--device",
-        "cpu",
-    ])
-    .ok();
-    let mut args = vec![
-        "predict",
-        "-q",
-        "--weights",
-        "w/weights.h5",
-        "--no-png",
-        "--device",
-        "cpu",
-    ];
-    args.extend(rule);
-    env.run(&args).ok();
-    let mut args = vec!["submit", "-q"];
-    args.extend(rule);
-    env.run(&args).ok();
-}
-
-/// The test frames as one raw stream, and how many there are.
-fn raw_frames(env: &TestEnv) -> usize {
-    let frames = NpyReader::open(&env.path("imgs_test.npy"))
-        .unwrap()
-        .read_all::<u8>()
-        .unwrap();
-    std::fs::write(env.path("clip.raw"), &frames).unwrap();
-    frames.len() / (H * W)
-}
-
-/// submission.csv's masks (0/255, row-major, in the file's order of ids).
-fn submitted(env: &TestEnv) -> Vec<Vec<u8>> {
-    let csv = std::fs::read_to_string(env.path("submission.csv")).unwrap();
-    let ids: Vec<i32> = NpyReader::open(&env.path("imgs_id_test.npy"))
-        .unwrap()
-        .read_all::<i32>()
-        .unwrap();
-    let mut rows: std::collections::HashMap<i32, Vec<u8>> = Default::default();
-    for line in csv.lines().skip(1) {
-        let (id, runs) = line.split_once(',').unwrap();
-        let mut mask = vec![0u8; H * W];
-        let nums: Vec<usize> = runs
-            .split_whitespace()
-            .map(|v| v.parse().unwrap())
-            .collect();
-        for pair in nums.chunks(2) {
-            for p in pair[0] - 1..pair[0] - 1 + pair[1] {
-                // Kaggle numbers pixels down each column.
-                mask[(p % H) * W + p / H] = 255;
-            }
-        }
-        rows.insert(id.parse().unwrap(), mask);
-    }
-    ids.iter().map(|id| rows.remove(id).unwrap()).collect()
-}
+use crate::tiny::{raw_frames, submitted, trained, H, W};
 
 /// `stream` of the tiny checkpoint on the CPU, reading `input` as frames of `size`.
 fn stream_of<'a>(input: &'a str, size: &'a str) -> Vec<&'a str> {
@@ -104,7 +27,7 @@ fn stream_masks_equal_predict_and_submit() {
     let env = TestEnv::new();
     // A low threshold, so that an untrained network's masks are not all empty.
     let rule = ["--threshold", "0.3", "--min-size", "50"];
-    trained(&env, &rule);
+    trained(&env, &[], &rule);
     let n = raw_frames(&env);
     let mut args = stream_of("clip.raw", "420x580");
     args.extend(rule);
@@ -220,7 +143,7 @@ fn stream_masks_equal_predict_and_submit() {
 fn a_reader_that_goes_away_ends_the_stream() {
     use std::io::Read;
     let env = TestEnv::new();
-    trained(&env, &[]);
+    trained(&env, &[], &[]);
     let n = raw_frames(&env);
     let mut child = env
         .command(&[
@@ -248,7 +171,7 @@ fn a_reader_that_goes_away_ends_the_stream() {
 #[test]
 fn a_short_last_frame_is_an_error_after_the_whole_frames() {
     let env = TestEnv::new();
-    trained(&env, &[]);
+    trained(&env, &[], &[]);
     let n = raw_frames(&env);
     let mut bytes = std::fs::read(env.path("clip.raw")).unwrap();
     bytes.truncate((n - 1) * H * W + 1000);
@@ -278,7 +201,7 @@ fn a_short_last_frame_is_an_error_after_the_whole_frames() {
 fn the_in_memory_example_gives_submits_masks() {
     let env = TestEnv::new();
     // The example uses the library's defaults: the original rule.
-    trained(&env, &[]);
+    trained(&env, &[], &[]);
     let n = raw_frames(&env);
     let frames = std::fs::read(env.path("clip.raw")).unwrap();
     let mut args = vec!["w/weights.h5".to_owned()];

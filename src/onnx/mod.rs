@@ -1,0 +1,262 @@
+//! `export --onnx model.onnx`: one ONNX graph from raw frames to masks, with nerveseg's
+//! preprocessing and mask rule inside, so a runtime needs nothing else:
+//!
+//! - input `frames`: uint8 (N, H, W) at the frame size it was exported for;
+//! - the resize to the network's input as scikit-image's `preserve_range` resize does it,
+//!   truncated to uint8 (`resize.rs`, the same arithmetic as [`crate::resize`]), then
+//!   (x - mean) / std with the checkpoint's statistics;
+//! - the network (`network.rs`);
+//! - output `probabilities`: float32 (N, 1, h, w), the network's output;
+//! - output `masks`: uint8 (N, H, W), 0 or 255, by `submit`'s rule (`rule.rs`);
+//! - with a presence head, output `presence`: float32 (N, 1).
+//!
+//! The graph is written for opset [`OPSET`] with prost's types of ONNX's own schema.
+//! Beside it, `model.json` says the same in words.
+
+mod builder;
+mod network;
+mod resize;
+mod rule;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use prost::Message;
+use tch::Device;
+
+use builder::pb::tensor_proto::DataType;
+use builder::{value_info, Dim, Graph};
+pub use builder::{IR_VERSION, OPSET};
+
+use crate::dataset::Stats;
+use crate::frame::FrameSize;
+use crate::model::{Speed, UNetConfig};
+use crate::predict::{load, StatsSource};
+use crate::resize::Resizer;
+use crate::submission::{enlarger, MaskRule};
+
+/// What `export --onnx` reads and writes.
+#[derive(Clone, Debug)]
+pub struct OnnxConfig {
+    pub weights: PathBuf,
+    pub onnx: PathBuf,
+    /// The frames' size; by default the size the checkpoint was trained on.
+    pub frame_size: Option<FrameSize>,
+    pub stats: StatsSource,
+    pub rule: MaskRule,
+    pub quiet: bool,
+}
+
+/// What `export --onnx` wrote.
+#[derive(Clone, Debug)]
+pub struct OnnxReport {
+    pub onnx: PathBuf,
+    pub sidecar: PathBuf,
+    pub frame_size: FrameSize,
+    pub map_size: FrameSize,
+    pub nodes: usize,
+    pub bytes: usize,
+}
+
+impl fmt::Display for OnnxReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "wrote {} ({:.1} MB, {} nodes, opset {OPSET}: uint8 frames of {} in, masks and \
+             {} probabilities out) and {}",
+            self.onnx.display(),
+            self.bytes as f64 / 1e6,
+            self.nodes,
+            self.frame_size,
+            self.map_size,
+            self.sidecar.display()
+        )
+    }
+}
+
+/// What the graph is made from.
+pub(crate) struct Parts<'a> {
+    pub network: &'a UNetConfig,
+    pub vars: &'a std::collections::HashMap<String, tch::Tensor>,
+    pub stats: Stats,
+    pub rule: &'a MaskRule,
+    pub frame_size: FrameSize,
+}
+
+/// The whole graph, frames to masks.
+pub(crate) fn model(p: &Parts) -> Result<builder::pb::ModelProto> {
+    let mut g = Graph::default();
+    let (size, map) = (p.frame_size, p.network.input);
+    let frames = g.cast("frames", DataType::Double);
+    let small = resize::resize(
+        &mut g,
+        &frames,
+        &Resizer::new(size.height, size.width, map.height, map.width),
+    );
+    // scikit-image's float result stored into uint8: truncated (it is never negative).
+    let small = g.op("Floor", &[&small], vec![]);
+    let small = g.cast(&small, DataType::Uint8);
+    let small = g.cast(&small, DataType::Float);
+    let mean = g.f32s("mean", &[], &[p.stats.mean as f32]);
+    let std = g.f32s("std", &[], &[p.stats.std as f32]);
+    let centred = g.op("Sub", &[&small, &mean], vec![]);
+    let x = g.op("Div", &[&centred, &std], vec![]);
+    let axis1 = g.i64s("axes", &[1], &[1]);
+    let x = g.op("Unsqueeze", &[&x, &axis1], vec![]);
+    let out = network::network(&mut g, p.network, p.vars, &x)?;
+    g.op_into("Identity", &[&out.mask], vec![], &["probabilities"]);
+    let head = out.head.map(|h| {
+        g.op_into("Identity", &[&h], vec![], &["presence"]);
+        "presence"
+    });
+    let enlarge = enlarger(map, size);
+    rule::masks(
+        &mut g,
+        p.rule,
+        "probabilities",
+        head,
+        &enlarge,
+        map.pixels(),
+        "masks",
+    );
+    let n = || Dim::Named("N");
+    let fixed = |v: usize| Dim::Fixed(v as i64);
+    let mut outputs = vec![
+        value_info(
+            "probabilities",
+            DataType::Float,
+            &[n(), fixed(1), fixed(map.height), fixed(map.width)],
+        ),
+        value_info(
+            "masks",
+            DataType::Uint8,
+            &[n(), fixed(size.height), fixed(size.width)],
+        ),
+    ];
+    if head.is_some() {
+        outputs.push(value_info("presence", DataType::Float, &[n(), fixed(1)]));
+    }
+    let input = value_info(
+        "frames",
+        DataType::Uint8,
+        &[n(), fixed(size.height), fixed(size.width)],
+    );
+    let doc = format!(
+        "nerveseg {}: uint8 frames of {size} to 0/255 masks; {}",
+        env!("CARGO_PKG_VERSION"),
+        p.network
+    );
+    Ok(g.model("nerveseg", vec![input], outputs, doc))
+}
+
+/// Loads the checkpoint, writes the graph and its `model.json`.
+pub fn export_onnx(cfg: &OnnxConfig) -> Result<OnnxReport> {
+    if cfg.onnx.extension().is_some_and(|e| e == "json") {
+        bail!(
+            "{}: the graph would be overwritten by its own sidecar; name it model.onnx",
+            cfg.onnx.display()
+        );
+    }
+    let loaded = load(&cfg.weights, Device::Cpu, false, Speed::PLAIN)?;
+    crate::presence::check_head(
+        cfg.rule.presence,
+        loaded.cfg.presence_head,
+        std::slice::from_ref(&cfg.weights),
+    )?;
+    let frame_size = match cfg.frame_size.or(loaded.file.meta.frame_size) {
+        Some(s) => s,
+        None => bail!(
+            "{} does not say the size of the frames it was trained on: pass --frame-size HxW",
+            cfg.weights.display()
+        ),
+    };
+    let stats = cfg
+        .stats
+        .resolve(&loaded.file, loaded.cfg.input, cfg.quiet)?;
+    let vars = loaded.vs.variables();
+    let parts = Parts {
+        network: &loaded.cfg,
+        vars: &vars,
+        stats,
+        rule: &cfg.rule,
+        frame_size,
+    };
+    let model = model(&parts)?;
+    let nodes = model.graph.as_ref().map_or(0, |g| g.node.len());
+    let bytes = model.encode_to_vec();
+    let dir = crate::atomic::parent_dir(&cfg.onnx);
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+    let sidecar_path = crate::export::sidecar_path(&cfg.onnx);
+    let json = sidecar(cfg, &parts, &loaded.file.meta);
+    crate::atomic::write_with(&sidecar_path, |w| {
+        use std::io::Write;
+        serde_json::to_writer_pretty(&mut *w, &json)?;
+        w.write_all(b"\n")?;
+        Ok(())
+    })?;
+    crate::interrupt::check()?;
+    let onnx = crate::atomic::write_with(&cfg.onnx, |w| {
+        std::io::Write::write_all(w, &bytes)?;
+        Ok(())
+    })?;
+    Ok(OnnxReport {
+        onnx,
+        sidecar: sidecar_path,
+        frame_size,
+        map_size: loaded.cfg.input,
+        nodes,
+        bytes: bytes.len(),
+    })
+}
+
+fn sidecar(cfg: &OnnxConfig, p: &Parts, meta: &crate::keras::Meta) -> serde_json::Value {
+    let (size, map) = (p.frame_size, p.network.input);
+    let mut outputs = serde_json::json!({
+        "probabilities": {
+            "shape": ["N", 1, map.height, map.width],
+            "dtype": "float32",
+            "what": "probability of nerve per pixel at the network's input size",
+        },
+        "masks": {
+            "shape": ["N", size.height, size.width],
+            "dtype": "uint8",
+            "what": "0 or 255 at the frame's size, by submit's rule (below)",
+        },
+    });
+    if p.network.presence_head {
+        outputs["presence"] = serde_json::json!({
+            "shape": ["N", 1],
+            "dtype": "float32",
+            "what": "the presence head's probability that the frame holds a nerve",
+        });
+    }
+    serde_json::json!({
+        "format": "nerveseg U-Net, ONNX, frames to masks",
+        "opset": OPSET,
+        "ir_version": IR_VERSION,
+        "nerveseg_version": env!("CARGO_PKG_VERSION"),
+        "weights": cfg.weights.display().to_string(),
+        "network": p.network.to_string(),
+        "input": {
+            "frames": {
+                "shape": ["N", size.height, size.width],
+                "dtype": "uint8",
+                "what": "8-bit gray frames; resized and standardised inside the graph",
+            },
+        },
+        "output": outputs,
+        "mean": p.stats.mean,
+        "std": p.stats.std,
+        "threshold": p.rule.threshold,
+        "min_size": p.rule.min_size,
+        "keep_above_zero": p.rule.keep_above_zero,
+        "presence": p.rule.presence.map(|g| g.to_string()),
+        "frame_size": [size.height, size.width],
+        "trained_frame_size": meta.frame_size.map(|s| [s.height, s.width]),
+        "epoch": meta.epoch,
+    })
+}
+
+#[cfg(test)]
+mod tests;
