@@ -9,7 +9,7 @@ TORCH_VERSION := 2.11.0
 STAMP := $(VENV)/.nerveseg-setup-torch-$(TORCH_VERSION)
 CARGO ?= cargo
 
-.PHONY: all setup build test demo py docs-test bench bench-venv fixtures-npy fixtures-keras fixtures-preprocess fixtures-submission fixtures-frames clean-venv fuzz
+.PHONY: all setup build test demo py docs-test onnx-check bench bench-venv fixtures-npy fixtures-keras fixtures-preprocess fixtures-submission fixtures-frames clean-venv fuzz
 
 all: build
 
@@ -56,6 +56,19 @@ $(DOCS_STAMP): docs/requirements.txt $(STAMP)
 
 docs-test: build py
 	$(DOCS_VENV)/bin/python docs/check_readme_python.py --nerveseg target/release/nerveseg
+
+# `export --onnx` checked by hand in onnxruntime, in a venv of its own (not part of
+# `make test`, whose check runs the graph in tract): ONNX's checker, the graph against
+# predict and stream on real frames, and batch-1 timings beside `nerveseg stream`.
+# ONNX_ARGS="--weights W --frames F.npy [-- RULE FLAGS]" names the checkpoint and the
+# uint8 (N, H, W) frames (README, "ONNX").
+ONNX_FIX := tests/fixtures/onnx
+onnx-check: build
+	@test -n "$(ONNX_ARGS)" || { echo 'make onnx-check needs ONNX_ARGS="--weights W --frames F.npy" (README, "ONNX")'; exit 2; }
+	test -x $(ONNX_FIX)/.venv/bin/python || $(PYTHON) -m venv $(ONNX_FIX)/.venv
+	$(ONNX_FIX)/.venv/bin/pip install -q -r $(ONNX_FIX)/requirements.txt
+	$(ONNX_FIX)/.venv/bin/python $(ONNX_FIX)/check_onnxruntime.py --nerveseg target/release/nerveseg \
+		--work $${TMPDIR:-/tmp}/nerveseg-onnx-check $(ONNX_ARGS)
 
 # The benchmark suite (not part of CI): nerveseg beside the original scripts, PyTorch
 # eager and tf-keras on the same inputs, interleaved; prints the table and writes

@@ -6,8 +6,8 @@ tells users to run, on the committed usgra-seg test frames.
     docs/.venv/bin/python docs/check_readme_python.py --nerveseg target/release/nerveseg
 
 In a temporary folder it trains a tiny model (synthetic frames, one epoch), exports it
-(model.pt, model.json) and copies a real usgra-seg frame (RGB) to frame.png: the files
-the README's example opens. Exit status 1 on any failure.
+(model.pt and model.json; model.onnx for the frame's size) and copies a real usgra-seg
+frame to frame.png: the files the README's examples open. Exit status 1 on any failure.
 """
 import argparse
 import os
@@ -42,6 +42,9 @@ def setup(ns, work):
         "--images", work / "imgs_train.npy", "--masks", work / "imgs_mask_train.npy", "--out-dir", work / "w")
     run(ns, "export", "-q", "--torchscript", work / "model.pt", "--weights", work / "w/weights.h5")
     shutil.copy(FRAMES / "images/0000.png", work / "frame.png")
+    h, w = np.asarray(Image.open(work / "frame.png")).shape[:2]
+    run(ns, "export", "-q", "--onnx", work / "model.onnx", "--weights", work / "w/weights.h5",
+        "--frame-size", f"{h}x{w}")
     run(ns, "predict", "-q", "--weights", work / "w/weights.h5", "--device", "cpu",
         "--images", work / "frame.png", "--out-dir", work / "pred")
 
@@ -50,7 +53,7 @@ def check_mask(ns_vars, work):
     """The example's `mask` against nerveseg's: the same shape, at most 0.1% of pixels
     apart (a tiny model's probabilities sit near the threshold, where float rounding
     between PyTorch and libtorch can flip a pixel)."""
-    mask = np.asarray(ns_vars["mask"])
+    mask = np.asarray(ns_vars["mask"]) > 0  # bool, or 0/255
     ours = np.asarray(Image.open(work / "pred/frame_mask.png")) > 127
     assert mask.shape == ours.shape, f"mask {mask.shape}, nerveseg {ours.shape}"
     differ = int((mask != ours).sum())

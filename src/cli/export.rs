@@ -18,7 +18,8 @@ pub struct ExportArgs {
     #[arg(long, value_name = "FILE")]
     pub torchscript: Option<PathBuf>,
     /// The ONNX file to write (model.onnx, opset 17): uint8 frames in, masks and
-    /// probabilities out, with the resize, standardisation and mask rule inside.
+    /// probabilities out, with the resize, standardisation and mask rule inside;
+    /// model.onnx.json beside it describes it.
     #[arg(long, value_name = "FILE")]
     pub onnx: Option<PathBuf>,
     /// With --onnx: the frames' size, HxW (Kaggle's: 420x580); by default the size the
@@ -30,7 +31,7 @@ pub struct ExportArgs {
     pub weights: PathBuf,
     #[command(flatten)]
     pub stats: StatsArgs,
-    /// The mask rule: recorded in model.json, and built into the ONNX graph.
+    /// The mask rule: built into the ONNX graph; recorded in the JSON beside either file.
     #[command(flatten)]
     pub rule: MaskRuleArgs,
 }

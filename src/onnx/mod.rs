@@ -11,7 +11,7 @@
 //! - with a presence head, output `presence`: float32 (N, 1).
 //!
 //! The graph is written for opset [`OPSET`] with prost's types of ONNX's own schema.
-//! Beside it, `model.json` says the same in words.
+//! Beside it, `model.onnx.json` says the same in words.
 
 mod builder;
 mod network;
@@ -19,7 +19,7 @@ mod resize;
 mod rule;
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use prost::Message;
@@ -93,6 +93,7 @@ pub(crate) fn model(p: &Parts) -> Result<builder::pb::ModelProto> {
         &mut g,
         &frames,
         &Resizer::new(size.height, size.width, map.height, map.width),
+        true,
     );
     // scikit-image's float result stored into uint8: truncated (it is never negative).
     let small = g.op("Floor", &[&small], vec![]);
@@ -150,14 +151,8 @@ pub(crate) fn model(p: &Parts) -> Result<builder::pb::ModelProto> {
     Ok(g.model("nerveseg", vec![input], outputs, doc))
 }
 
-/// Loads the checkpoint, writes the graph and its `model.json`.
+/// Loads the checkpoint, writes the graph and its `model.onnx.json`.
 pub fn export_onnx(cfg: &OnnxConfig) -> Result<OnnxReport> {
-    if cfg.onnx.extension().is_some_and(|e| e == "json") {
-        bail!(
-            "{}: the graph would be overwritten by its own sidecar; name it model.onnx",
-            cfg.onnx.display()
-        );
-    }
     let loaded = load(&cfg.weights, Device::Cpu, false, Speed::PLAIN)?;
     crate::presence::check_head(
         cfg.rule.presence,
@@ -187,7 +182,11 @@ pub fn export_onnx(cfg: &OnnxConfig) -> Result<OnnxReport> {
     let bytes = model.encode_to_vec();
     let dir = crate::atomic::parent_dir(&cfg.onnx);
     std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
-    let sidecar_path = crate::export::sidecar_path(&cfg.onnx);
+    // The graph is written (not yet in place) before the sidecar, so that a full disk
+    // leaves neither a new model.onnx.json without its graph nor a partial graph.
+    let mut file = crate::atomic::AtomicFile::create(&cfg.onnx)?;
+    std::io::Write::write_all(&mut file, &bytes)?;
+    let sidecar_path = sidecar_path(&cfg.onnx);
     let json = sidecar(cfg, &parts, &loaded.file.meta);
     crate::atomic::write_with(&sidecar_path, |w| {
         use std::io::Write;
@@ -196,10 +195,7 @@ pub fn export_onnx(cfg: &OnnxConfig) -> Result<OnnxReport> {
         Ok(())
     })?;
     crate::interrupt::check()?;
-    let onnx = crate::atomic::write_with(&cfg.onnx, |w| {
-        std::io::Write::write_all(w, &bytes)?;
-        Ok(())
-    })?;
+    let onnx = file.commit()?;
     Ok(OnnxReport {
         onnx,
         sidecar: sidecar_path,
@@ -208,6 +204,14 @@ pub fn export_onnx(cfg: &OnnxConfig) -> Result<OnnxReport> {
         nodes,
         bytes: bytes.len(),
     })
+}
+
+/// The JSON beside `model.onnx`: `model.onnx.json` (TorchScript's `model.json` may sit
+/// beside it, from `export --torchscript model.pt`).
+pub fn sidecar_path(onnx: &Path) -> PathBuf {
+    let mut name = onnx.as_os_str().to_owned();
+    name.push(".json");
+    PathBuf::from(name)
 }
 
 fn sidecar(cfg: &OnnxConfig, p: &Parts, meta: &crate::keras::Meta) -> serde_json::Value {

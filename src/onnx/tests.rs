@@ -82,7 +82,7 @@ fn shrinking_frames_gives_the_resizers_values() {
         let src = frames(h_in, w_in);
         let n = src.len() / (h_in * w_in);
         let r = Resizer::new(h_in, w_in, h, w);
-        let got = run((n, h_in, w_in), (h, w), &src, |g, x| resize(g, x, &r));
+        let got = run((n, h_in, w_in), (h, w), &src, |g, x| resize(g, x, &r, true));
         let mut want = vec![0f64; n * h * w];
         for (f, o) in src.chunks(h_in * w_in).zip(want.chunks_mut(h * w)) {
             r.resize_f64(f, o);
@@ -111,7 +111,7 @@ fn enlarging_masks_gives_the_resizers_pixels() {
     let r = Resizer::new(h, w, big_h, big_w);
     for cut in [0.5, 0.0] {
         let got = run((n, h, w), (big_h, big_w), &small, |g, x| {
-            let y = resize(g, x, &r);
+            let y = resize(g, x, &r, false);
             let c = g.f64s("cut", &[], &[cut]);
             g.op("Greater", &[&y, &c], vec![])
         });

@@ -1,5 +1,5 @@
 //! A full disk is an error, not a crash: on a small filesystem that fills up (a 3 MB
-//! tmpfs the test mounts), train, export, prepare and predict each stop with one line
+//! tmpfs the test mounts), train, export (TorchScript and ONNX), prepare and predict each stop with one line
 //! saying "No space left on device", leave no partial file, and keep what was there.
 //! Mounting needs root (as CI runs); elsewhere the test says so and checks nothing.
 
@@ -108,6 +108,18 @@ fn a_full_disk_is_a_one_line_error() {
         "small/w/weights.h5",
     ]));
     assert!(!env.path("small/m.pt").exists());
+    no_partials(&fs.0);
+    // export --onnx: neither the graph nor its model.json.
+    fails_full(env.run(&[
+        "export",
+        "--onnx",
+        "small/m.onnx",
+        "--weights",
+        "small/w/weights.h5",
+        "--frame-size",
+        "420x580",
+    ]));
+    assert!(!env.path("small/m.onnx").exists() && !env.path("small/m.onnx.json").exists());
     no_partials(&fs.0);
     // prepare and predict.
     fails_full(env.run(&["prepare", "-q", "--raw", "raw", "--out", "small/p"]));

@@ -56,6 +56,14 @@ fn read_f32(env: &TestEnv, name: &str) -> Vec<f32> {
         .unwrap()
 }
 
+/// Halfway between the lowest and highest score, as a flag's value.
+fn middle_of(scores: &[f32]) -> String {
+    let (lo, hi) = scores
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(l, h), &x| (l.min(x), h.max(x)));
+    format!("{}", (lo + hi) / 2.0)
+}
+
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
@@ -128,7 +136,30 @@ fn the_tutorials_network_gives_predict_and_submits_results() {
     trained(&env, &[], &rule);
     let got = export_and_compare(&env, &rule, 96 * 96);
     assert!(got.presence.is_none());
-    let json = std::fs::read_to_string(env.path("m/model.json")).unwrap();
+    // The other rules: a `mask` presence gate between the frames' scores (the mean of a
+    // map's top 1%), and --keep-above-zero.
+    let maps = read_f32(&env, "imgs_mask_test.npy");
+    let scores: Vec<f32> = maps
+        .chunks(96 * 96)
+        .map(|m| {
+            let mut v = m.to_vec();
+            v.sort_by(|a, b| b.total_cmp(a));
+            v[..92].iter().sum::<f32>() / 92.0
+        })
+        .collect();
+    let middle = middle_of(&scores);
+    let gate = [
+        "--presence",
+        "mask",
+        "--presence-threshold",
+        middle.as_str(),
+    ];
+    for extra in [&gate[..], &["--keep-above-zero"]] {
+        let rule = [&rule[..], extra].concat();
+        env.run(&[&["submit", "-q"][..], &rule].concat()).ok();
+        export_and_compare(&env, &rule, 96 * 96);
+    }
+    let json = std::fs::read_to_string(env.path("m/model.onnx.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["opset"], 17);
     assert_eq!(v["input"]["frames"]["shape"][1], 420);
@@ -199,9 +230,7 @@ fn a_presence_head_and_its_gate_export() {
     trained(&env, &["--presence-head"], &rule);
     // A gate between the frames' head probabilities, so that it empties some masks.
     let scores = read_f32(&env, "imgs_presence_test.npy");
-    let mut sorted = scores.clone();
-    sorted.sort_by(f32::total_cmp);
-    let middle = format!("{}", (sorted[0] + sorted[sorted.len() - 1]) / 2.0);
+    let middle = middle_of(&scores);
     let gate = [
         "--presence",
         "head",
@@ -218,4 +247,12 @@ fn a_presence_head_and_its_gate_export() {
     let presence = got.presence.expect("a presence output");
     let diff = max_diff(&presence, &scores);
     assert!(diff <= 1e-4, "presence differs from predict's by {diff}");
+    // The mean of head and mask at the same threshold.
+    let mean = [
+        &rule[..],
+        &["--presence", "mean", "--presence-threshold", &middle],
+    ]
+    .concat();
+    env.run(&[&["submit", "-q"][..], &mean].concat()).ok();
+    export_and_compare(&env, &mean, 96 * 96);
 }
