@@ -1,6 +1,6 @@
 //! `export --onnx`: the graph, run by tract (a pure-Rust ONNX runtime), gives `predict`'s
 //! probabilities and `submit`'s masks for the same frames, for the tutorial's network, a
-//! BatchNorm/ELU variant at another input size, and a presence head with its gate.
+//! BatchNorm/ELU/dropout variant at another input size, and a presence head with its gate.
 
 use std::path::Path;
 
@@ -178,15 +178,20 @@ fn the_tutorials_network_gives_predict_and_submits_results() {
         ],
         &["w/weights.h5", "no presence head", "--presence mask"],
     );
-    env.refuses(
-        &[
-            "export",
-            "--onnx",
-            "m/model.json",
-            "--weights",
-            "w/weights.h5",
-        ],
-        &["model.json", "name it model.onnx"],
+    // TorchScript's export into the same folder keeps both descriptions.
+    env.run(&[
+        "export",
+        "--torchscript",
+        "m/model.pt",
+        "--weights",
+        "w/weights.h5",
+    ])
+    .ok();
+    let torchscript = std::fs::read_to_string(env.path("m/model.json")).unwrap();
+    assert!(torchscript.contains("TorchScript"), "{torchscript}");
+    assert_eq!(
+        std::fs::read_to_string(env.path("m/model.onnx.json")).unwrap(),
+        json
     );
     // clap's own usage errors (several lines, with the usage).
     for (args, needles) in [
@@ -208,13 +213,15 @@ fn the_tutorials_network_gives_predict_and_submits_results() {
 }
 
 #[test]
-fn a_batchnorm_elu_variant_at_another_input_size_exports() {
+fn a_batchnorm_elu_dropout_variant_at_another_input_size_exports() {
     let env = TestEnv::new();
     let network = [
         "--norm",
         "batch",
         "--activation",
         "elu",
+        "--dropout",
+        "0.1",
         "--input-size",
         "64x80",
     ];
