@@ -237,6 +237,15 @@ pub fn write_with(path: &Path, write: impl FnOnce(&mut Writer) -> Result<()>) ->
     write_all_at_once(path, write, false)
 }
 
+/// Writes `value` as pretty JSON with a final newline, all at once ([`write_with`]).
+pub(crate) fn write_json(path: &Path, value: &serde_json::Value) -> Result<PathBuf> {
+    write_with(path, |w| {
+        serde_json::to_writer_pretty(&mut *w, value)?;
+        w.write_all(b"\n")?;
+        Ok(())
+    })
+}
+
 /// As [`write_with`], and forced to disk before and after the rename (see
 /// [`AtomicFile::commit_synced`]).
 pub(crate) fn write_synced(

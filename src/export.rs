@@ -106,12 +106,7 @@ pub fn export(cfg: &ExportConfig) -> Result<ExportReport> {
     }
     let json = sidecar(cfg, stats, &loaded.cfg, &loaded.file.meta);
     let sidecar = sidecar_path(&cfg.torchscript);
-    crate::atomic::write_with(&sidecar, |w| {
-        use std::io::Write;
-        serde_json::to_writer_pretty(&mut *w, &json)?;
-        w.write_all(b"\n")?;
-        Ok(())
-    })?;
+    crate::atomic::write_json(&sidecar, &json)?;
     crate::interrupt::check()?;
     let torchscript = file.commit()?;
     Ok(ExportReport {

@@ -188,12 +188,7 @@ pub fn export_onnx(cfg: &OnnxConfig) -> Result<OnnxReport> {
     std::io::Write::write_all(&mut file, &bytes)?;
     let sidecar_path = sidecar_path(&cfg.onnx);
     let json = sidecar(cfg, &parts, &loaded.file.meta);
-    crate::atomic::write_with(&sidecar_path, |w| {
-        use std::io::Write;
-        serde_json::to_writer_pretty(&mut *w, &json)?;
-        w.write_all(b"\n")?;
-        Ok(())
-    })?;
+    crate::atomic::write_json(&sidecar_path, &json)?;
     crate::interrupt::check()?;
     let onnx = file.commit()?;
     Ok(OnnxReport {

@@ -17,7 +17,7 @@ fn prepared() -> TestEnv {
 }
 
 /// A BatchNorm, ELU, dropout, presence-head network at 32 x 48, trained on image Dice.
-const VARIANT: [&str; 12] = [
+pub const VARIANT: [&str; 12] = [
     "--input-size",
     "32x48",
     "--norm",

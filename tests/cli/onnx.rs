@@ -1,14 +1,16 @@
 //! `export --onnx`: the graph, run by tract (a pure-Rust ONNX runtime), gives `predict`'s
-//! probabilities and `submit`'s masks for the same frames, for the tutorial's network, a
-//! BatchNorm/ELU/dropout variant at another input size, and a presence head with its gate.
+//! probabilities and `submit`'s masks for the same frames, for the tutorial's network and
+//! a BatchNorm/ELU/dropout network with a presence head at another input size, under
+//! every mask rule.
 
 use std::path::Path;
 
-use nerveseg::data::npy::NpyReader;
 use tract_onnx::prelude::*;
 
+use crate::family::VARIANT;
+use crate::keras_fixtures::{max_abs_diff, read_f32};
 use crate::testenv::TestEnv;
-use crate::tiny::{raw_frames, submitted, trained, H, W};
+use crate::tiny::{mask_scores, middle_of, raw_frames, submitted, trained, H, W};
 
 /// What the graph gave for a batch of frames.
 struct Outputs {
@@ -49,29 +51,6 @@ fn run_onnx(path: &Path, frames: &[u8], n: usize) -> Outputs {
     }
 }
 
-fn read_f32(env: &TestEnv, name: &str) -> Vec<f32> {
-    NpyReader::open(&env.path(name))
-        .unwrap()
-        .read_all::<f32>()
-        .unwrap()
-}
-
-/// Halfway between the lowest and highest score, as a flag's value.
-fn middle_of(scores: &[f32]) -> String {
-    let (lo, hi) = scores
-        .iter()
-        .fold((f32::MAX, f32::MIN), |(l, h), &x| (l.min(x), h.max(x)));
-    format!("{}", (lo + hi) / 2.0)
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 /// The graph's masks against submit's: at least 99.9% of pixels equal and the same
 /// frames empty; returns how many frames have a mask.
 fn compare_masks(got: &[u8], want: &[Vec<u8>]) -> usize {
@@ -110,9 +89,9 @@ fn export_and_compare(env: &TestEnv, rule: &[&str], map_pixels: usize) -> Output
     let n = raw_frames(env);
     let frames = std::fs::read(env.path("clip.raw")).unwrap();
     let got = run_onnx(&env.path("m/model.onnx"), &frames, n);
-    let maps = read_f32(env, "imgs_mask_test.npy");
+    let maps = read_f32(&env.path("imgs_mask_test.npy")).1;
     assert_eq!(maps.len(), n * map_pixels);
-    let diff = max_diff(&got.probabilities, &maps);
+    let diff = max_abs_diff(&got.probabilities, &maps);
     assert!(
         diff <= 1e-4,
         "probabilities differ from predict's by {diff}"
@@ -125,7 +104,7 @@ fn export_and_compare(env: &TestEnv, rule: &[&str], map_pixels: usize) -> Output
     // One frame alone gives the same as in the batch (the batch is dynamic).
     let one = run_onnx(&env.path("m/model.onnx"), &frames[..H * W], 1);
     assert_eq!(one.masks, got.masks[..H * W]);
-    assert!(max_diff(&one.probabilities, &got.probabilities[..map_pixels]) <= 1e-5);
+    assert!(max_abs_diff(&one.probabilities, &got.probabilities[..map_pixels]) <= 1e-5);
     got
 }
 
@@ -138,15 +117,7 @@ fn the_tutorials_network_gives_predict_and_submits_results() {
     assert!(got.presence.is_none());
     // The other rules: a `mask` presence gate between the frames' scores (the mean of a
     // map's top 1%), and --keep-above-zero.
-    let maps = read_f32(&env, "imgs_mask_test.npy");
-    let scores: Vec<f32> = maps
-        .chunks(96 * 96)
-        .map(|m| {
-            let mut v = m.to_vec();
-            v.sort_by(|a, b| b.total_cmp(a));
-            v[..92].iter().sum::<f32>() / 92.0
-        })
-        .collect();
+    let scores = mask_scores(&env);
     let middle = middle_of(&scores);
     let gate = [
         "--presence",
@@ -212,31 +183,15 @@ fn the_tutorials_network_gives_predict_and_submits_results() {
     assert!(!env.path("m.pt").exists());
 }
 
+/// The family's other network (BatchNorm, ELU, dropout, a presence head, 32 x 48
+/// input), with its presence head's gate, and the mean of head and mask.
 #[test]
-fn a_batchnorm_elu_dropout_variant_at_another_input_size_exports() {
-    let env = TestEnv::new();
-    let network = [
-        "--norm",
-        "batch",
-        "--activation",
-        "elu",
-        "--dropout",
-        "0.1",
-        "--input-size",
-        "64x80",
-    ];
-    let rule = ["--threshold", "0.3", "--min-size", "50"];
-    trained(&env, &network, &rule);
-    export_and_compare(&env, &rule, 64 * 80);
-}
-
-#[test]
-fn a_presence_head_and_its_gate_export() {
+fn a_batchnorm_variant_with_a_presence_head_at_another_input_size_exports() {
     let env = TestEnv::new();
     let rule = ["--threshold", "0.3", "--min-size", "50"];
-    trained(&env, &["--presence-head"], &rule);
+    trained(&env, &VARIANT, &rule);
     // A gate between the frames' head probabilities, so that it empties some masks.
-    let scores = read_f32(&env, "imgs_presence_test.npy");
+    let scores = read_f32(&env.path("imgs_presence_test.npy")).1;
     let middle = middle_of(&scores);
     let gate = [
         "--presence",
@@ -250,9 +205,9 @@ fn a_presence_head_and_its_gate_export() {
     let gated = submitted(&env);
     let emptied = ungated.iter().zip(&gated).filter(|(a, b)| a != b).count();
     assert!(emptied > 0, "the gate emptied no mask");
-    let got = export_and_compare(&env, &[&rule[..], &gate].concat(), 96 * 96);
+    let got = export_and_compare(&env, &[&rule[..], &gate].concat(), 32 * 48);
     let presence = got.presence.expect("a presence output");
-    let diff = max_diff(&presence, &scores);
+    let diff = max_abs_diff(&presence, &scores);
     assert!(diff <= 1e-4, "presence differs from predict's by {diff}");
     // The mean of head and mask at the same threshold.
     let mean = [
@@ -261,5 +216,5 @@ fn a_presence_head_and_its_gate_export() {
     ]
     .concat();
     env.run(&[&["submit", "-q"][..], &mean].concat()).ok();
-    export_and_compare(&env, &mean, 96 * 96);
+    export_and_compare(&env, &mean, 32 * 48);
 }

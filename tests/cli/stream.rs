@@ -2,10 +2,8 @@
 //! masks as `predict` + `submit`; a short last frame is an error after the whole frames'
 //! masks were written.
 
-use nerveseg::data::npy::NpyReader;
-
 use crate::testenv::TestEnv;
-use crate::tiny::{raw_frames, submitted, trained, H, W};
+use crate::tiny::{mask_scores, middle_of, raw_frames, submitted, trained, H, W};
 
 /// `stream` of the tiny checkpoint on the CPU, reading `input` as frames of `size`.
 fn stream_of<'a>(input: &'a str, size: &'a str) -> Vec<&'a str> {
@@ -56,22 +54,7 @@ fn stream_masks_equal_predict_and_submit() {
 
     // A presence rule goes through the stream as through submit, at a threshold between
     // the frames' presence scores (about the mean of a map's top 1%).
-    let maps = NpyReader::open(&env.path("imgs_mask_test.npy"))
-        .unwrap()
-        .read_all::<f32>()
-        .unwrap();
-    let scores: Vec<f32> = maps
-        .chunks(96 * 96)
-        .map(|m| {
-            let mut v = m.to_vec();
-            v.sort_by(|a, b| b.total_cmp(a));
-            v[..92].iter().sum::<f32>() / 92.0
-        })
-        .collect();
-    let (lo, hi) = scores
-        .iter()
-        .fold((f32::MAX, f32::MIN), |(l, h), &x| (l.min(x), h.max(x)));
-    let middle = format!("{}", (lo + hi) / 2.0);
+    let middle = middle_of(&mask_scores(&env));
     let gate = [
         "--presence",
         "mask",

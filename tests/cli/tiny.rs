@@ -84,3 +84,26 @@ pub fn submitted(env: &TestEnv) -> Vec<Vec<u8>> {
     }
     ids.iter().map(|id| rows.remove(id).unwrap()).collect()
 }
+
+/// The `mask` presence score of each of predict's 96 x 96 maps: the mean of its top 1%.
+pub fn mask_scores(env: &TestEnv) -> Vec<f32> {
+    let maps = NpyReader::open(&env.path("imgs_mask_test.npy"))
+        .unwrap()
+        .read_all::<f32>()
+        .unwrap();
+    maps.chunks(96 * 96)
+        .map(|m| {
+            let mut v = m.to_vec();
+            v.sort_by(|a, b| b.total_cmp(a));
+            v[..92].iter().sum::<f32>() / 92.0
+        })
+        .collect()
+}
+
+/// Halfway between the lowest and highest score, as a flag's value.
+pub fn middle_of(scores: &[f32]) -> String {
+    let (lo, hi) = scores
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(l, h), &x| (l.min(x), h.max(x)));
+    format!("{}", (lo + hi) / 2.0)
+}
