@@ -66,6 +66,7 @@ pub const EXPORT: &str = "\
 Examples:
   nerveseg export --onnx model.onnx                          frames to masks, for onnxruntime
   nerveseg export --onnx model.onnx --frame-size 420x580 --presence mask --presence-threshold 0.6
+  nerveseg export --onnx folds.onnx --weights cv/fold-1/weights.h5 --weights cv/fold-2/weights.h5 --tta
   nerveseg export --torchscript model.pt                     model.pt and model.json, for PyTorch
   nerveseg export --torchscript model.pt --weights cv/fold-1/weights.h5";
 

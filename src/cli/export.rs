@@ -7,7 +7,7 @@ use nerveseg::export::ExportConfig;
 use nerveseg::frame::FrameSize;
 use nerveseg::onnx::OnnxConfig;
 
-use super::shared::{MaskRuleArgs, StatsArgs};
+use super::shared::{default_weights, MaskRuleArgs, StatsArgs};
 
 #[derive(Debug, Args)]
 #[group(id = "format", required = true, multiple = false, args = ["torchscript", "onnx"])]
@@ -27,8 +27,14 @@ pub struct ExportArgs {
     #[arg(long, value_name = "HxW", conflicts_with = "torchscript")]
     pub frame_size: Option<FrameSize>,
     /// Keras weight file: a nerveseg checkpoint or a Keras file of the tutorial's U-Net.
-    #[arg(long, value_name = "FILE", default_value = "weights/weights.h5")]
-    pub weights: PathBuf,
+    /// With --onnx, give it more than once for an ensemble in one graph: the
+    /// probabilities are averaged, as predict's.
+    #[arg(long, value_name = "FILE", default_values_os_t = [default_weights()], action = clap::ArgAction::Append)]
+    pub weights: Vec<PathBuf>,
+    /// With --onnx: also predict each frame flipped left to right (flipped back), and
+    /// average, as predict's --tta.
+    #[arg(long, conflicts_with = "torchscript")]
+    pub tta: bool,
     #[command(flatten)]
     pub stats: StatsArgs,
     /// The mask rule: built into the ONNX graph; recorded in the JSON beside either file.
@@ -43,11 +49,16 @@ pub enum Export {
 }
 
 impl ExportArgs {
-    pub fn into_config(self, quiet: bool) -> Export {
+    pub fn into_config(self, quiet: bool) -> anyhow::Result<Export> {
         let (stats, rule) = (self.stats.source(), self.rule.rule());
-        match (self.torchscript, self.onnx) {
+        Ok(match (self.torchscript, self.onnx) {
             (Some(torchscript), _) => Export::TorchScript(ExportConfig {
-                weights: self.weights,
+                weights: match <[PathBuf; 1]>::try_from(self.weights) {
+                    Ok([w]) => w,
+                    Err(_) => anyhow::bail!(
+                        "export --torchscript takes one --weights; an ensemble exports with --onnx"
+                    ),
+                },
                 torchscript,
                 stats,
                 rule,
@@ -55,6 +66,7 @@ impl ExportArgs {
             }),
             (None, onnx) => Export::Onnx(OnnxConfig {
                 weights: self.weights,
+                tta: self.tta,
                 // clap requires one of the two.
                 onnx: onnx.unwrap_or_else(|| PathBuf::from("model.onnx")),
                 frame_size: self.frame_size,
@@ -62,7 +74,7 @@ impl ExportArgs {
                 rule,
                 quiet,
             }),
-        }
+        })
     }
 }
 

@@ -256,7 +256,7 @@ pub fn run(cli: Cli) -> Result<Output> {
         Command::Demo(a) => Output::summary(nerveseg::demo::demo(&a.into_config(quiet))?),
         Command::Convert(a) => Output::summary(a.run()?),
         Command::Stream(a) => Output::note(nerveseg::stream::stream(&a.into_config())?),
-        Command::Export(a) => Output::summary(a.into_config(quiet).run()?),
+        Command::Export(a) => Output::summary(a.into_config(quiet)?.run()?),
         Command::Inspect(a) => Output::answer(a.run()?),
         Command::Info => Output::answer(nerveseg::info::Info::collect()),
         Command::Bench(a) => Output::answer(a.run()?),

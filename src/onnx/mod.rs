@@ -14,6 +14,7 @@
 //! Beside it, `model.onnx.json` says the same in words.
 
 mod builder;
+mod ensemble;
 mod network;
 mod resize;
 mod rule;
@@ -29,17 +30,18 @@ use builder::pb::tensor_proto::DataType;
 use builder::{value_info, Dim, Graph};
 pub use builder::{IR_VERSION, OPSET};
 
-use crate::dataset::Stats;
 use crate::frame::FrameSize;
-use crate::model::{Speed, UNetConfig};
-use crate::predict::{load, StatsSource};
-use crate::resize::Resizer;
+use crate::model::Speed;
+use crate::predict::{Ensemble, EnsembleConfig, StatsSource};
 use crate::submission::{enlarger, MaskRule};
 
 /// What `export --onnx` reads and writes.
 #[derive(Clone, Debug)]
 pub struct OnnxConfig {
-    pub weights: PathBuf,
+    /// One checkpoint, or several whose probabilities are averaged (as `predict`'s).
+    pub weights: Vec<PathBuf>,
+    /// Also predict the frames flipped left to right, and average.
+    pub tta: bool,
     pub onnx: PathBuf,
     /// The frames' size; by default the size the checkpoint was trained on.
     pub frame_size: Option<FrameSize>,
@@ -57,6 +59,9 @@ pub struct OnnxReport {
     pub map_size: FrameSize,
     pub nodes: usize,
     pub bytes: usize,
+    /// The checkpoints averaged, and whether flipped frames were too.
+    pub checkpoints: usize,
+    pub tta: bool,
 }
 
 impl fmt::Display for OnnxReport {
@@ -64,12 +69,24 @@ impl fmt::Display for OnnxReport {
         write!(
             f,
             "wrote {} ({:.1} MB, {} nodes, opset {OPSET}: uint8 frames of {} in, masks and \
-             {} probabilities out) and {}",
+             {} probabilities out{}) and {}",
             self.onnx.display(),
             self.bytes as f64 / 1e6,
             self.nodes,
             self.frame_size,
             self.map_size,
+            match (self.checkpoints, self.tta) {
+                (1, false) => String::new(),
+                (1, true) => ", averaged with the flipped frames'".to_owned(),
+                (k, tta) => format!(
+                    ", the mean of {k} checkpoints{}",
+                    if tta {
+                        " and their flipped frames'"
+                    } else {
+                        ""
+                    }
+                ),
+            },
             self.sidecar.display()
         )
     }
@@ -77,9 +94,8 @@ impl fmt::Display for OnnxReport {
 
 /// What the graph is made from.
 pub(crate) struct Parts<'a> {
-    pub network: &'a UNetConfig,
-    pub vars: &'a std::collections::HashMap<String, tch::Tensor>,
-    pub stats: Stats,
+    pub members: Vec<ensemble::Member<'a>>,
+    pub tta: bool,
     pub rule: &'a MaskRule,
     pub frame_size: FrameSize,
 }
@@ -87,25 +103,10 @@ pub(crate) struct Parts<'a> {
 /// The whole graph, frames to masks.
 pub(crate) fn model(p: &Parts) -> Result<builder::pb::ModelProto> {
     let mut g = Graph::default();
-    let (size, map) = (p.frame_size, p.network.input);
+    let size = p.frame_size;
+    let map = p.members.first().map(|m| m.network.input).unwrap_or(size);
     let frames = g.cast("frames", DataType::Double);
-    let small = resize::resize(
-        &mut g,
-        &frames,
-        &Resizer::new(size.height, size.width, map.height, map.width),
-        true,
-    );
-    // scikit-image's float result stored into uint8: truncated (it is never negative).
-    let small = g.op("Floor", &[&small], vec![]);
-    let small = g.cast(&small, DataType::Uint8);
-    let small = g.cast(&small, DataType::Float);
-    let mean = g.f32s("mean", &[], &[p.stats.mean as f32]);
-    let std = g.f32s("std", &[], &[p.stats.std as f32]);
-    let centred = g.op("Sub", &[&small, &mean], vec![]);
-    let x = g.op("Div", &[&centred, &std], vec![]);
-    let axis1 = g.i64s("axes", &[1], &[1]);
-    let x = g.op("Unsqueeze", &[&x, &axis1], vec![]);
-    let out = network::network(&mut g, p.network, p.vars, &x)?;
+    let out = ensemble::probabilities(&mut g, &p.members, p.tta, &frames, size)?;
     g.op_into("Identity", &[&out.mask], vec![], &["probabilities"]);
     let head = out.head.map(|h| {
         g.op_into("Identity", &[&h], vec![], &["presence"]);
@@ -143,37 +144,51 @@ pub(crate) fn model(p: &Parts) -> Result<builder::pb::ModelProto> {
         DataType::Uint8,
         &[n(), fixed(size.height), fixed(size.width)],
     );
+    let networks: Vec<String> = p.members.iter().map(|m| m.network.to_string()).collect();
     let doc = format!(
-        "nerveseg {}: uint8 frames of {size} to 0/255 masks; {}",
+        "nerveseg {}: uint8 frames of {size} to 0/255 masks; {}{}",
         env!("CARGO_PKG_VERSION"),
-        p.network
+        networks.join(" + "),
+        if p.tta { ", with flipped frames" } else { "" }
     );
     Ok(g.model("nerveseg", vec![input], outputs, doc))
 }
 
-/// Loads the checkpoint, writes the graph and its `model.onnx.json`.
+/// Loads the checkpoints, writes the graph and its `model.onnx.json`.
 pub fn export_onnx(cfg: &OnnxConfig) -> Result<OnnxReport> {
-    let loaded = load(&cfg.weights, Device::Cpu, false, Speed::PLAIN)?;
-    crate::presence::check_head(
-        cfg.rule.presence,
-        loaded.cfg.presence_head,
-        std::slice::from_ref(&cfg.weights),
-    )?;
-    let frame_size = match cfg.frame_size.or(loaded.file.meta.frame_size) {
+    let plain = EnsembleConfig {
+        weights: cfg.weights.clone(),
+        tta: cfg.tta,
+        device: Device::Cpu,
+        speed: Speed::PLAIN,
+        batch_size: 1,
+        allow_partial: false,
+    };
+    let models = Ensemble::load(&plain, Some(&cfg.stats), cfg.quiet)?;
+    crate::presence::check_head(cfg.rule.presence, models.has_heads(), &cfg.weights)?;
+    let meta = &models.first().meta;
+    let frame_size = match cfg.frame_size.or(meta.frame_size) {
         Some(s) => s,
         None => bail!(
             "{} does not say the size of the frames it was trained on: pass --frame-size HxW",
-            cfg.weights.display()
+            cfg.weights[0].display()
         ),
     };
-    let stats = cfg
-        .stats
-        .resolve(&loaded.file, loaded.cfg.input, cfg.quiet)?;
-    let vars = loaded.vs.variables();
+    let members = models
+        .members
+        .iter()
+        .map(|m| {
+            let stats = m.stats.ok_or_else(|| anyhow::anyhow!("no statistics"))?;
+            Ok(ensemble::Member {
+                network: &m.loaded.cfg,
+                vars: m.loaded.vs.variables(),
+                stats,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     let parts = Parts {
-        network: &loaded.cfg,
-        vars: &vars,
-        stats,
+        members,
+        tta: cfg.tta,
         rule: &cfg.rule,
         frame_size,
     };
@@ -187,7 +202,7 @@ pub fn export_onnx(cfg: &OnnxConfig) -> Result<OnnxReport> {
     let mut file = crate::atomic::AtomicFile::create(&cfg.onnx)?;
     std::io::Write::write_all(&mut file, &bytes)?;
     let sidecar_path = sidecar_path(&cfg.onnx);
-    let json = sidecar(cfg, &parts, &loaded.file.meta);
+    let json = sidecar(cfg, &parts, meta);
     crate::atomic::write_json(&sidecar_path, &json)?;
     crate::interrupt::check()?;
     let onnx = file.commit()?;
@@ -195,9 +210,11 @@ pub fn export_onnx(cfg: &OnnxConfig) -> Result<OnnxReport> {
         onnx,
         sidecar: sidecar_path,
         frame_size,
-        map_size: loaded.cfg.input,
+        map_size: models.map_size(),
         nodes,
         bytes: bytes.len(),
+        checkpoints: cfg.weights.len(),
+        tta: cfg.tta,
     })
 }
 
@@ -210,7 +227,8 @@ pub fn sidecar_path(onnx: &Path) -> PathBuf {
 }
 
 fn sidecar(cfg: &OnnxConfig, p: &Parts, meta: &crate::keras::Meta) -> serde_json::Value {
-    let (size, map) = (p.frame_size, p.network.input);
+    let size = p.frame_size;
+    let map = p.members[0].network.input;
     let mut outputs = serde_json::json!({
         "probabilities": {
             "shape": ["N", 1, map.height, map.width],
@@ -223,7 +241,7 @@ fn sidecar(cfg: &OnnxConfig, p: &Parts, meta: &crate::keras::Meta) -> serde_json
             "what": "0 or 255 at the frame's size, by submit's rule (below)",
         },
     });
-    if p.network.presence_head {
+    if p.members.iter().all(|m| m.network.presence_head) {
         outputs["presence"] = serde_json::json!({
             "shape": ["N", 1],
             "dtype": "float32",
@@ -235,8 +253,9 @@ fn sidecar(cfg: &OnnxConfig, p: &Parts, meta: &crate::keras::Meta) -> serde_json
         "opset": OPSET,
         "ir_version": IR_VERSION,
         "nerveseg_version": env!("CARGO_PKG_VERSION"),
-        "weights": cfg.weights.display().to_string(),
-        "network": p.network.to_string(),
+        "weights": cfg.weights.iter().map(|w| w.display().to_string()).collect::<Vec<_>>(),
+        "networks": p.members.iter().map(|m| m.network.to_string()).collect::<Vec<_>>(),
+        "tta": p.tta,
         "input": {
             "frames": {
                 "shape": ["N", size.height, size.width],
@@ -245,8 +264,8 @@ fn sidecar(cfg: &OnnxConfig, p: &Parts, meta: &crate::keras::Meta) -> serde_json
             },
         },
         "output": outputs,
-        "mean": p.stats.mean,
-        "std": p.stats.std,
+        "mean": p.members.iter().map(|m| m.stats.mean).collect::<Vec<_>>(),
+        "std": p.members.iter().map(|m| m.stats.std).collect::<Vec<_>>(),
         "threshold": p.rule.threshold,
         "min_size": p.rule.min_size,
         "keep_above_zero": p.rule.keep_above_zero,

@@ -19,14 +19,28 @@ pub(crate) struct Outputs {
     pub head: Option<String>,
 }
 
-/// Reads a layer's variable `var` as float32 constants.
-struct Weights<'a> {
+/// A checkpoint's variables as float32 constants of the graph, each made once however
+/// many passes read it (TTA's second pass shares the first's).
+pub(crate) struct Weights<'a> {
     vars: &'a HashMap<String, Tensor>,
+    made: HashMap<String, String>,
 }
 
-impl Weights<'_> {
-    fn get(&self, g: &mut Graph, layer: &str, var: &str) -> Result<String> {
+impl<'a> Weights<'a> {
+    /// The variables of a VarStore, by name.
+    pub fn new(vars: &'a HashMap<String, Tensor>) -> Weights<'a> {
+        Weights {
+            vars,
+            made: HashMap::new(),
+        }
+    }
+
+    /// The constant holding a layer's variable `var`.
+    fn get(&mut self, g: &mut Graph, layer: &str, var: &str) -> Result<String> {
         let key = format!("{layer}.{var}");
+        if let Some(name) = self.made.get(&key) {
+            return Ok(name.clone());
+        }
         let t = self
             .vars
             .get(&key)
@@ -38,7 +52,9 @@ impl Weights<'_> {
             .and_then(|t| t.f_view([-1]))
             .map_err(|e| anyhow!("reading {key}: {e}"))?;
         let v = Vec::<f32>::try_from(&flat).map_err(|e| anyhow!("reading {key}: {e}"))?;
-        Ok(g.f32s(&key.replace('.', "_"), &dims, &v))
+        let name = g.f32s(&key.replace('.', "_"), &dims, &v);
+        self.made.insert(key, name.clone());
+        Ok(name)
     }
 }
 
@@ -51,15 +67,14 @@ fn activation(g: &mut Graph, x: String, act: Act) -> String {
     }
 }
 
-/// Appends the network `cfg` with the weights `vars` (a VarStore's, by name) reading the
-/// standardised frames `input`, float32 (N, 1, h, w).
+/// Appends the network `cfg` with `weights` reading the standardised frames `input`,
+/// float32 (N, 1, h, w).
 pub(crate) fn network(
     g: &mut Graph,
     cfg: &UNetConfig,
-    vars: &HashMap<String, Tensor>,
+    weights: &mut Weights,
     input: &str,
 ) -> Result<Outputs> {
-    let weights = Weights { vars };
     let topology = graph(cfg);
     let mut values: Vec<String> = Vec::with_capacity(topology.nodes.len());
     for node in &topology.nodes {

@@ -10,7 +10,7 @@ use tract_onnx::prelude::*;
 use crate::family::VARIANT;
 use crate::keras_fixtures::{max_abs_diff, read_f32};
 use crate::testenv::TestEnv;
-use crate::tiny::{mask_scores, middle_of, raw_frames, submitted, trained, H, W};
+use crate::tiny::{mask_scores, middle_of, raw_frames, submitted, train_tiny, trained, H, W};
 
 /// What the graph gave for a batch of frames.
 struct Outputs {
@@ -73,17 +73,14 @@ fn compare_masks(got: &[u8], want: &[Vec<u8>]) -> usize {
     want.iter().filter(|m| m.contains(&255)).count()
 }
 
-/// Exports `w/weights.h5` with `rule` and checks the graph against predict and submit
-/// (which `trained` or the caller ran with the same rule); returns the graph's outputs.
-fn export_and_compare(env: &TestEnv, rule: &[&str], map_pixels: usize) -> Outputs {
-    let mut args = vec![
-        "export",
-        "--onnx",
-        "m/model.onnx",
-        "--weights",
-        "w/weights.h5",
-    ];
-    args.extend(rule);
+/// The tiny checkpoint alone, as `trained` predicted with it.
+const ALONE: [&str; 2] = ["--weights", "w/weights.h5"];
+
+/// Exports `models` (the --weights and --tta flags) with `rule` and checks the graph
+/// against predict and submit (which `trained` or the caller ran with the same flags);
+/// returns the graph's outputs.
+fn export_and_compare(env: &TestEnv, models: &[&str], rule: &[&str], map_pixels: usize) -> Outputs {
+    let args = [&["export", "--onnx", "m/model.onnx"][..], models, rule].concat();
     let out = env.run(&args).ok();
     assert!(out.contains("opset 17"), "{out}");
     let n = raw_frames(env);
@@ -113,7 +110,7 @@ fn the_tutorials_network_gives_predict_and_submits_results() {
     let env = TestEnv::new();
     let rule = ["--threshold", "0.3", "--min-size", "50"];
     trained(&env, &[], &rule);
-    let got = export_and_compare(&env, &rule, 96 * 96);
+    let got = export_and_compare(&env, &ALONE, &rule, 96 * 96);
     assert!(got.presence.is_none());
     // The other rules: a `mask` presence gate between the frames' scores (the mean of a
     // map's top 1%), and --keep-above-zero.
@@ -128,7 +125,7 @@ fn the_tutorials_network_gives_predict_and_submits_results() {
     for extra in [&gate[..], &["--keep-above-zero"]] {
         let rule = [&rule[..], extra].concat();
         env.run(&[&["submit", "-q"][..], &rule].concat()).ok();
-        export_and_compare(&env, &rule, 96 * 96);
+        export_and_compare(&env, &ALONE, &rule, 96 * 96);
     }
     let json = std::fs::read_to_string(env.path("m/model.onnx.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -205,7 +202,7 @@ fn a_batchnorm_variant_with_a_presence_head_at_another_input_size_exports() {
     let gated = submitted(&env);
     let emptied = ungated.iter().zip(&gated).filter(|(a, b)| a != b).count();
     assert!(emptied > 0, "the gate emptied no mask");
-    let got = export_and_compare(&env, &[&rule[..], &gate].concat(), 32 * 48);
+    let got = export_and_compare(&env, &ALONE, &[&rule[..], &gate].concat(), 32 * 48);
     let presence = got.presence.expect("a presence output");
     let diff = max_abs_diff(&presence, &scores);
     assert!(diff <= 1e-4, "presence differs from predict's by {diff}");
@@ -216,5 +213,38 @@ fn a_batchnorm_variant_with_a_presence_head_at_another_input_size_exports() {
     ]
     .concat();
     env.run(&[&["submit", "-q"][..], &mean].concat()).ok();
-    export_and_compare(&env, &mean, 32 * 48);
+    export_and_compare(&env, &ALONE, &mean, 32 * 48);
+}
+
+/// Two checkpoints of different input sizes, with TTA, in one graph: predict's average.
+#[test]
+fn an_ensemble_with_tta_exports_as_predict_averages_it() {
+    let env = TestEnv::new();
+    let rule = ["--threshold", "0.3", "--min-size", "50"];
+    trained(&env, &[], &rule);
+    train_tiny(&env, "w2", &["--input-size", "64x80", "--seed", "2"]);
+    let models = [
+        "--weights",
+        "w/weights.h5",
+        "--weights",
+        "w2/weights.h5",
+        "--tta",
+    ];
+    let predict = ["predict", "-q", "--no-png", "--device", "cpu"];
+    env.run(&[&predict[..], &models, &rule].concat()).ok();
+    env.run(&[&["submit", "-q"][..], &rule].concat()).ok();
+    export_and_compare(&env, &models, &rule, 96 * 96);
+    // TorchScript takes one checkpoint, and says what to use instead.
+    env.refuses(
+        &[
+            "export",
+            "--torchscript",
+            "m.pt",
+            "--weights",
+            "w/weights.h5",
+            "--weights",
+            "w2/weights.h5",
+        ],
+        &["--torchscript takes one --weights", "--onnx"],
+    );
 }

@@ -16,23 +16,7 @@ pub fn trained(env: &TestEnv, network: &[&str], rule: &[&str]) {
     env.synth_small(1, 8, 4);
     env.run(&["prepare", "-q", "--raw", "raw", "--out", "."])
         .ok();
-    let train = [
-        "train",
-        "-q",
-        "--epochs",
-        "2",
-        "--base-width",
-        "4",
-        "--batch-size",
-        "2",
-        "--lr",
-        "1e-3",
-        "--out-dir",
-        "w",
-        "--device",
-        "cpu",
-    ];
-    env.run(&[&train[..], network].concat()).ok();
+    train_tiny(env, "w", network);
     let mut args = vec![
         "predict",
         "-q",
@@ -106,4 +90,26 @@ pub fn middle_of(scores: &[f32]) -> String {
         .iter()
         .fold((f32::MAX, f32::MIN), |(l, h), &x| (l.min(x), h.max(x)));
     format!("{}", (lo + hi) / 2.0)
+}
+
+/// A tiny checkpoint (`OUT_DIR/weights.h5`, width 4 and the flags `network`) trained two
+/// epochs on the prepared synthetic frames.
+pub fn train_tiny(env: &TestEnv, out_dir: &str, network: &[&str]) {
+    let train = [
+        "train",
+        "-q",
+        "--epochs",
+        "2",
+        "--base-width",
+        "4",
+        "--batch-size",
+        "2",
+        "--lr",
+        "1e-3",
+        "--out-dir",
+        out_dir,
+        "--device",
+        "cpu",
+    ];
+    env.run(&[&train[..], network].concat()).ok();
 }
