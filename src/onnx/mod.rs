@@ -174,18 +174,7 @@ pub fn export_onnx(cfg: &OnnxConfig) -> Result<OnnxReport> {
             cfg.weights[0].display()
         ),
     };
-    let members = models
-        .members
-        .iter()
-        .map(|m| {
-            let stats = m.stats.ok_or_else(|| anyhow::anyhow!("no statistics"))?;
-            Ok(ensemble::Member {
-                network: &m.loaded.cfg,
-                vars: m.loaded.vs.variables(),
-                stats,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let members = members(&models)?;
     let parts = Parts {
         members,
         tta: cfg.tta,
@@ -195,17 +184,13 @@ pub fn export_onnx(cfg: &OnnxConfig) -> Result<OnnxReport> {
     let model = model(&parts)?;
     let nodes = model.graph.as_ref().map_or(0, |g| g.node.len());
     let bytes = model.encode_to_vec();
-    let dir = crate::atomic::parent_dir(&cfg.onnx);
-    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
-    // The graph is written (not yet in place) before the sidecar, so that a full disk
-    // leaves neither a new model.onnx.json without its graph nor a partial graph.
-    let mut file = crate::atomic::AtomicFile::create(&cfg.onnx)?;
-    std::io::Write::write_all(&mut file, &bytes)?;
     let sidecar_path = sidecar_path(&cfg.onnx);
-    let json = sidecar(cfg, &parts, meta);
-    crate::atomic::write_json(&sidecar_path, &json)?;
-    crate::interrupt::check()?;
-    let onnx = file.commit()?;
+    let onnx = write(
+        &cfg.onnx,
+        &bytes,
+        &sidecar_path,
+        &sidecar(cfg, &parts, meta),
+    )?;
     Ok(OnnxReport {
         onnx,
         sidecar: sidecar_path,
@@ -216,6 +201,35 @@ pub fn export_onnx(cfg: &OnnxConfig) -> Result<OnnxReport> {
         checkpoints: cfg.weights.len(),
         tta: cfg.tta,
     })
+}
+
+/// The loaded checkpoints as the graph's members.
+fn members(models: &Ensemble) -> Result<Vec<ensemble::Member<'_>>> {
+    models
+        .members
+        .iter()
+        .map(|m| {
+            let stats = m.stats.ok_or_else(|| anyhow::anyhow!("no statistics"))?;
+            Ok(ensemble::Member {
+                network: &m.loaded.cfg,
+                vars: m.loaded.vs.variables(),
+                stats,
+            })
+        })
+        .collect()
+}
+
+/// Writes the graph's `bytes` to `path` and `json` to `sidecar`. The graph is written
+/// (not yet in place) before the sidecar, so that a full disk leaves neither a new
+/// sidecar without its graph nor a partial graph.
+fn write(path: &Path, bytes: &[u8], sidecar: &Path, json: &serde_json::Value) -> Result<PathBuf> {
+    let dir = crate::atomic::parent_dir(path);
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+    let mut file = crate::atomic::AtomicFile::create(path)?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    crate::atomic::write_json(sidecar, json)?;
+    crate::interrupt::check()?;
+    file.commit()
 }
 
 /// The JSON beside `model.onnx`: `model.onnx.json` (TorchScript's `model.json` may sit

@@ -41,10 +41,11 @@ pub(crate) fn masks(
     );
     let least = g.i64s("min_size", &[], &[rule.min_size.max(1) as i64]);
     let mut keep = g.op("GreaterOrEqual", &[&count, &least], vec![]);
-    let gate = rule.presence;
-    if let Some((gate, p)) =
-        gate.and_then(|t| Some((t, probability(g, t.source, probs, head, map_pixels)?)))
-    {
+    let gated = rule
+        .presence
+        .and_then(|gate| Some((gate, probability(g, gate.source, probs, head, map_pixels)?)));
+    if let Some((gate, p)) = gated {
+        // (N, 1) -> (N, 1, 1), to broadcast over the masks' pixels.
         let p = g.cast(&p, DataType::Double);
         let at = g.f64s("presence_threshold", &[], &[gate.threshold]);
         let judged = g.op("GreaterOrEqual", &[&p, &at], vec![]);
