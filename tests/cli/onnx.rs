@@ -21,16 +21,21 @@ struct Outputs {
 
 /// Runs `path` on `n` frames of H x W with tract.
 fn run_onnx(path: &Path, frames: &[u8], n: usize) -> Outputs {
+    run_onnx_at(path, frames, n, (H, W))
+}
+
+/// Runs `path` on `n` frames of `h` x `w` with tract.
+fn run_onnx_at(path: &Path, frames: &[u8], n: usize, (h, w): (usize, usize)) -> Outputs {
     let model = tract_onnx::onnx()
         .model_for_path(path)
         .unwrap()
-        .with_input_fact(0, u8::fact([n, H, W]).into())
+        .with_input_fact(0, u8::fact([n, h, w]).into())
         .unwrap()
         .into_optimized()
         .unwrap()
         .into_runnable()
         .unwrap();
-    let input = Tensor::from_shape(&[n, H, W], frames).unwrap();
+    let input = Tensor::from_shape(&[n, h, w], frames).unwrap();
     let out = model.run(tvec!(input.into())).unwrap();
     let f32s = |t: &TValue| {
         t.to_plain_array_view::<f32>()
@@ -51,12 +56,13 @@ fn run_onnx(path: &Path, frames: &[u8], n: usize) -> Outputs {
     }
 }
 
-/// The graph's masks against submit's: at least 99.9% of pixels equal and the same
-/// frames empty; returns how many frames have a mask.
+/// The graph's masks against submit's (or predict's): at least 99.9% of pixels equal
+/// and the same frames empty; returns how many frames have a mask.
 fn compare_masks(got: &[u8], want: &[Vec<u8>]) -> usize {
-    assert_eq!(got.len(), want.len() * H * W);
+    let pixels = want.first().map_or(0, Vec::len);
+    assert_eq!(got.len(), want.len() * pixels);
     let mut differ = 0;
-    for (k, (g, w)) in got.chunks(H * W).zip(want).enumerate() {
+    for (k, (g, w)) in got.chunks(pixels).zip(want).enumerate() {
         assert_eq!(
             g.contains(&255),
             w.contains(&255),
@@ -127,6 +133,7 @@ fn the_tutorials_network_gives_predict_and_submits_results() {
         env.run(&[&["submit", "-q"][..], &rule].concat()).ok();
         export_and_compare(&env, &ALONE, &rule, 96 * 96);
     }
+    real_frames_give_predicts_masks(&env, &rule);
     let json = std::fs::read_to_string(env.path("m/model.onnx.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["opset"], 17);
@@ -214,6 +221,50 @@ fn a_batchnorm_variant_with_a_presence_head_at_another_input_size_exports() {
     .concat();
     env.run(&[&["submit", "-q"][..], &mean].concat()).ok();
     export_and_compare(&env, &ALONE, &mean, 32 * 48);
+}
+
+/// The three real usgra-seg frames of the fixtures (512 x 512 gray), through a graph
+/// exported for their size and through `predict` on their folder: the same masks.
+fn real_frames_give_predicts_masks(env: &TestEnv, rule: &[&str]) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/frames/usgra");
+    std::fs::create_dir_all(env.path("real")).unwrap();
+    let mut frames = Vec::new();
+    for (k, file) in ["images/0000.png", "images/0001.png", "test/images/0004.png"]
+        .iter()
+        .enumerate()
+    {
+        let frame = image::open(dir.join(file)).unwrap().to_luma8();
+        assert_eq!(frame.dimensions(), (512, 512));
+        frames.extend_from_slice(frame.as_raw());
+        std::fs::copy(dir.join(file), env.path(&format!("real/{k}.png"))).unwrap();
+    }
+    let predict = [
+        "predict",
+        "-q",
+        "--images",
+        "real",
+        "--out-dir",
+        "pred",
+        "--device",
+        "cpu",
+    ];
+    env.run(&[&predict[..], &ALONE, rule].concat()).ok();
+    let export = ["export", "--onnx", "m/real.onnx", "--frame-size", "512x512"];
+    env.run(&[&export[..], &ALONE, rule].concat()).ok();
+    let got = run_onnx_at(&env.path("m/real.onnx"), &frames, 3, (512, 512));
+    let want: Vec<Vec<u8>> = (0..3)
+        .map(|k| {
+            image::open(env.path(&format!("pred/{k}_mask.png")))
+                .unwrap()
+                .to_luma8()
+                .into_raw()
+        })
+        .collect();
+    let kept = compare_masks(&got.masks, &want);
+    assert!(
+        kept > 0,
+        "no mask on the real frames: the comparison would be of empty masks"
+    );
 }
 
 /// Two checkpoints of different input sizes, with TTA, in one graph: predict's average.
