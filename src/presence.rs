@@ -128,16 +128,15 @@ pub fn scores_path(masks: &Path) -> PathBuf {
     masks.with_file_name(file)
 }
 
-/// Refuses a gate on the presence head when the checkpoints (`weights`) have none.
-pub(crate) fn check_head(gate: Option<Gate>, has_head: bool, weights: &[PathBuf]) -> Result<()> {
-    match gate {
-        Some(g) if g.source.needs_head() && !has_head => bail!(
-            "--presence {} needs a checkpoint trained with --presence-head, and {} has no \
+/// Refuses a gate on the presence head when a checkpoint has none: `headless` is the
+/// first checkpoint without a head, if any.
+pub(crate) fn check_head(gate: Option<Gate>, headless: Option<&Path>) -> Result<()> {
+    match (gate, headless) {
+        (Some(g), Some(path)) if g.source.needs_head() => bail!(
+            "--presence {} needs checkpoints trained with --presence-head, and {} has no \
              presence head: use --presence mask",
             g.source.name(),
-            weights
-                .first()
-                .map_or_else(|| "the checkpoint".to_owned(), |w| w.display().to_string())
+            path.display()
         ),
         _ => Ok(()),
     }

@@ -93,7 +93,7 @@ impl Segmenter {
     /// from a training array take a while).
     pub(crate) fn load_quiet(cfg: &SegmenterConfig, quiet: bool) -> Result<Segmenter> {
         let models = Ensemble::load(&cfg.ensemble, Some(&cfg.stats), quiet)?;
-        crate::presence::check_head(cfg.rule.presence, models.has_heads(), &cfg.ensemble.weights)?;
+        crate::presence::check_head(cfg.rule.presence, models.headless())?;
         Ok(Segmenter {
             models,
             rule: cfg.rule,

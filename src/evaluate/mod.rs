@@ -178,6 +178,7 @@ fn groups_and_nerve(cfg: &EvalConfig, input: FrameSize) -> Result<(Vec<String>, 
 /// Evaluates a checkpoint on the validation split of the prepared training arrays.
 pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation> {
     let models = Ensemble::load(&cfg.ensemble, Some(&cfg.stats), cfg.quiet)?;
+    crate::presence::check_head(cfg.rule.presence, models.headless())?;
     let run = models.first().meta.run.clone();
     // Arrays that are not the training data (another count, or the same count with
     // another fingerprint: a test set) are scored whole unless a share is asked for.
@@ -259,11 +260,6 @@ fn score(
     let p = dataset::to_nchw(&preds.maps, map).map_err(|e| host("reading the predictions", e))?;
     let dice_coef = batch_dice_coef(&y, &p, n, cfg.ensemble.batch_size)
         .map_err(|e| host("computing dice_coef", e))?;
-    crate::presence::check_head(
-        cfg.rule.presence,
-        preds.presence.is_some(),
-        &cfg.ensemble.weights,
-    )?;
 
     let up = enlarger(map, size);
     let pixels = size.pixels();

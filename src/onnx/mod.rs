@@ -165,7 +165,7 @@ pub fn export_onnx(cfg: &OnnxConfig) -> Result<OnnxReport> {
         allow_partial: false,
     };
     let models = Ensemble::load(&plain, Some(&cfg.stats), cfg.quiet)?;
-    crate::presence::check_head(cfg.rule.presence, models.has_heads(), &cfg.weights)?;
+    crate::presence::check_head(cfg.rule.presence, models.headless())?;
     let meta = &models.first().meta;
     let frame_size = match cfg.frame_size.or(meta.frame_size) {
         Some(s) => s,

@@ -130,7 +130,15 @@ impl Ensemble {
 
     /// Whether every member has a presence head.
     pub(crate) fn has_heads(&self) -> bool {
-        self.members.iter().all(|m| m.loaded.net.has_head())
+        self.headless().is_none()
+    }
+
+    /// The file of the first member without a presence head, if any.
+    pub(crate) fn headless(&self) -> Option<&std::path::Path> {
+        self.members
+            .iter()
+            .find(|m| !m.loaded.net.has_head())
+            .map(|m| m.loaded.file.path.as_path())
     }
 
     /// The predictions of model-ready [N, 1, h, w] inputs, fed as they are (every member

@@ -126,7 +126,7 @@ impl fmt::Display for PredictReport {
 pub fn predict(cfg: &PredictConfig) -> Result<PredictReport> {
     let (reader, frames) = open_images(&cfg.images)?;
     let models = Ensemble::load(&cfg.ensemble, frames.then_some(&cfg.stats), cfg.quiet)?;
-    crate::presence::check_head(cfg.rule.presence, models.has_heads(), &cfg.ensemble.weights)?;
+    crate::presence::check_head(cfg.rule.presence, models.headless())?;
     if !frames {
         ready_size(&cfg.images, &reader.shape, &models)?;
     }

@@ -221,6 +221,14 @@ fn a_batchnorm_variant_with_a_presence_head_at_another_input_size_exports() {
     .concat();
     env.run(&[&["submit", "-q"][..], &mean].concat()).ok();
     export_and_compare(&env, &ALONE, &mean, 32 * 48);
+    // In an ensemble, the head's gate needs every member's head, and the refusal names
+    // the one without.
+    train_tiny(&env, "w2", &[]);
+    let both = ["--weights", "w/weights.h5", "--weights", "w2/weights.h5"];
+    env.refuses(
+        &[&["export", "--onnx", "m/both.onnx"][..], &both, &gate].concat(),
+        &["w2/weights.h5 has no presence head", "--presence mask"],
+    );
 }
 
 /// The three real usgra-seg frames of the fixtures (512 x 512 gray), through a graph

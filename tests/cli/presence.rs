@@ -93,7 +93,7 @@ fn presence_gates_empty_frames_and_the_sweep_searches_it() {
     );
     // The checkpoint has no presence head.
     env.run(&["evaluate", "--device", "cpu", "--presence", "head"])
-        .fails_with(&["--presence head needs a checkpoint trained with --presence-head"]);
+        .fails_with(&["--presence head needs checkpoints trained with --presence-head"]);
     env.run(&["prepare", "-q", "--raw", "raw", "--out", ".", "--test-only"])
         .ok();
     env.run(&["predict", "-q", "--device", "cpu", "--no-png"])
