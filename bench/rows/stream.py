@@ -1,9 +1,11 @@
 """stream: `nerveseg stream` on a clip of raw 420 x 580 frames, one frame at a time
 (batch 1: each mask written before the next frame is read), with a width-32 checkpoint at
 96 x 96, beside the same network in PyTorch eager at batch 1 (the forward pass alone, on
-frames already resized and standardised: less work than nerveseg's whole path). By
-frames/s and the latency's median and 99th percentile; the target is 30 frames/s with
-the 99th percentile under 50 ms; with --bf16 too on a CPU with bf16 instructions."""
+frames already resized and standardised: less work than nerveseg's whole path) and
+beside the checkpoint's `export --onnx` graph in onnxruntime (the same work as nerveseg's:
+frames in, masks out). By frames/s and the latency's median and 99th percentile; the
+target is 30 frames/s with the 99th percentile under 50 ms; with --bf16 too on a CPU with
+bf16 instructions."""
 
 import os
 import re
@@ -56,6 +58,30 @@ def make_inputs(args, setup, d):
     return clip, weights
 
 
+def export_onnx(args, d, weights):
+    """`nerveseg export --onnx` of the checkpoint for 420 x 580 frames, in `d`; made once."""
+    model = os.path.join(d, "model.onnx")
+    if not os.path.exists(model):
+        cmd = [args.nerveseg, "export", "-q", "--onnx", model, "--weights", weights,
+               "--frame-size", "420x580"]
+        log("[stream set-up] " + " ".join(cmd))
+        run_child(cmd, os.path.join(args.work, "logs", "stream.onnx"), expect_json=False)
+    return model
+
+
+def onnx_variant(args, d, weights, dry):
+    """onnxruntime running the exported graph, or a reason it cannot run."""
+    model = os.path.join(d, "model.onnx")
+    why = None if dry or help_has(args.nerveseg, ["export"], "--onnx") else (
+        "this nerveseg has no `export --onnx`")
+    if why is None and not dry:
+        model = export_onnx(args, d, weights)
+    return Variant("ort", "onnxruntime, batch 1 (model.onnx)",
+                   [args.python, os.path.join(args.ref_dir, "onnx_stream.py"), "--model", model,
+                    "--clip", os.path.join(d, "clip.raw"), "--frame-size", "420x580",
+                    "--frames", FRAMES, "--threads", args.threads], unavailable=why)
+
+
 def run(args, setup):
     d = os.path.join(args.work, "stream")
     res = RowResult("stream")
@@ -72,7 +98,8 @@ def run(args, setup):
     b = Variant("torch", "torch eager, batch 1",
                 [args.python, os.path.join(args.ref_dir, "torch_unet.py"), "stream", "--images",
                  setup.x96, "--frames", FRAMES, "--threads", args.threads, "--channels-last"])
-    variants = [a, b]
+    c = onnx_variant(args, d, weights, args.dry_run or nb is not None)
+    variants = [a, b, c]
     a16 = None
     skip = bf16_skip_reason(args, "stream")
     if skip:
@@ -101,6 +128,9 @@ def run(args, setup):
     measure = "frames/s, batch 1 (420 x 580 frames, width 32 at 96 x 96)"
     r = ratio(get(a, "fps"), get(b, "fps"))
     res.lines.append(Line("stream", measure, text(a), text(b), fmt_ratio(r), "report", "-"))
+    res.lines.append(Line("stream", "beside its own graph in onnxruntime (frames to masks)",
+                          text(a), text(c), fmt_ratio(ratio(get(a, "fps"), get(c, "fps"))),
+                          "report", "-"))
     fps, p99 = get(a, "fps"), get(a, "latency_p99_ms")
     ok = fps is not None and fps >= 30 and p99 < 50
     res.lines.append(Line("stream", "the live-stream target", text(a),
@@ -114,7 +144,8 @@ def run(args, setup):
                      "(its weights do not change the speed); nerveseg's figures are its own "
                      "summary line (each frame from its last byte read to its mask flushed, "
                      "resize, standardising and enlarging included); PyTorch's are the forward "
-                     "pass alone")
+                     "pass alone; onnxruntime's are the exported graph's whole run (resize, "
+                     "standardising, network and mask rule), at the same number of threads")
     return res
 
 
