@@ -120,7 +120,7 @@ pub enum Command {
     #[command(after_help = examples::STREAM)]
     Stream(stream::StreamArgs),
     /// Export the network as ONNX (frames to masks, preprocessing inside) or TorchScript
-    /// (model.pt, for torch.jit.load), with a model.json that describes it.
+    /// (model.pt, for torch.jit.load), with a JSON file beside it that describes it.
     #[command(after_help = examples::EXPORT)]
     Export(export::ExportArgs),
     /// Rewrite a Keras weight file in another layout (tf-keras model, weights only, Keras 3).
