@@ -261,14 +261,19 @@ impl Resizer {
         }
     }
 
-    /// Enlarges a 0/1 mask and thresholds the result: `out[p] = (value > cut) as u8`, the
-    /// value being exactly what [`Self::resize_f64`] computes. Only output rows whose two
-    /// source rows hold a 1 are computed; the rest are 0.
+    /// Resizes a 0/1 mask and thresholds the result: `out[p] = (value > cut) as u8`, the
+    /// value being exactly what [`Self::resize_f64`] computes. Enlarging (no blur), only
+    /// output rows whose two source rows hold a 1 are computed; the rest are 0. Shrinking
+    /// (a frame smaller than the network's input) goes through the blur.
     pub(crate) fn upsample_binary(&self, src: &[u8], cut: f64, out: &mut [u8]) {
-        debug_assert!(
-            self.rows.taps.is_empty() && self.cols.taps.is_empty(),
-            "enlarging only"
-        );
+        if !(self.rows.taps.is_empty() && self.cols.taps.is_empty()) {
+            let mut f = vec![0f64; self.output_len()];
+            self.resize_f64(src, &mut f);
+            for (o, v) in out.iter_mut().zip(&f) {
+                *o = (*v > cut) as u8;
+            }
+            return;
+        }
         let w = self.cols.len;
         let out_w = self.cols.samples.len();
         let (lo, hi) = src
@@ -377,6 +382,27 @@ mod tests {
         let want: Vec<u8> = f.iter().map(|&v| (v > 0.5) as u8).collect();
         assert_eq!(b, want);
         assert!(b.contains(&1));
+    }
+
+    #[test]
+    fn shrinking_a_mask_blurs_as_the_float_path_does() {
+        // A frame smaller than the network's input: its mask shrinks, with the blur.
+        let r = Resizer::new(96, 96, 40, 52);
+        let src: Vec<u8> = (0..96 * 96)
+            .map(|i| ((i / 96) / 6 % 2 == (i % 96) / 5 % 2) as u8)
+            .collect();
+        let mut f = vec![0f64; 40 * 52];
+        r.resize_f64(&src, &mut f);
+        for cut in [0.5, 0.0] {
+            let mut b = vec![0u8; 40 * 52];
+            r.upsample_binary(&src, cut, &mut b);
+            let want: Vec<u8> = f.iter().map(|&v| (v > cut) as u8).collect();
+            assert_eq!(b, want, "cut {cut}");
+        }
+        // The blur makes values strictly between 0 and 1, which nearest sampling would not.
+        assert!(f
+            .iter()
+            .any(|&v| v > 0.0 && v < 1.0 && (v - 0.5).abs() > 0.01));
     }
 
     #[test]

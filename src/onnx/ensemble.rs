@@ -32,7 +32,7 @@ pub(crate) struct Member<'a> {
 /// the tutorial's preprocessing does (truncated: never negative), as float32.
 fn shrunk(g: &mut Graph, frames: &str, from: FrameSize, to: FrameSize) -> String {
     let r = Resizer::new(from.height, from.width, to.height, to.width);
-    let x = resize(g, frames, &r, true);
+    let x = resize(g, frames, &r);
     let x = g.op("Floor", &[&x], vec![]);
     let x = g.cast(&x, DataType::Uint8);
     g.cast(&x, DataType::Float)
@@ -65,7 +65,6 @@ fn resized_maps(g: &mut Graph, maps: &str, from: FrameSize, to: FrameSize) -> St
         g,
         &m,
         &Resizer::new(from.height, from.width, to.height, to.width),
-        true,
     );
     let m = g.cast(&m, DataType::Float);
     g.op("Unsqueeze", &[&m, &axis1], vec![])

@@ -53,17 +53,11 @@ fn blur(
 
 /// Appends the resize of `x`, float64 (N, H, W) at the resizer's input size, to float64
 /// (N, h, w) at its output size, clipped to each frame's [min, max]: as
-/// `Resizer::resize_f64`, or without the blur as `Resizer::upsample_binary` (which
-/// never blurs, even where a mask would shrink) when `blurred` is false.
-pub(crate) fn resize(g: &mut Graph, x: &str, r: &Resizer, blurred: bool) -> String {
-    let (vert, both);
-    if blurred {
-        vert = blur(g, x, 1, &r.rows, &r.need_rows, &r.row_pairs);
-        both = blur(g, &vert, 2, &r.cols, &r.need_cols, &r.col_pairs);
-    } else {
-        vert = gather(g, x, indices(r.need_rows.iter().copied()), 1);
-        both = gather(g, &vert, indices(r.need_cols.iter().copied()), 2);
-    }
+/// `Resizer::resize_f64` (and `upsample_binary`, which is the same arithmetic; an
+/// enlarging resizer has no blur taps).
+pub(crate) fn resize(g: &mut Graph, x: &str, r: &Resizer) -> String {
+    let vert = blur(g, x, 1, &r.rows, &r.need_rows, &r.row_pairs);
+    let both = blur(g, &vert, 2, &r.cols, &r.need_cols, &r.col_pairs);
     let (h, w) = (r.rows.samples.len() as i64, r.cols.samples.len() as i64);
     // Each output pixel's corner values: the columns first, while there are few rows,
     // then the rows, which copy whole rows (a gather along the last axis is the slow

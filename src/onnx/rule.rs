@@ -28,7 +28,7 @@ pub(crate) fn masks(
     let threshold = g.f64s("threshold", &[], &[rule.threshold]);
     let small = g.op("Greater", &[&map, &threshold], vec![]);
     let small = g.cast(&small, DataType::Double);
-    let big = resize(g, &small, enlarge, false);
+    let big = resize(g, &small, enlarge);
     let cut = if rule.keep_above_zero { 0.0 } else { 0.5 };
     let cut = g.f64s("cut", &[], &[cut]);
     let full = g.op("Greater", &[&big, &cut], vec![]);

@@ -82,7 +82,7 @@ fn shrinking_frames_gives_the_resizers_values() {
         let src = frames(h_in, w_in);
         let n = src.len() / (h_in * w_in);
         let r = Resizer::new(h_in, w_in, h, w);
-        let got = run((n, h_in, w_in), (h, w), &src, |g, x| resize(g, x, &r, true));
+        let got = run((n, h_in, w_in), (h, w), &src, |g, x| resize(g, x, &r));
         let mut want = vec![0f64; n * h * w];
         for (f, o) in src.chunks(h_in * w_in).zip(want.chunks_mut(h * w)) {
             r.resize_f64(f, o);
@@ -96,9 +96,15 @@ fn shrinking_frames_gives_the_resizers_values() {
     }
 }
 
+/// Masks enlarged to Kaggle's frames, and shrunk to a frame smaller than the map.
 #[test]
-fn enlarging_masks_gives_the_resizers_pixels() {
-    let (h, w, big_h, big_w) = (96, 96, 420, 580);
+fn resizing_masks_gives_the_resizers_pixels() {
+    for (big_h, big_w) in [(420, 580), (40, 52)] {
+        masks_resize_as_nerveseg((96, 96), (big_h, big_w));
+    }
+}
+
+fn masks_resize_as_nerveseg((h, w): (usize, usize), (big_h, big_w): (usize, usize)) {
     let mut rng = rand_pcg::Pcg64::seed_from_u64(9);
     // Blobs, single pixels, a full mask and an empty one.
     let mut small: Vec<u8> = (0..h * w)
@@ -111,7 +117,7 @@ fn enlarging_masks_gives_the_resizers_pixels() {
     let r = Resizer::new(h, w, big_h, big_w);
     for cut in [0.5, 0.0] {
         let got = run((n, h, w), (big_h, big_w), &small, |g, x| {
-            let y = resize(g, x, &r, false);
+            let y = resize(g, x, &r);
             let c = g.f64s("cut", &[], &[cut]);
             g.op("Greater", &[&y, &c], vec![])
         });
@@ -124,7 +130,10 @@ fn enlarging_masks_gives_the_resizers_pixels() {
             .zip(&want)
             .filter(|(a, b)| **a != **b as f64)
             .count();
-        assert_eq!(differ, 0, "cut {cut}: {differ} pixels differ");
+        assert_eq!(
+            differ, 0,
+            "{big_h}x{big_w}, cut {cut}: {differ} pixels differ"
+        );
         assert!(want.contains(&1));
     }
 }
