@@ -265,7 +265,7 @@ impl Resizer {
     /// value being exactly what [`Self::resize_f64`] computes. Enlarging (no blur), only
     /// output rows whose two source rows hold a 1 are computed; the rest are 0. Shrinking
     /// (a frame smaller than the network's input) goes through the blur.
-    pub(crate) fn upsample_binary(&self, src: &[u8], cut: f64, out: &mut [u8]) {
+    pub(crate) fn resize_binary(&self, src: &[u8], cut: f64, out: &mut [u8]) {
         if !(self.rows.taps.is_empty() && self.cols.taps.is_empty()) {
             let mut f = vec![0f64; self.output_len()];
             self.resize_f64(src, &mut f);
@@ -378,7 +378,7 @@ mod tests {
         let mut f = vec![0f64; 420 * 580];
         r.resize_f64(&src, &mut f);
         let mut b = vec![0u8; 420 * 580];
-        r.upsample_binary(&src, 0.5, &mut b);
+        r.resize_binary(&src, 0.5, &mut b);
         let want: Vec<u8> = f.iter().map(|&v| (v > 0.5) as u8).collect();
         assert_eq!(b, want);
         assert!(b.contains(&1));
@@ -395,7 +395,7 @@ mod tests {
         r.resize_f64(&src, &mut f);
         for cut in [0.5, 0.0] {
             let mut b = vec![0u8; 40 * 52];
-            r.upsample_binary(&src, cut, &mut b);
+            r.resize_binary(&src, cut, &mut b);
             let want: Vec<u8> = f.iter().map(|&v| (v > cut) as u8).collect();
             assert_eq!(b, want, "cut {cut}");
         }

@@ -78,7 +78,7 @@ impl MaskRule {
         }
         let mut full = vec![0u8; resizer.output_len()];
         let cut = if self.keep_above_zero { 0.0 } else { 0.5 };
-        resizer.upsample_binary(&small, cut, &mut full);
+        resizer.resize_binary(&small, cut, &mut full);
         let count = full.iter().filter(|&&v| v != 0).count();
         (count > 0 && count >= self.min_size).then_some(full)
     }

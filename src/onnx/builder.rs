@@ -158,6 +158,24 @@ impl Graph {
         self.constant(stem, DataType::Uint8, &[], vec![v])
     }
 
+    /// `x` gathered at the indices `at` along `axis`.
+    pub fn gather(&mut self, x: &str, at: &[i64], axis: i64) -> String {
+        let idx = self.i64s("index", &[at.len() as i64], at);
+        self.op("Gather", &[x, &idx], vec![("axis", Attr::Int(axis))])
+    }
+
+    /// `x` with its dimension `axis` (of size 1) removed.
+    pub fn squeeze(&mut self, x: &str, axis: i64) -> String {
+        let axes = self.i64s("axes", &[1], &[axis]);
+        self.op("Squeeze", &[x, &axes], vec![])
+    }
+
+    /// `x` with a dimension of size 1 inserted at `axis`.
+    pub fn unsqueeze(&mut self, x: &str, axis: i64) -> String {
+        let axes = self.i64s("axes", &[1], &[axis]);
+        self.op("Unsqueeze", &[x, &axes], vec![])
+    }
+
     /// `Cast` of `x` to `to`.
     pub fn cast(&mut self, x: &str, to: DataType) -> String {
         self.op("Cast", &[x], vec![("to", Attr::Int(to as i32 as i64))])

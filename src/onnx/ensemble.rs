@@ -12,7 +12,7 @@ use anyhow::{anyhow, Result};
 use tch::Tensor;
 
 use super::builder::pb::tensor_proto::DataType;
-use super::builder::{Attr, Graph};
+use super::builder::Graph;
 use super::network::{network, Outputs, Weights};
 use super::resize::resize;
 use crate::dataset::Stats;
@@ -44,22 +44,19 @@ fn standardised(g: &mut Graph, x: &str, stats: Stats) -> String {
     let std = g.f32s("std", &[], &[stats.std as f32]);
     let centred = g.op("Sub", &[x, &mean], vec![]);
     let x = g.op("Div", &[&centred, &std], vec![]);
-    let axis1 = g.i64s("axes", &[1], &[1]);
-    g.op("Unsqueeze", &[&x, &axis1], vec![])
+    g.unsqueeze(&x, 1)
 }
 
 /// (N, 1, h, w) flipped along its width.
 fn flipped(g: &mut Graph, x: &str, width: usize) -> String {
     let reversed: Vec<i64> = (0..width as i64).rev().collect();
-    let idx = g.i64s("reversed", &[width as i64], &reversed);
-    g.op("Gather", &[x, &idx], vec![("axis", Attr::Int(3))])
+    g.gather(x, &reversed, 3)
 }
 
 /// Maps (N, 1, h, w) of `from` resized to `to` in float64, clipped to each map's range,
 /// back in float32 (`Resizer::resize_map`).
 fn resized_maps(g: &mut Graph, maps: &str, from: FrameSize, to: FrameSize) -> String {
-    let axis1 = g.i64s("axes", &[1], &[1]);
-    let m = g.op("Squeeze", &[maps, &axis1], vec![]);
+    let m = g.squeeze(maps, 1);
     let m = g.cast(&m, DataType::Double);
     let m = resize(
         g,
@@ -67,7 +64,7 @@ fn resized_maps(g: &mut Graph, maps: &str, from: FrameSize, to: FrameSize) -> St
         &Resizer::new(from.height, from.width, to.height, to.width),
     );
     let m = g.cast(&m, DataType::Float);
-    g.op("Unsqueeze", &[&m, &axis1], vec![])
+    g.unsqueeze(&m, 1)
 }
 
 /// The network's passes over one member's frames `x`: the frames, then with `tta` the

@@ -45,14 +45,9 @@ impl<'a> Weights<'a> {
             .vars
             .get(&key)
             .ok_or_else(|| anyhow!("the network has no variable {key}"))?;
-        let dims = t.size();
-        let flat = t
-            .f_to_kind(tch::Kind::Float)
-            .and_then(|t| t.f_contiguous())
-            .and_then(|t| t.f_view([-1]))
-            .map_err(|e| anyhow!("reading {key}: {e}"))?;
-        let v = Vec::<f32>::try_from(&flat).map_err(|e| anyhow!("reading {key}: {e}"))?;
-        let name = g.f32s(&key.replace('.', "_"), &dims, &v);
+        let a = crate::keras::tensor_array(t).map_err(|e| anyhow!("reading {key}: {e}"))?;
+        let dims: Vec<i64> = a.shape.iter().map(|&d| d as i64).collect();
+        let name = g.f32s(&key.replace('.', "_"), &dims, &a.data);
         self.made.insert(key, name.clone());
         Ok(name)
     }

@@ -16,12 +16,6 @@ fn indices(v: impl Iterator<Item = usize>) -> Vec<i64> {
     v.map(|i| i as i64).collect()
 }
 
-/// `x` gathered at `at` along `axis`.
-fn gather(g: &mut Graph, x: &str, at: Vec<i64>, axis: i64) -> String {
-    let idx = g.i64s("index", &[at.len() as i64], &at);
-    g.op("Gather", &[x, &idx], vec![("axis", Attr::Int(axis))])
-}
-
 /// The blur of `x` along `axis` (1: rows, 2: columns) at the positions `need`, whose
 /// tap pairs are `pairs`.
 fn blur(
@@ -32,7 +26,7 @@ fn blur(
     need: &[usize],
     pairs: &[Vec<(usize, usize)>],
 ) -> String {
-    let centre = gather(g, x, indices(need.iter().copied()), axis);
+    let centre = g.gather(x, &indices(need.iter().copied()), axis);
     let Some(&w0) = along.taps.first() else {
         return centre;
     };
@@ -41,8 +35,8 @@ fn blur(
     // pairs[k][p] pairs the taps j = radius - p: outermost first.
     let radius = along.taps.len() - 1;
     for p in 0..radius {
-        let lo = gather(g, x, indices(pairs.iter().map(|v| v[p].0)), axis);
-        let hi = gather(g, x, indices(pairs.iter().map(|v| v[p].1)), axis);
+        let lo = g.gather(x, &indices(pairs.iter().map(|v| v[p].0)), axis);
+        let hi = g.gather(x, &indices(pairs.iter().map(|v| v[p].1)), axis);
         let sum = g.op("Add", &[&lo, &hi], vec![]);
         let w = g.f64s("tap", &[], &[along.taps[radius - p]]);
         let term = g.op("Mul", &[&sum, &w], vec![]);
@@ -53,7 +47,7 @@ fn blur(
 
 /// Appends the resize of `x`, float64 (N, H, W) at the resizer's input size, to float64
 /// (N, h, w) at its output size, clipped to each frame's [min, max]: as
-/// `Resizer::resize_f64` (and `upsample_binary`, which is the same arithmetic; an
+/// `Resizer::resize_f64` (and `resize_binary`, which is the same arithmetic; an
 /// enlarging resizer has no blur taps).
 pub(crate) fn resize(g: &mut Graph, x: &str, r: &Resizer) -> String {
     let vert = blur(g, x, 1, &r.rows, &r.need_rows, &r.row_pairs);
@@ -64,7 +58,7 @@ pub(crate) fn resize(g: &mut Graph, x: &str, r: &Resizer) -> String {
     // kind: it made a quarter of onnxruntime's time the other way round).
     let at = |i: usize| move |p: &(usize, usize)| if i == 0 { p.0 } else { p.1 };
     let cols: Vec<String> = (0..2)
-        .map(|b| gather(g, &both, indices(r.col_at.iter().map(at(b))), 2))
+        .map(|b| g.gather(&both, &indices(r.col_at.iter().map(at(b))), 2))
         .collect();
     let weights = |axis: &Axis, i: usize| -> Vec<f64> {
         axis.samples
@@ -75,7 +69,7 @@ pub(crate) fn resize(g: &mut Graph, x: &str, r: &Resizer) -> String {
     let mut total: Option<String> = None;
     // SciPy's order: (r0, c0), (r0, c1), (r1, c0), (r1, c1); value * row w * column w.
     for (a, b) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-        let corner = gather(g, &cols[b], indices(r.row_at.iter().map(at(a))), 1);
+        let corner = g.gather(&cols[b], &indices(r.row_at.iter().map(at(a))), 1);
         let row_w = g.f64s("row_weight", &[h, 1], &weights(&r.rows, a));
         let col_w = g.f64s("col_weight", &[1, w], &weights(&r.cols, b));
         let by_row = g.op("Mul", &[&corner, &row_w], vec![]);

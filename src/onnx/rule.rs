@@ -22,8 +22,7 @@ pub(crate) fn masks(
     map_pixels: usize,
     output: &str,
 ) {
-    let axis1 = g.i64s("axes", &[1], &[1]);
-    let map = g.op("Squeeze", &[probs, &axis1], vec![]);
+    let map = g.squeeze(probs, 1);
     let map = g.cast(&map, DataType::Double);
     let threshold = g.f64s("threshold", &[], &[rule.threshold]);
     let small = g.op("Greater", &[&map, &threshold], vec![]);
@@ -49,8 +48,7 @@ pub(crate) fn masks(
         let p = g.cast(&p, DataType::Double);
         let at = g.f64s("presence_threshold", &[], &[gate.threshold]);
         let judged = g.op("GreaterOrEqual", &[&p, &at], vec![]);
-        let axis2 = g.i64s("axes", &[1], &[2]);
-        let judged = g.op("Unsqueeze", &[&judged, &axis2], vec![]);
+        let judged = g.unsqueeze(&judged, 2);
         keep = g.op("And", &[&keep, &judged], vec![]);
     }
     let kept = g.op("And", &[&full, &keep], vec![]);

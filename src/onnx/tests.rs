@@ -123,7 +123,7 @@ fn masks_resize_as_nerveseg((h, w): (usize, usize), (big_h, big_w): (usize, usiz
         });
         let mut want = vec![0u8; n * big_h * big_w];
         for (f, o) in small.chunks(h * w).zip(want.chunks_mut(big_h * big_w)) {
-            r.upsample_binary(f, cut, o);
+            r.resize_binary(f, cut, o);
         }
         let differ = got
             .iter()
