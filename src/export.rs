@@ -59,6 +59,13 @@ fn tch_err(what: &str) -> impl Fn(TchError) -> anyhow::Error + '_ {
 
 /// Traces, saves, reloads and checks the module, then writes the sidecar.
 pub fn export(cfg: &ExportConfig) -> Result<ExportReport> {
+    if let Some(g) = cfg.rule.presence.filter(|g| g.source.needs_head()) {
+        bail!(
+            "--presence {}: the TorchScript module traces the mask's output alone, without the \
+             presence head; use --presence mask, or --onnx, whose graph holds the head",
+            g.source.name()
+        );
+    }
     if cfg.torchscript.extension().is_some_and(|e| e == "json") {
         bail!(
             "{}: the module would be overwritten by its own sidecar; name it model.pt",
@@ -193,6 +200,8 @@ fn sidecar(
         },
         "threshold": cfg.rule.threshold,
         "min_size": cfg.rule.min_size,
+        "keep_above_zero": cfg.rule.keep_above_zero,
+        "presence": cfg.rule.presence.map(|g| g.to_string()),
         "frame_size": meta.frame_size.map(|s| [s.height, s.width]),
         "epoch": meta.epoch,
     })

@@ -12,6 +12,19 @@ fn the_torchscript_module_gives_the_networks_probabilities() {
     let env = TestEnv::new();
     let w = keras_fixture("unet_w4_weights.h5");
     let w = w.to_str().unwrap();
+    // The module has no head output, so a gate on it cannot be honoured.
+    env.refuses(
+        &[
+            "export",
+            "--torchscript",
+            "m/model.pt",
+            "--weights",
+            w,
+            "--presence",
+            "head",
+        ],
+        &["--presence head", "presence head", "--onnx"],
+    );
     // An original Keras file stores no statistics: export asks for them.
     env.run(&["export", "--torchscript", "m/model.pt", "--weights", w])
         .fails_with(&["stores no training mean/std", "--mean"]);
@@ -38,6 +51,8 @@ fn the_torchscript_module_gives_the_networks_probabilities() {
     assert_eq!(json["std"], 52.25);
     assert_eq!(json["threshold"], 0.4);
     assert_eq!(json["min_size"], 10);
+    assert_eq!(json["keep_above_zero"], false);
+    assert_eq!(json["presence"], serde_json::Value::Null);
     assert_eq!(json["base_width"], 4);
     assert_eq!(json["input"]["shape"], serde_json::json!(["N", 1, 96, 96]));
 
